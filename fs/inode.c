@@ -1,0 +1,201 @@
+/*
+ * inode.c - the inode table: FUSE inode numbers <-> (parent, name, S3 key).
+ *
+ * Inode numbers are handed out from a counter and never reused while the mount lives.  An inode
+ * lives while the kernel holds lookups on it (nlookup > 0); the root lives forever.  A child
+ * needs nothing from its parent's inode (it carries its own full key), so forgetting a parent
+ * before its children is harmless.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs_i.h"
+#include "util.h"
+
+#define ITABLE_BUCKETS 65536
+
+static size_t ino_bucket(const struct tfs_itable *t, fuse_ino_t ino)
+{
+	return tfs_hash64(&ino, sizeof(ino), 1) % t->nbuckets;
+}
+
+static size_t name_bucket(const struct tfs_itable *t, fuse_ino_t parent, const char *name)
+{
+	return tfs_hash64(name, strlen(name), parent) % t->nbuckets;
+}
+
+int itable_init(struct tfs_itable *t, const char *root_key)
+{
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_init(&t->lock, NULL);
+	t->nbuckets = ITABLE_BUCKETS;
+	t->by_ino = calloc(t->nbuckets, sizeof(*t->by_ino));
+	t->by_name = calloc(t->nbuckets, sizeof(*t->by_name));
+	struct tfs_inode *root = calloc(1, sizeof(*root));
+	if (!t->by_ino || !t->by_name || !root || !(root->key = strdup(root_key)) ||
+	    !(root->name = strdup(""))) {
+		if (root) {
+			free(root->key);
+			free(root->name);
+		}
+		free(root);
+		free(t->by_ino);
+		free(t->by_name);
+		return -ENOMEM;
+	}
+	root->ino = FUSE_ROOT_ID;
+	root->is_dir = true;
+	root->attr.is_dir = true;
+	root->nlookup = 1;
+	t->by_ino[ino_bucket(t, FUSE_ROOT_ID)] = root;
+	t->next_ino = FUSE_ROOT_ID + 1;
+	t->count = 1;
+	return 0;
+}
+
+static void inode_free(struct tfs_inode *i)
+{
+	free(i->name);
+	free(i->key);
+	free(i);
+}
+
+void itable_destroy(struct tfs_itable *t)
+{
+	for (size_t b = 0; b < t->nbuckets; b++) {
+		struct tfs_inode *i = t->by_ino[b];
+		while (i) {
+			struct tfs_inode *n = i->ino_next;
+			inode_free(i);
+			i = n;
+		}
+	}
+	free(t->by_ino);
+	free(t->by_name);
+	pthread_mutex_destroy(&t->lock);
+}
+
+static struct tfs_inode *get_locked(struct tfs_itable *t, fuse_ino_t ino)
+{
+	for (struct tfs_inode *i = t->by_ino[ino_bucket(t, ino)]; i; i = i->ino_next)
+		if (i->ino == ino)
+			return i;
+	return NULL;
+}
+
+struct tfs_inode *itable_get(struct tfs_itable *t, fuse_ino_t ino)
+{
+	pthread_mutex_lock(&t->lock);
+	struct tfs_inode *i = get_locked(t, ino);
+	pthread_mutex_unlock(&t->lock);
+	return i;
+}
+
+static void unhash_name_locked(struct tfs_itable *t, struct tfs_inode *i)
+{
+	if (!i->hashed)
+		return;
+	struct tfs_inode **pp = &t->by_name[name_bucket(t, i->parent, i->name)];
+	while (*pp != i)
+		pp = &(*pp)->name_next;
+	*pp = i->name_next;
+	i->hashed = false;
+}
+
+struct tfs_inode *itable_link(struct tfs_itable *t, struct tfs_inode *parent, const char *name,
+			      const struct tfs_attr *a)
+{
+	size_t nb = name_bucket(t, parent->ino, name);
+	struct tfs_inode *i, *fresh = NULL;
+	char *key = tfs_strdup_printf("%s%s%s", parent->key, name, a->is_dir ? "/" : "");
+	if (!key)
+		return NULL;
+
+	pthread_mutex_lock(&t->lock);
+	for (i = t->by_name[nb]; i; i = i->name_next)
+		if (i->parent == parent->ino && strcmp(i->name, name) == 0)
+			break;
+	if (i && i->is_dir != a->is_dir) {
+		/* A file became a directory or back: a new inode; the old one lives on until
+		 * the kernel forgets it, unreachable by name. */
+		unhash_name_locked(t, i);
+		i = NULL;
+	}
+	if (!i) {
+		fresh = calloc(1, sizeof(*fresh));
+		if (!fresh || !(fresh->name = strdup(name))) {
+			pthread_mutex_unlock(&t->lock);
+			free(fresh);
+			free(key);
+			return NULL;
+		}
+		i = fresh;
+		i->key = key;
+		key = NULL;
+		i->ino = t->next_ino++;
+		i->parent = parent->ino;
+		i->is_dir = a->is_dir;
+		i->hashed = true;
+		i->name_next = t->by_name[nb];
+		t->by_name[nb] = i;
+		size_t ib = ino_bucket(t, i->ino);
+		i->ino_next = t->by_ino[ib];
+		t->by_ino[ib] = i;
+		t->count++;
+	}
+	/* A directory's attributes come from nowhere but its existence: keep them. */
+	if (!a->is_dir || fresh) {
+		i->attr = *a;
+		i->attr_ms = tfs_now_ms();
+	}
+	i->nlookup++;
+	pthread_mutex_unlock(&t->lock);
+	free(key);
+	return i;
+}
+
+void itable_forget(struct tfs_itable *t, fuse_ino_t ino, uint64_t n)
+{
+	struct tfs_inode *victim = NULL;
+	pthread_mutex_lock(&t->lock);
+	struct tfs_inode *i = get_locked(t, ino);
+	if (i && ino != FUSE_ROOT_ID) {
+		i->nlookup = n >= i->nlookup ? 0 : i->nlookup - n;
+		if (i->nlookup == 0) {
+			unhash_name_locked(t, i);
+			struct tfs_inode **pp = &t->by_ino[ino_bucket(t, ino)];
+			while (*pp != i)
+				pp = &(*pp)->ino_next;
+			*pp = i->ino_next;
+			t->count--;
+			victim = i;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (victim)
+		inode_free(victim);
+}
+
+void itable_get_attr(struct tfs_itable *t, struct tfs_inode *i, struct tfs_attr *a, uint64_t *ms)
+{
+	pthread_mutex_lock(&t->lock);
+	*a = i->attr;
+	*ms = i->attr_ms;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void itable_set_attr(struct tfs_itable *t, struct tfs_inode *i, const struct tfs_attr *a)
+{
+	pthread_mutex_lock(&t->lock);
+	i->attr = *a;
+	i->attr_ms = tfs_now_ms();
+	pthread_mutex_unlock(&t->lock);
+}
+
+void itable_expire_attr(struct tfs_itable *t, struct tfs_inode *i)
+{
+	pthread_mutex_lock(&t->lock);
+	i->attr_ms = 0;
+	pthread_mutex_unlock(&t->lock);
+}

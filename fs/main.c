@@ -1,0 +1,155 @@
+/*
+ * main.c - tierfs's entry point: options, credentials, a check that the bucket answers, the
+ * FUSE session, and an orderly teardown.
+ *
+ * Exit status: 0 on a clean unmount (fusermount3 -u, SIGTERM, SIGINT), 1 when the mount could
+ * not be made (no credentials, bucket unreachable or refused, FUSE errors), 2 on bad options.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs_i.h"
+#include "log.h"
+#include "util.h"
+
+/* Asks for one key of the mount's root, so that a wrong endpoint, bucket or credentials fail the
+ * mount with a clear message instead of failing every later operation. */
+static int check_bucket(struct s3_client *s3, const struct tfs_options *o)
+{
+	struct s3_list_page pg;
+	int ret = s3_list_page(s3, o->prefix, "/", NULL, 1, &pg);
+	if (ret == 0) {
+		if (o->prefix[0] && !pg.nobjects && !pg.nprefixes)
+			tfs_warn("prefix '%s' of bucket '%s' holds no keys: the mount is empty",
+				 o->prefix, o->bucket);
+		s3_list_page_free(&pg);
+		return 0;
+	}
+	switch (ret) {
+	case -EACCES:
+		tfs_err("access to bucket '%s' denied: check the credentials (access key, secret "
+			"key, profile) and the region",
+			o->bucket);
+		break;
+	case -ENOENT:
+		tfs_err("bucket '%s' does not exist at this endpoint", o->bucket);
+		break;
+	default:
+		tfs_err("cannot list bucket '%s': %s (is the endpoint '%s' reachable?)", o->bucket,
+			strerror(-ret), o->endpoint ? o->endpoint : "AWS");
+	}
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args fargs = FUSE_ARGS_INIT(0, NULL);
+	struct tfs_options opts;
+	struct s3_config s3cfg = { 0 };
+	struct tfs_fs fs = { 0 };
+	struct fuse_session *se = NULL;
+	struct fuse_loop_config *loop = NULL;
+	int status = 1, ret;
+
+	int r = tfs_parse_options(argc, argv, &opts, &fargs);
+	if (r >= 0) {
+		tfs_options_free(&opts);
+		fuse_opt_free_args(&fargs);
+		return r;
+	}
+	tfs_log_set_level(opts.debug ? TFS_LOG_DEBUG : TFS_LOG_INFO);
+
+	/* Credentials, region, endpoint: command line over environment over files. */
+	s3cfg.endpoint = opts.endpoint ? strdup(opts.endpoint) : NULL;
+	s3cfg.region = opts.region ? strdup(opts.region) : NULL;
+	s3cfg.bucket = strdup(opts.bucket);
+	s3cfg.path_style = opts.path_style;
+	s3cfg.anonymous = opts.anonymous;
+	s3cfg.timeout_ms = (unsigned)opts.timeout_ms;
+	s3cfg.max_retries = (unsigned)opts.retries;
+	ret = s3_resolve_credentials(&s3cfg, opts.profile);
+	if (ret == -ENOKEY && !opts.anonymous) {
+		tfs_err("no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, use a "
+			"profile (-o profile=, AWS_PROFILE), or -o anonymous for a public bucket");
+		goto out_opts;
+	}
+	fs.s3 = s3_client_new(&s3cfg, &ret);
+	if (!fs.s3) {
+		tfs_err("cannot set up the S3 client: %s", strerror(-ret));
+		goto out_opts;
+	}
+	if (check_bucket(fs.s3, &opts) < 0)
+		goto out_s3;
+
+	fs.opts = &opts;
+	fs.uid = getuid();
+	fs.gid = getgid();
+	fs.mount_time = time(NULL);
+	fs.timeout_s = opts.ttl_s == TFS_TTL_NEVER ? 365.0 * 86400 : (double)opts.ttl_s;
+	if (itable_init(&fs.itab, opts.prefix) < 0)
+		goto out_s3;
+
+	se = fuse_session_new(&fargs, &tfs_ops, sizeof(tfs_ops), &fs);
+	if (!se)
+		goto out_itab;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_session;
+	if (fuse_session_mount(se, opts.mountpoint) != 0)
+		goto out_signals;
+	tfs_info("mounted bucket '%s'%s%s at %s (read-only)", opts.bucket,
+		 opts.prefix[0] ? " prefix " : "", opts.prefix, opts.mountpoint);
+	if (fuse_daemonize(opts.foreground) != 0)
+		goto out_unmount;
+	if (!opts.foreground)
+		tfs_log_use_syslog(true);
+
+	/* Threads start after daemonizing: fork keeps only the calling thread. */
+	struct policy_config pcfg = {
+		.chunk_size = opts.chunk_size,
+		.ttl_s = opts.ttl_s,
+		.mem_bytes = opts.mem_bytes,
+		.readahead_max = opts.readahead_max,
+		.fetch_threads = (unsigned)opts.fetch_threads,
+	};
+	fs.pol = policy_new(&pcfg, fs.s3, &ret);
+	if (!fs.pol) {
+		tfs_err("cannot start the cache: %s", strerror(-ret));
+		goto out_unmount;
+	}
+
+	loop = fuse_loop_cfg_create();
+	if (!loop)
+		goto out_policy;
+	fuse_loop_cfg_set_max_threads(loop, 16);
+	fuse_loop_cfg_set_idle_threads(loop, 8);
+	ret = fuse_session_loop_mt(se, loop);
+	/* A signal that ends the loop (SIGTERM, SIGINT, SIGHUP) is a clean unmount too. */
+	status = (ret == 0 || ret == SIGTERM || ret == SIGINT || ret == SIGHUP) ? 0 : 1;
+	if (status)
+		tfs_err("the FUSE session ended with an error (%d)", ret);
+	else
+		tfs_info("unmounting %s", opts.mountpoint);
+	fuse_loop_cfg_destroy(loop);
+out_policy:
+	policy_free(fs.pol);
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_itab:
+	itable_destroy(&fs.itab);
+out_s3:
+	s3_client_free(fs.s3);
+out_opts:
+	s3_config_clear(&s3cfg);
+	tfs_options_free(&opts);
+	fuse_opt_free_args(&fargs);
+	return status;
+}

@@ -1,0 +1,375 @@
+/*
+ * ops.c - the FUSE low-level operations of a read-only view of a bucket.
+ *
+ * Replies follow one rule: policy returns 0 or -errno, and fs replies fuse_reply_err(req, -ret).
+ * The kernel caches entries and attributes for the metadata TTL; reads always come here
+ * (open drops the page cache: keep_cache arrives with the version tracking of the L1 issue).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs_i.h"
+#include "log.h"
+#include "util.h"
+
+struct tfs_file {
+	char *key;
+	char etag[S3_ETAG_MAX];
+	uint64_t size;
+	struct policy_stream stream;
+};
+
+struct dir_handle {
+	struct tfs_listing *listing;
+};
+
+static struct tfs_fs *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
+
+static void fill_stat(const struct tfs_fs *fs, fuse_ino_t ino, const struct tfs_attr *a,
+		      struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	if (a->is_dir) {
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+		st->st_mtime = st->st_ctime = st->st_atime = fs->mount_time;
+	} else {
+		st->st_mode = S_IFREG | 0644;
+		st->st_nlink = 1;
+		st->st_size = (off_t)a->size;
+		st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
+		st->st_mtime = st->st_ctime = st->st_atime = a->mtime;
+	}
+	st->st_blksize = (blksize_t)(fs->opts->chunk_size < (1u << 20) ? fs->opts->chunk_size
+								       : (1u << 20));
+}
+
+static bool attr_fresh(const struct tfs_fs *fs, uint64_t ms)
+{
+	if (ms == 0)
+		return false;
+	if (fs->opts->ttl_s == TFS_TTL_NEVER)
+		return true;
+	return tfs_now_ms() - ms < fs->opts->ttl_s * 1000;
+}
+
+static void reply_entry(fuse_req_t req, struct tfs_fs *fs, struct tfs_inode *i,
+			const struct tfs_attr *a)
+{
+	struct fuse_entry_param e = { 0 };
+	e.ino = i->ino;
+	e.attr_timeout = fs->timeout_s;
+	e.entry_timeout = fs->timeout_s;
+	fill_stat(fs, i->ino, a, &e.attr);
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		itable_forget(&fs->itab, i->ino, 1); /* the lookup was interrupted */
+}
+
+static void tfs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
+	conn->max_readahead = POLICY_MAX_READ;
+	(void)userdata;
+}
+
+static void tfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct tfs_fs *fs = fs_of(req);
+	struct tfs_inode *dir = itable_get(&fs->itab, parent);
+	struct tfs_attr a;
+	if (!dir || !dir->is_dir) {
+		fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
+		return;
+	}
+	int ret = policy_lookup(fs->pol, dir->key, name, &a);
+	if (ret == -ENOENT) {
+		/* A negative entry, cached by the kernel for the TTL. */
+		struct fuse_entry_param e = { .ino = 0, .entry_timeout = fs->timeout_s };
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	struct tfs_inode *i = itable_link(&fs->itab, dir, name, &a);
+	if (!i) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	reply_entry(req, fs, i, &a);
+}
+
+static void tfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	itable_forget(&fs_of(req)->itab, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void tfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct tfs_fs *fs = fs_of(req);
+	for (size_t n = 0; n < count; n++)
+		itable_forget(&fs->itab, forgets[n].ino, forgets[n].nlookup);
+	fuse_reply_none(req);
+}
+
+/* The attributes of i, refreshed from S3 when older than the TTL (files only). */
+static int current_attr(struct tfs_fs *fs, struct tfs_inode *i, struct tfs_attr *a)
+{
+	uint64_t ms;
+	itable_get_attr(&fs->itab, i, a, &ms);
+	if (i->is_dir || attr_fresh(fs, ms))
+		return 0;
+	struct tfs_attr fresh;
+	int ret = policy_stat_file(fs->pol, i->key, &fresh);
+	if (ret < 0)
+		return ret;
+	if (strcmp(fresh.etag, a->etag) != 0)
+		tfs_debug("'%s' changed in S3 (ETag %s -> %s)", i->key, a->etag, fresh.etag);
+	itable_set_attr(&fs->itab, i, &fresh);
+	*a = fresh;
+	return 0;
+}
+
+static void tfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct tfs_fs *fs = fs_of(req);
+	struct tfs_inode *i = itable_get(&fs->itab, ino);
+	struct tfs_attr a;
+	struct stat st;
+	if (!i) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	int ret = current_attr(fs, i, &a);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	fill_stat(fs, ino, &a, &st);
+	fuse_reply_attr(req, &st, fs->timeout_s);
+	(void)fi;
+}
+
+static void tfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct tfs_fs *fs = fs_of(req);
+	struct tfs_inode *i = itable_get(&fs->itab, ino);
+	struct tfs_attr a;
+	if (!i) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (i->is_dir) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	int ret = current_attr(fs, i, &a);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	struct tfs_file *h = calloc(1, sizeof(*h));
+	if (!h || !(h->key = strdup(i->key))) {
+		free(h);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(h->etag, a.etag, sizeof(h->etag));
+	h->size = a.size;
+	policy_stream_init(&h->stream);
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->keep_cache = 0;
+	fi->direct_io = fs->opts->direct_io;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		policy_stream_destroy(&h->stream);
+		free(h->key);
+		free(h);
+	}
+}
+
+static void tfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct tfs_fs *fs = fs_of(req);
+	struct tfs_file *h = (struct tfs_file *)(uintptr_t)fi->fh;
+	struct policy_object o = { .key = h->key, .etag = h->etag, .size = h->size };
+	struct policy_read r;
+
+	int ret = policy_read(fs->pol, &o, &h->stream, (uint64_t)off, size, &r);
+	if (ret == -ESTALE) {
+		/* S3 holds a newer version than the one this file was opened at: this handle can
+		 * no longer be served; a new open sees the new version. */
+		struct tfs_inode *i = itable_get(&fs->itab, ino);
+		if (i)
+			itable_expire_attr(&fs->itab, i);
+		char kbuf[300];
+		tfs_warn("read of '%s' failed: the object changed in S3 since it was opened; "
+			 "reopen the file", tfs_printable(h->key, kbuf, sizeof(kbuf)));
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	if (ret < 0) {
+		fuse_reply_err(req, ret == -ENOENT ? EIO : -ret);
+		return;
+	}
+	fuse_reply_iov(req, r.iov, r.n);
+	policy_read_release(fs->pol, &r);
+}
+
+static void tfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct tfs_file *h = (struct tfs_file *)(uintptr_t)fi->fh;
+	policy_stream_destroy(&h->stream);
+	free(h->key);
+	free(h);
+	fuse_reply_err(req, 0);
+	(void)ino;
+}
+
+static void tfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct tfs_fs *fs = fs_of(req);
+	struct tfs_inode *i = itable_get(&fs->itab, ino);
+	if (!i || !i->is_dir) {
+		fuse_reply_err(req, i ? ENOTDIR : ENOENT);
+		return;
+	}
+	struct dir_handle *d = calloc(1, sizeof(*d));
+	if (!d) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int ret = policy_list_dir(fs->pol, i->key, &d->listing);
+	if (ret < 0) {
+		free(d);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	fi->cache_readdir = 0;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		policy_listing_put(d->listing);
+		free(d);
+	}
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct tfs_fs *fs = fs_of(req);
+	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+	struct tfs_inode *dir = itable_get(&fs->itab, ino);
+	struct tfs_listing *l = d->listing;
+	char *buf = malloc(size);
+	size_t pos = 0;
+	if (!buf || !dir) {
+		free(buf);
+		fuse_reply_err(req, buf ? ENOENT : ENOMEM);
+		return;
+	}
+	/* Offset k: 0 is ".", 1 "..", entry i is at i + 2; each cookie is the offset of the next. */
+	for (off_t k = off; k < (off_t)l->n + 2; k++) {
+		struct stat st = { 0 };
+		struct fuse_entry_param e = { 0 };
+		const char *name;
+		const struct tfs_attr *a = NULL;
+		if (k < 2) {
+			name = k == 0 ? "." : "..";
+			st.st_mode = S_IFDIR;
+			st.st_ino = k == 0 ? ino : dir->parent ? dir->parent : FUSE_ROOT_ID;
+		} else {
+			name = l->ents[k - 2].name;
+			a = &l->ents[k - 2].attr;
+			st.st_mode = a->is_dir ? S_IFDIR : S_IFREG;
+		}
+		size_t need = plus ? fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0)
+				   : fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+		if (pos + need > size)
+			break;
+		if (plus) {
+			if (a) {
+				struct tfs_inode *i = itable_link(&fs->itab, dir, name, a);
+				if (!i)
+					break;
+				e.ino = i->ino;
+				e.attr_timeout = e.entry_timeout = fs->timeout_s;
+				fill_stat(fs, i->ino, a, &e.attr);
+			} else {
+				/* "." and "..": no lookup count is taken for them. */
+				e.attr = st;
+			}
+			pos += fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, k + 1);
+		} else {
+			pos += fuse_add_direntry(req, buf + pos, size - pos, name, &st, k + 1);
+		}
+	}
+	fuse_reply_buf(req, buf, pos);
+	free(buf);
+}
+
+static void tfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void tfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			    struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+static void tfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+	policy_listing_put(d->listing);
+	free(d);
+	fuse_reply_err(req, 0);
+	(void)ino;
+}
+
+static void tfs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct tfs_fs *fs = fs_of(req);
+	struct statvfs sv = { 0 };
+	/* A bucket has no size to speak of: report a large, full, read-only file system. */
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_blocks = 1ull << 40 >> 12;
+	sv.f_files = 1ull << 30;
+	sv.f_namemax = NAME_MAX;
+	sv.f_flag = ST_RDONLY;
+	fuse_reply_statfs(req, &sv);
+	(void)fs;
+	(void)ino;
+}
+
+const struct fuse_lowlevel_ops tfs_ops = {
+	.init = tfs_init,
+	.lookup = tfs_lookup,
+	.forget = tfs_forget,
+	.forget_multi = tfs_forget_multi,
+	.getattr = tfs_getattr,
+	.open = tfs_open,
+	.read = tfs_read,
+	.release = tfs_release,
+	.opendir = tfs_opendir,
+	.readdir = tfs_readdir,
+	.readdirplus = tfs_readdirplus,
+	.releasedir = tfs_releasedir,
+	.statfs = tfs_statfs,
+};

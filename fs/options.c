@@ -1,0 +1,265 @@
+/*
+ * options.c - the command line: tierfs [options] BUCKET[:PREFIX] MOUNTPOINT.
+ *
+ * Every -o option is known here; an unknown or malformed one is an error (exit status 2), never
+ * silently passed on.  Defaults are the named constants of the module that owns the option.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "fs_i.h"
+#include "util.h"
+
+enum {
+	KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_TTL, KEY_CHUNK, KEY_READAHEAD,
+	KEY_MEM, KEY_TIMEOUT, KEY_RETRIES, KEY_THREADS, KEY_RO, KEY_RW, KEY_ALLOW_OTHER,
+};
+
+#define OPT(t, m) { t, offsetof(struct tfs_options, m), 1 }
+
+static const struct fuse_opt opt_spec[] = {
+	{ "endpoint=%s", offsetof(struct tfs_options, endpoint), 0 },
+	{ "region=%s", offsetof(struct tfs_options, region), 0 },
+	{ "profile=%s", offsetof(struct tfs_options, profile), 0 },
+	{ "cache_dir=%s", offsetof(struct tfs_options, cache_dir), 0 },
+	OPT("path_style", path_style),
+	OPT("anonymous", anonymous),
+	OPT("direct_io", direct_io),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("rw", KEY_RW),
+	FUSE_OPT_KEY("ttl=", KEY_TTL),
+	FUSE_OPT_KEY("chunk_size=", KEY_CHUNK),
+	FUSE_OPT_KEY("readahead=", KEY_READAHEAD),
+	FUSE_OPT_KEY("mem_cache=", KEY_MEM),
+	FUSE_OPT_KEY("timeout=", KEY_TIMEOUT),
+	FUSE_OPT_KEY("retries=", KEY_RETRIES),
+	FUSE_OPT_KEY("fetch_threads=", KEY_THREADS),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_END
+};
+
+void tfs_print_help(const char *prog)
+{
+	printf("usage: %s [options] BUCKET[:PREFIX] MOUNTPOINT\n"
+	       "\n"
+	       "Mounts an S3 bucket, or the keys under PREFIX in it, read-only at MOUNTPOINT.\n"
+	       "\n"
+	       "general options:\n"
+	       "    -h, --help             print this help and exit\n"
+	       "    -V, --version          print the version and exit\n"
+	       "    -f                     stay in the foreground, log to stderr\n"
+	       "    -d, -o debug           debug log (implies -f)\n"
+	       "    -o OPT[,OPT...]        mount options, below\n"
+	       "\n"
+	       "S3 options:\n"
+	       "    -o endpoint=URL        S3 endpoint, http(s)://host[:port]\n"
+	       "                           (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS)\n"
+	       "    -o region=NAME         signing region (default: $AWS_REGION, the profile's, %s)\n"
+	       "    -o profile=NAME        profile in ~/.aws/credentials (default: $AWS_PROFILE, default)\n"
+	       "    -o path_style          bucket in the URL path, not the host name (default: automatic,\n"
+	       "                           on for IP and localhost endpoints and dotted bucket names)\n"
+	       "    -o anonymous           send unsigned requests (public buckets; default: off)\n"
+	       "    -o timeout=MS          deadline of one S3 operation, retries included (default: %u)\n"
+	       "    -o retries=N           retries of a failed S3 request (default: %u)\n"
+	       "\n"
+	       "cache options:\n"
+	       "    -o ttl=DURATION        how long metadata counts as fresh: 300, 30s, 5m, 1h, 2d, never\n"
+	       "                           (default: %us)\n"
+	       "    -o chunk_size=SIZE     bytes per chunk, 64K..64M (default: 1M)\n"
+	       "    -o readahead=SIZE      most bytes read ahead of a sequential reader, 0 = off\n"
+	       "                           (default: %lluM)\n"
+	       "    -o mem_cache=SIZE      memory for chunks in flight and read ahead (default: %lluM)\n"
+	       "    -o fetch_threads=N     background fetch threads, 1..64 (default: %u)\n"
+	       "    -o cache_dir=PATH      directory of the on-disk (L2) cache; accepted, not used yet\n"
+	       "    -o direct_io           bypass the kernel page cache (default: off)\n"
+	       "\n"
+	       "FUSE options:\n"
+	       "    -o ro                  read-only (always: tierfs mounts read-only)\n"
+	       "    -o allow_other         let other users see the mount (needs user_allow_other in\n"
+	       "                           /etc/fuse.conf unless root)\n"
+	       "\n"
+	       "Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN,\n"
+	       "or from the profile in ~/.aws/credentials.  Unmount with: fusermount3 -u MOUNTPOINT\n",
+	       prog, S3_DEFAULT_REGION, S3_DEFAULT_TIMEOUT_MS, S3_DEFAULT_RETRIES,
+	       POLICY_DEFAULT_TTL_S, (unsigned long long)(POLICY_DEFAULT_READAHEAD_MAX >> 20),
+	       (unsigned long long)(POLICY_DEFAULT_MEM_BYTES >> 20), POLICY_DEFAULT_FETCH_THREADS);
+}
+
+static int bad(const char *what, const char *arg)
+{
+	fprintf(stderr, "tierfs: bad option %s: '%s'\n", what, arg);
+	return -1;
+}
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct tfs_options *o = data;
+	const char *val = strchr(arg, '=');
+	val = val ? val + 1 : "";
+	uint64_t v;
+
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (!o->bucket) {
+			o->bucket = strdup(arg);
+			return 0;
+		}
+		if (!o->mountpoint) {
+			o->mountpoint = strdup(arg);
+			return 0;
+		}
+		fprintf(stderr, "tierfs: unexpected argument '%s'\n", arg);
+		return -1;
+	case KEY_HELP: o->help = true; return 0;
+	case KEY_VERSION: o->version = true; return 0;
+	case KEY_FOREGROUND: o->foreground = true; return 0;
+	case KEY_DEBUG: o->debug = o->foreground = true; return 0;
+	case KEY_RO: return 0;
+	case KEY_RW:
+		fprintf(stderr, "tierfs: 'rw' is not supported: tierfs mounts read-only\n");
+		return -1;
+	case KEY_ALLOW_OTHER: o->allow_other = true; return 0;
+	case KEY_TTL:
+		if (tfs_parse_duration(val, &o->ttl_s) < 0)
+			return bad("ttl (a number of seconds, or 30s, 5m, 1h, 2d, never)", val);
+		return 0;
+	case KEY_CHUNK:
+		if (tfs_parse_size(val, &o->chunk_size) < 0 ||
+		    o->chunk_size < POLICY_MIN_CHUNK_SIZE || o->chunk_size > POLICY_MAX_CHUNK_SIZE ||
+		    (o->chunk_size & (o->chunk_size - 1)))
+			return bad("chunk_size (a power of two from 64K to 64M)", val);
+		return 0;
+	case KEY_READAHEAD:
+		if (tfs_parse_size(val, &o->readahead_max) < 0 || o->readahead_max > (1ull << 30))
+			return bad("readahead (a size up to 1G)", val);
+		return 0;
+	case KEY_MEM:
+		if (tfs_parse_size(val, &o->mem_bytes) < 0 || o->mem_bytes < (4ull << 20))
+			return bad("mem_cache (a size of at least 4M)", val);
+		return 0;
+	case KEY_TIMEOUT:
+		if (tfs_parse_uint(val, 100, 3600 * 1000, &o->timeout_ms) < 0)
+			return bad("timeout (milliseconds, 100..3600000)", val);
+		return 0;
+	case KEY_RETRIES:
+		if (tfs_parse_uint(val, 0, 100, &o->retries) < 0)
+			return bad("retries (0..100)", val);
+		return 0;
+	case KEY_THREADS:
+		if (tfs_parse_uint(val, 1, 64, &v) < 0)
+			return bad("fetch_threads (1..64)", val);
+		o->fetch_threads = v;
+		return 0;
+	default:
+		(void)outargs;
+		fprintf(stderr, "tierfs: unknown option '%s' (see --help)\n", arg);
+		return -1;
+	}
+}
+
+/* Splits BUCKET[:PREFIX]: the prefix loses leading slashes and gains a trailing one. */
+static int split_bucket(struct tfs_options *o)
+{
+	char *colon = strchr(o->bucket, ':');
+	const char *pre = "";
+	if (colon) {
+		*colon = '\0';
+		pre = colon + 1;
+	}
+	while (*pre == '/')
+		pre++;
+	size_t n = strlen(pre);
+	if (!o->bucket[0] || strlen(o->bucket) > 255 ||
+	    strspn(o->bucket, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+		    strlen(o->bucket)) {
+		fprintf(stderr, "tierfs: bad bucket name '%s'\n", o->bucket);
+		return -1;
+	}
+	o->prefix = tfs_strdup_printf("%s%s", pre, n && pre[n - 1] != '/' ? "/" : "");
+	if (!o->prefix)
+		return -1;
+	if (strstr(o->prefix, "//")) {
+		fprintf(stderr, "tierfs: bad prefix '%s': empty path component\n", o->prefix);
+		return -1;
+	}
+	return 0;
+}
+
+int tfs_parse_options(int argc, char **argv, struct tfs_options *o, struct fuse_args *fargs)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	memset(o, 0, sizeof(*o));
+	o->ttl_s = POLICY_DEFAULT_TTL_S;
+	o->chunk_size = POLICY_DEFAULT_CHUNK_SIZE;
+	o->readahead_max = POLICY_DEFAULT_READAHEAD_MAX;
+	o->mem_bytes = POLICY_DEFAULT_MEM_BYTES;
+	o->timeout_ms = S3_DEFAULT_TIMEOUT_MS;
+	o->retries = S3_DEFAULT_RETRIES;
+	o->fetch_threads = POLICY_DEFAULT_FETCH_THREADS;
+
+	if (fuse_opt_parse(&args, o, opt_spec, opt_proc) == -1) {
+		fuse_opt_free_args(&args);
+		return 2;
+	}
+	fuse_opt_free_args(&args);
+	if (o->help) {
+		tfs_print_help(argv[0]);
+		return 0;
+	}
+	if (o->version) {
+		printf("tierfs %s\nFUSE library %s\n", TIERFS_VERSION, fuse_pkgversion());
+		return 0;
+	}
+	if (!o->bucket || !o->mountpoint) {
+		fprintf(stderr, "usage: %s [options] BUCKET[:PREFIX] MOUNTPOINT (see --help)\n",
+			argv[0]);
+		return 2;
+	}
+	if (split_bucket(o) < 0)
+		return 2;
+	struct stat st;
+	if (stat(o->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "tierfs: mount point '%s' is not a directory\n", o->mountpoint);
+		return 2;
+	}
+	if (o->mem_bytes < 4 * o->chunk_size)
+		o->mem_bytes = 4 * o->chunk_size;
+
+	/* The arguments libfuse sees: read-only always, names for /proc/mounts. */
+	char *fsname = tfs_strdup_printf("-ofsname=tierfs:%s,subtype=tierfs,ro,"
+					 "default_permissions%s",
+					 o->bucket, o->allow_other ? ",allow_other" : "");
+	if (!fsname)
+		return 2;
+	/* fsname must not contain commas: bucket names never do. */
+	if (fuse_opt_add_arg(fargs, argv[0]) < 0 || fuse_opt_add_arg(fargs, fsname) < 0 ||
+	    (o->debug && fuse_opt_add_arg(fargs, "-odebug") < 0)) {
+		free(fsname);
+		return 2;
+	}
+	free(fsname);
+	return -1; /* go on */
+}
+
+void tfs_options_free(struct tfs_options *o)
+{
+	free(o->bucket);
+	free(o->prefix);
+	free(o->mountpoint);
+	free(o->endpoint);
+	free(o->region);
+	free(o->profile);
+	free(o->cache_dir);
+}

@@ -1,0 +1,433 @@
+/*
+ * chunks.c - the chunk table: one fetch per missing chunk however many readers want it (single
+ * flight), background fetches for readahead, and a bounded in-memory buffer of recently fetched
+ * chunks, evicted least recently used first.
+ *
+ * A chunk is identified by (key, ETag, index); its bytes are fetched with a ranged GET that
+ * names the ETag (If-Match, and the response's ETag is checked), so a chunk of one version never
+ * lands under another version's identity.
+ *
+ * Life of a chunk: LOADING (linked in the table, maybe queued) -> READY (on the LRU) or FAILED
+ * (unlinked at once, so the next reader tries again).  References: the table holds one while
+ * linked, the queue one while queued, and each reader one; the last put frees it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "policy_i.h"
+#include "util.h"
+
+#define CHUNK_BUCKETS 4096
+
+enum chunk_state { CH_LOADING, CH_READY, CH_FAILED };
+
+struct chunk {
+	/* all fields guarded by p->chunk_lock, except data/len, immutable once READY */
+	struct chunk *hnext;
+	struct chunk *lru_prev, *lru_next;
+	struct chunk *qnext;
+	uint64_t hash;
+	char *key;
+	char etag[S3_ETAG_MAX];
+	uint64_t idx;
+	uint64_t obj_size;
+	enum chunk_state state;
+	bool linked, queued, on_lru, prefetched, used;
+	int err;
+	unsigned refs;
+	char *data;
+	size_t len;
+};
+
+static uint64_t chunk_hash(const char *key, const char *etag, uint64_t idx)
+{
+	uint64_t h = tfs_hash64(key, strlen(key), idx);
+	return tfs_hash64(etag, strlen(etag), h);
+}
+
+int chunks_init(struct policy *p)
+{
+	pthread_mutex_init(&p->chunk_lock, NULL);
+	pthread_cond_init(&p->chunk_done, NULL);
+	pthread_cond_init(&p->queue_cond, NULL);
+	p->chunk_buckets = CHUNK_BUCKETS;
+	p->chunk_tab = calloc(p->chunk_buckets, sizeof(*p->chunk_tab));
+	return p->chunk_tab ? 0 : -ENOMEM;
+}
+
+const char *chunk_data(const struct chunk *c, size_t *len)
+{
+	*len = c->len;
+	return c->data;
+}
+
+static size_t chunk_len(const struct policy *p, uint64_t obj_size, uint64_t idx)
+{
+	uint64_t start = idx * p->cfg.chunk_size;
+	uint64_t left = obj_size - start;
+	return (size_t)(left < p->cfg.chunk_size ? left : p->cfg.chunk_size);
+}
+
+static void chunk_free(struct chunk *c)
+{
+	free(c->data);
+	free(c->key);
+	free(c);
+}
+
+static struct chunk *find_locked(struct policy *p, const char *key, const char *etag, uint64_t idx,
+				 uint64_t h)
+{
+	for (struct chunk *c = p->chunk_tab[h % p->chunk_buckets]; c; c = c->hnext)
+		if (c->hash == h && c->idx == idx && strcmp(c->etag, etag) == 0 &&
+		    strcmp(c->key, key) == 0)
+			return c;
+	return NULL;
+}
+
+static void lru_remove(struct policy *p, struct chunk *c)
+{
+	if (!c->on_lru)
+		return;
+	if (c->lru_prev)
+		c->lru_prev->lru_next = c->lru_next;
+	else
+		p->lru_head = c->lru_next;
+	if (c->lru_next)
+		c->lru_next->lru_prev = c->lru_prev;
+	else
+		p->lru_tail = c->lru_prev;
+	c->lru_prev = c->lru_next = NULL;
+	c->on_lru = false;
+}
+
+static void lru_front(struct policy *p, struct chunk *c)
+{
+	lru_remove(p, c);
+	c->lru_next = p->lru_head;
+	if (p->lru_head)
+		p->lru_head->lru_prev = c;
+	p->lru_head = c;
+	if (!p->lru_tail)
+		p->lru_tail = c;
+	c->on_lru = true;
+}
+
+/* Unlinks c from the table; returns true when the table's reference was the last one. */
+static bool unlink_locked(struct policy *p, struct chunk *c)
+{
+	struct chunk **pp = &p->chunk_tab[c->hash % p->chunk_buckets];
+	while (*pp != c)
+		pp = &(*pp)->hnext;
+	*pp = c->hnext;
+	c->linked = false;
+	lru_remove(p, c);
+	p->mem_used -= c->len;
+	return --c->refs == 0;
+}
+
+/* Evicts unreferenced READY chunks from the LRU tail until under the cap.  Returns a list
+ * (through qnext) of chunks to free once the lock is dropped. */
+static struct chunk *evict_locked(struct policy *p, uint64_t want_free)
+{
+	struct chunk *victims = NULL;
+	struct chunk *c = p->lru_tail;
+	while (c && p->mem_used + want_free > p->cfg.mem_bytes) {
+		struct chunk *prev = c->lru_prev;
+		if (c->refs == 1 && unlink_locked(p, c)) {
+			c->qnext = victims;
+			victims = c;
+		}
+		c = prev;
+	}
+	return victims;
+}
+
+static void free_list(struct chunk *l)
+{
+	while (l) {
+		struct chunk *n = l->qnext;
+		chunk_free(l);
+		l = n;
+	}
+}
+
+static struct chunk *new_chunk_locked(struct policy *p, const struct policy_object *o,
+				      uint64_t idx, uint64_t h)
+{
+	struct chunk *c = calloc(1, sizeof(*c));
+	if (!c || !(c->key = strdup(o->key))) {
+		free(c);
+		return NULL;
+	}
+	snprintf(c->etag, sizeof(c->etag), "%s", o->etag);
+	c->idx = idx;
+	c->hash = h;
+	c->obj_size = o->size;
+	c->len = chunk_len(p, o->size, idx);
+	c->state = CH_LOADING;
+	c->linked = true;
+	c->refs = 1; /* the table's */
+	c->hnext = p->chunk_tab[h % p->chunk_buckets];
+	p->chunk_tab[h % p->chunk_buckets] = c;
+	p->mem_used += c->len;
+	return c;
+}
+
+/* Fetches c's bytes from S3 (no lock held). */
+static int fetch(struct policy *p, struct chunk *c)
+{
+	char *buf = malloc(c->len ? c->len : 1);
+	if (!buf)
+		return -ENOMEM;
+	struct s3_get g = {
+		.key = c->key,
+		.ranged = true,
+		.offset = c->idx * p->cfg.chunk_size,
+		.length = c->len,
+		.if_match = c->etag[0] ? c->etag : NULL,
+		.buf = buf,
+		.cap = c->len,
+	};
+	int ret = s3_get(p->s3, &g);
+	if (ret < 0) {
+		free(buf);
+		return ret;
+	}
+	c->data = buf; /* published to readers by the state change under the lock */
+	return 0;
+}
+
+/* Records the outcome of a fetch of c and wakes its waiters.  Called with chunk_lock held;
+ * returns chunks to free after unlocking. */
+static struct chunk *complete_locked(struct policy *p, struct chunk *c, int err)
+{
+	struct chunk *victims = NULL;
+	if (err) {
+		c->state = CH_FAILED;
+		c->err = err;
+		if (c->linked && unlink_locked(p, c)) {
+			c->qnext = NULL;
+			victims = c; /* nobody else held it */
+		}
+		if (err == -ESTALE)
+			atomic_fetch_add_explicit(&p->stats.stale_reads, 1, memory_order_relaxed);
+	} else {
+		c->state = CH_READY;
+		if (c->linked) {
+			lru_front(p, c);
+			victims = evict_locked(p, 0);
+		}
+	}
+	pthread_cond_broadcast(&p->chunk_done);
+	return victims;
+}
+
+/* Drops one reference; with the lock held, returns c if it must be freed after unlocking. */
+static struct chunk *put_locked(struct chunk *c)
+{
+	if (--c->refs == 0) {
+		c->qnext = NULL;
+		return c;
+	}
+	return NULL;
+}
+
+void chunk_put(struct policy *p, struct chunk *c)
+{
+	pthread_mutex_lock(&p->chunk_lock);
+	struct chunk *f = put_locked(c);
+	pthread_mutex_unlock(&p->chunk_lock);
+	if (f)
+		chunk_free(f);
+}
+
+static void dequeue_locked(struct policy *p, struct chunk *c)
+{
+	struct chunk **pp = &p->queue_head, *prev = NULL;
+	while (*pp && *pp != c) {
+		prev = *pp;
+		pp = &(*pp)->qnext;
+	}
+	if (!*pp)
+		return;
+	*pp = c->qnext;
+	if (p->queue_tail == c)
+		p->queue_tail = prev;
+	c->qnext = NULL;
+	c->queued = false;
+	c->refs--; /* the queue's reference; the caller holds another */
+}
+
+int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, struct chunk **out)
+{
+	uint64_t h = chunk_hash(o->key, o->etag, idx);
+	struct chunk *victims = NULL;
+	int ret = 0;
+
+	pthread_mutex_lock(&p->chunk_lock);
+	struct chunk *c = find_locked(p, o->key, o->etag, idx, h);
+	bool mine = false;
+	if (c) {
+		c->refs++;
+		if (c->state == CH_LOADING && c->queued) {
+			/* Queued for readahead but not started: the reader fetches it now. */
+			dequeue_locked(p, c);
+			mine = true;
+		} else if (c->state == CH_LOADING) {
+			atomic_fetch_add_explicit(&p->stats.chunk_waits, 1, memory_order_relaxed);
+			while (c->state == CH_LOADING)
+				pthread_cond_wait(&p->chunk_done, &p->chunk_lock);
+		} else {
+			atomic_fetch_add_explicit(&p->stats.chunk_hits, 1, memory_order_relaxed);
+		}
+		if (c->prefetched && !c->used) {
+			c->used = true;
+			atomic_fetch_add_explicit(&p->stats.readahead_used, 1, memory_order_relaxed);
+		}
+	} else {
+		victims = evict_locked(p, chunk_len(p, o->size, idx));
+		c = new_chunk_locked(p, o, idx, h);
+		if (!c) {
+			pthread_mutex_unlock(&p->chunk_lock);
+			free_list(victims);
+			return -ENOMEM;
+		}
+		c->refs++;
+		mine = true;
+		atomic_fetch_add_explicit(&p->stats.chunk_misses, 1, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&p->chunk_lock);
+	free_list(victims);
+	victims = NULL;
+
+	if (mine) {
+		int err = fetch(p, c);
+		pthread_mutex_lock(&p->chunk_lock);
+		victims = complete_locked(p, c, err);
+		pthread_mutex_unlock(&p->chunk_lock);
+		free_list(victims);
+		victims = NULL;
+	}
+
+	pthread_mutex_lock(&p->chunk_lock);
+	if (c->state == CH_READY) {
+		if (c->on_lru)
+			lru_front(p, c);
+		*out = c;
+	} else {
+		ret = c->err ? c->err : -EIO;
+		victims = put_locked(c);
+	}
+	pthread_mutex_unlock(&p->chunk_lock);
+	free_list(victims);
+	return ret;
+}
+
+void chunk_prefetch(struct policy *p, const struct policy_object *o, uint64_t idx)
+{
+	uint64_t h = chunk_hash(o->key, o->etag, idx);
+	size_t len = chunk_len(p, o->size, idx);
+	struct chunk *victims = NULL;
+
+	pthread_mutex_lock(&p->chunk_lock);
+	if (p->stopping || find_locked(p, o->key, o->etag, idx, h))
+		goto out;
+	victims = evict_locked(p, len);
+	if (p->mem_used + len > p->cfg.mem_bytes)
+		goto out; /* the budget is spent on chunks in use: readahead yields */
+	struct chunk *c = new_chunk_locked(p, o, idx, h);
+	if (!c)
+		goto out;
+	c->refs++; /* the queue's */
+	c->queued = c->prefetched = true;
+	if (p->queue_tail)
+		p->queue_tail->qnext = c;
+	else
+		p->queue_head = c;
+	p->queue_tail = c;
+	atomic_fetch_add_explicit(&p->stats.readahead_issued, 1, memory_order_relaxed);
+	pthread_cond_signal(&p->queue_cond);
+out:
+	pthread_mutex_unlock(&p->chunk_lock);
+	free_list(victims);
+}
+
+static void *fetch_thread(void *arg)
+{
+	struct policy *p = arg;
+	pthread_mutex_lock(&p->chunk_lock);
+	for (;;) {
+		while (!p->stopping && !p->queue_head)
+			pthread_cond_wait(&p->queue_cond, &p->chunk_lock);
+		if (p->stopping)
+			break;
+		struct chunk *c = p->queue_head;
+		p->queue_head = c->qnext;
+		if (!p->queue_head)
+			p->queue_tail = NULL;
+		c->qnext = NULL;
+		c->queued = false; /* the queue's reference is now this thread's */
+		pthread_mutex_unlock(&p->chunk_lock);
+
+		int err = fetch(p, c);
+
+		pthread_mutex_lock(&p->chunk_lock);
+		struct chunk *victims = complete_locked(p, c, err);
+		struct chunk *f = put_locked(c);
+		pthread_mutex_unlock(&p->chunk_lock);
+		free_list(victims);
+		if (f)
+			chunk_free(f);
+		pthread_mutex_lock(&p->chunk_lock);
+	}
+	pthread_mutex_unlock(&p->chunk_lock);
+	return NULL;
+}
+
+int chunks_start(struct policy *p)
+{
+	p->threads = calloc(p->cfg.fetch_threads, sizeof(*p->threads));
+	if (!p->threads)
+		return -ENOMEM;
+	for (unsigned i = 0; i < p->cfg.fetch_threads; i++) {
+		int r = pthread_create(&p->threads[i], NULL, fetch_thread, p);
+		if (r)
+			return -r;
+		p->nthreads++;
+	}
+	return 0;
+}
+
+void chunks_destroy(struct policy *p)
+{
+	pthread_mutex_lock(&p->chunk_lock);
+	p->stopping = true;
+	pthread_cond_broadcast(&p->queue_cond);
+	pthread_mutex_unlock(&p->chunk_lock);
+	for (unsigned i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	free(p->threads);
+	/* No thread is left: drop the queue's and the table's references. */
+	while (p->queue_head) {
+		struct chunk *c = p->queue_head;
+		p->queue_head = c->qnext;
+		c->refs--;
+	}
+	for (size_t b = 0; b < p->chunk_buckets; b++) {
+		struct chunk *c = p->chunk_tab[b];
+		while (c) {
+			struct chunk *n = c->hnext;
+			if (--c->refs == 0)
+				chunk_free(c);
+			c = n;
+		}
+	}
+	free(p->chunk_tab);
+	pthread_cond_destroy(&p->chunk_done);
+	pthread_cond_destroy(&p->queue_cond);
+	pthread_mutex_destroy(&p->chunk_lock);
+}

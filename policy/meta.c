@@ -1,0 +1,405 @@
+/*
+ * meta.c - what the bucket looks like as directories: listings built from ListObjectsV2
+ * (delimiter '/'), cached with the metadata TTL, and lookups of single names.
+ *
+ * How keys become names (documented in the README, "Object keys and file names"):
+ *  - objects directly under a prefix are files; CommonPrefixes are directories;
+ *  - a zero-byte marker key "dir/" makes "dir" exist even when empty; the marker of the directory
+ *    being listed (key == prefix) is not an entry;
+ *  - names that cannot be file names (empty, ".", "..", longer than NAME_MAX) are skipped with a
+ *    warning: "a//b" and "a/./b" are not reachable through the mount;
+ *  - a key "a" beside keys "a/..." : the directory wins, the object is hidden with a warning
+ *    (as mountpoint-s3 does).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "policy_i.h"
+#include "util.h"
+
+#define DIR_BUCKETS 1024
+#define DIR_CACHE_MAX 4096  /* listings kept */
+
+struct dir_entry {
+	struct dir_entry *hnext;
+	struct dir_entry *lru_prev, *lru_next;
+	char *key;
+	struct tfs_listing *listing; /* the cache's reference */
+};
+
+bool policy_name_ok(const char *name, size_t len, const char **why)
+{
+	if (len == 0)
+		*why = "empty path component";
+	else if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+		*why = "'.' or '..' as a path component";
+	else if (len > NAME_MAX)
+		*why = "name longer than 255 bytes";
+	else if (memchr(name, '/', len))
+		*why = "slash in name";
+	else
+		return true;
+	return false;
+}
+
+static bool fresh(const struct policy *p, uint64_t fetched_ms)
+{
+	if (p->cfg.ttl_s == TFS_TTL_NEVER)
+		return true;
+	return tfs_now_ms() - fetched_ms < p->cfg.ttl_s * 1000;
+}
+
+int meta_init(struct policy *p)
+{
+	pthread_mutex_init(&p->meta_lock, NULL);
+	p->dir_buckets = DIR_BUCKETS;
+	p->dir_tab = calloc(p->dir_buckets, sizeof(*p->dir_tab));
+	return p->dir_tab ? 0 : -ENOMEM;
+}
+
+void policy_listing_put(struct tfs_listing *l)
+{
+	if (!l || atomic_fetch_sub(&l->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		free(l->ents[i].name);
+	free(l->ents);
+	free(l);
+}
+
+static void lru_unlink(struct policy *p, struct dir_entry *d)
+{
+	if (d->lru_prev)
+		d->lru_prev->lru_next = d->lru_next;
+	else
+		p->dir_lru_head = d->lru_next;
+	if (d->lru_next)
+		d->lru_next->lru_prev = d->lru_prev;
+	else
+		p->dir_lru_tail = d->lru_prev;
+	d->lru_prev = d->lru_next = NULL;
+}
+
+static void lru_push_front(struct policy *p, struct dir_entry *d)
+{
+	d->lru_prev = NULL;
+	d->lru_next = p->dir_lru_head;
+	if (p->dir_lru_head)
+		p->dir_lru_head->lru_prev = d;
+	p->dir_lru_head = d;
+	if (!p->dir_lru_tail)
+		p->dir_lru_tail = d;
+}
+
+/* Removes d from the table and the LRU; returns the listing reference the caller must put. */
+static struct tfs_listing *dir_remove(struct policy *p, struct dir_entry *d, size_t b)
+{
+	struct dir_entry **pp = &p->dir_tab[b];
+	while (*pp != d)
+		pp = &(*pp)->hnext;
+	*pp = d->hnext;
+	lru_unlink(p, d);
+	p->ndirs--;
+	struct tfs_listing *l = d->listing;
+	free(d->key);
+	free(d);
+	return l;
+}
+
+void meta_destroy(struct policy *p)
+{
+	policy_forget_listings(p);
+	free(p->dir_tab);
+	pthread_mutex_destroy(&p->meta_lock);
+}
+
+void policy_forget_listings(struct policy *p)
+{
+	pthread_mutex_lock(&p->meta_lock);
+	for (size_t b = 0; b < p->dir_buckets; b++)
+		while (p->dir_tab[b])
+			policy_listing_put(dir_remove(p, p->dir_tab[b], b));
+	pthread_mutex_unlock(&p->meta_lock);
+}
+
+static size_t dir_bucket(const struct policy *p, const char *key)
+{
+	return tfs_hash64(key, strlen(key), 0) % p->dir_buckets;
+}
+
+/* A referenced listing of key if cached and fresh, else NULL. */
+static struct tfs_listing *cache_get(struct policy *p, const char *key)
+{
+	struct tfs_listing *l = NULL;
+	size_t b = dir_bucket(p, key);
+	pthread_mutex_lock(&p->meta_lock);
+	for (struct dir_entry *d = p->dir_tab[b]; d; d = d->hnext) {
+		if (strcmp(d->key, key) != 0)
+			continue;
+		if (fresh(p, d->listing->fetched_ms)) {
+			l = d->listing;
+			atomic_fetch_add(&l->refs, 1);
+			lru_unlink(p, d);
+			lru_push_front(p, d);
+		}
+		break;
+	}
+	pthread_mutex_unlock(&p->meta_lock);
+	return l;
+}
+
+/* Inserts (or replaces) the listing of key; takes a new reference of l. */
+static void cache_put(struct policy *p, const char *key, struct tfs_listing *l)
+{
+	struct tfs_listing *drop[2] = { NULL, NULL };
+	size_t b = dir_bucket(p, key);
+	struct dir_entry *d = calloc(1, sizeof(*d));
+	if (!d || !(d->key = strdup(key))) {
+		free(d);
+		return;
+	}
+	atomic_fetch_add(&l->refs, 1);
+	d->listing = l;
+	pthread_mutex_lock(&p->meta_lock);
+	for (struct dir_entry *o = p->dir_tab[b]; o; o = o->hnext)
+		if (strcmp(o->key, key) == 0) {
+			drop[0] = dir_remove(p, o, b);
+			break;
+		}
+	if (p->ndirs >= DIR_CACHE_MAX) {
+		struct dir_entry *old = p->dir_lru_tail;
+		drop[1] = dir_remove(p, old, dir_bucket(p, old->key));
+	}
+	d->hnext = p->dir_tab[b];
+	p->dir_tab[b] = d;
+	lru_push_front(p, d);
+	p->ndirs++;
+	pthread_mutex_unlock(&p->meta_lock);
+	policy_listing_put(drop[0]);
+	policy_listing_put(drop[1]);
+}
+
+static int cmp_dirent(const void *a, const void *b)
+{
+	const struct tfs_dirent *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	if (c)
+		return c;
+	return (int)y->attr.is_dir - (int)x->attr.is_dir; /* directories first */
+}
+
+static void warn_skip(const char *key, const char *why)
+{
+	char kbuf[300];
+	tfs_warn("skipping key '%s': %s", tfs_printable(key, kbuf, sizeof(kbuf)), why);
+}
+
+struct builder {
+	struct tfs_dirent *ents;
+	size_t n, cap;
+};
+
+static int builder_add(struct builder *bld, const char *name, size_t len, const struct tfs_attr *a)
+{
+	if (bld->n == bld->cap) {
+		size_t ncap = bld->cap ? bld->cap * 2 : 64;
+		struct tfs_dirent *ne = realloc(bld->ents, ncap * sizeof(*ne));
+		if (!ne)
+			return -ENOMEM;
+		bld->ents = ne;
+		bld->cap = ncap;
+	}
+	struct tfs_dirent *e = &bld->ents[bld->n];
+	if (!(e->name = strndup(name, len)))
+		return -ENOMEM;
+	e->attr = *a;
+	bld->n++;
+	return 0;
+}
+
+static int add_page(struct builder *bld, const char *dir_key, const struct s3_list_page *pg)
+{
+	size_t plen = strlen(dir_key);
+	const char *why;
+	int ret;
+
+	for (size_t i = 0; i < pg->nobjects; i++) {
+		const struct s3_list_entry *o = &pg->objects[i];
+		if (strncmp(o->key, dir_key, plen) != 0)
+			continue; /* not under this prefix: a confused server */
+		const char *name = o->key + plen;
+		size_t len = strlen(name);
+		if (len == 0)
+			continue; /* the directory's own marker */
+		if (name[len - 1] == '/')
+			continue; /* a marker that the server did not roll up; its prefix is listed */
+		if (!policy_name_ok(name, len, &why)) {
+			warn_skip(o->key, why);
+			continue;
+		}
+		struct tfs_attr a = { .is_dir = false, .size = o->size, .mtime = o->mtime };
+		memcpy(a.etag, o->etag, sizeof(a.etag));
+		if ((ret = builder_add(bld, name, len, &a)) < 0)
+			return ret;
+	}
+	for (size_t i = 0; i < pg->nprefixes; i++) {
+		const char *pre = pg->prefixes[i];
+		size_t len = strlen(pre);
+		if (strncmp(pre, dir_key, plen) != 0 || len <= plen || pre[len - 1] != '/')
+			continue;
+		const char *name = pre + plen;
+		len -= plen + 1;
+		if (!policy_name_ok(name, len, &why)) {
+			warn_skip(pre, why);
+			continue;
+		}
+		struct tfs_attr a = { .is_dir = true };
+		if ((ret = builder_add(bld, name, len, &a)) < 0)
+			return ret;
+	}
+	return 0;
+}
+
+static int fetch_listing(struct policy *p, const char *dir_key, struct tfs_listing **out)
+{
+	struct builder bld = { 0 };
+	struct s3_list_page pg;
+	char *token = NULL;
+	int ret;
+
+	atomic_fetch_add_explicit(&p->stats.listings, 1, memory_order_relaxed);
+	do {
+		ret = s3_list_page(p->s3, dir_key, "/", token, 0, &pg);
+		free(token);
+		token = NULL;
+		if (ret < 0)
+			goto fail;
+		ret = add_page(&bld, dir_key, &pg);
+		token = pg.next_token;
+		pg.next_token = NULL;
+		s3_list_page_free(&pg);
+		if (ret < 0)
+			goto fail;
+	} while (token);
+
+	qsort(bld.ents, bld.n, sizeof(*bld.ents), cmp_dirent);
+	/* A file beside a directory of the same name: the directory wins. */
+	size_t w = 0;
+	for (size_t r = 0; r < bld.n; r++) {
+		if (w > 0 && strcmp(bld.ents[w - 1].name, bld.ents[r].name) == 0) {
+			char kbuf[300];
+			if (!bld.ents[r].attr.is_dir)
+				tfs_warn("hiding object '%s%s': a directory of the same name exists",
+					 dir_key, tfs_printable(bld.ents[r].name, kbuf, sizeof(kbuf)));
+			free(bld.ents[r].name);
+			continue;
+		}
+		bld.ents[w++] = bld.ents[r];
+	}
+	bld.n = w;
+
+	struct tfs_listing *l = calloc(1, sizeof(*l));
+	if (!l) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	atomic_init(&l->refs, 1);
+	l->fetched_ms = tfs_now_ms();
+	l->n = bld.n;
+	l->ents = bld.ents;
+	*out = l;
+	return 0;
+fail:
+	for (size_t i = 0; i < bld.n; i++)
+		free(bld.ents[i].name);
+	free(bld.ents);
+	return ret;
+}
+
+int policy_list_dir(struct policy *p, const char *dir_key, struct tfs_listing **out)
+{
+	struct tfs_listing *l = cache_get(p, dir_key);
+	if (l) {
+		*out = l;
+		return 0;
+	}
+	int ret = fetch_listing(p, dir_key, &l);
+	if (ret < 0)
+		return ret;
+	cache_put(p, dir_key, l);
+	*out = l;
+	return 0;
+}
+
+static const struct tfs_dirent *listing_find(const struct tfs_listing *l, const char *name)
+{
+	size_t lo = 0, hi = l->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(l->ents[mid].name, name);
+		if (c == 0)
+			return &l->ents[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+int policy_stat_file(struct policy *p, const char *key, struct tfs_attr *out)
+{
+	struct s3_object o;
+	int ret = s3_head(p->s3, key, &o);
+	if (ret < 0)
+		return ret;
+	memset(out, 0, sizeof(*out));
+	out->size = o.size;
+	out->mtime = o.mtime;
+	memcpy(out->etag, o.etag, sizeof(out->etag));
+	return 0;
+}
+
+int policy_lookup(struct policy *p, const char *dir_key, const char *name, struct tfs_attr *out)
+{
+	const char *why;
+	int ret;
+	if (!policy_name_ok(name, strlen(name), &why))
+		return -ENOENT;
+
+	struct tfs_listing *l = cache_get(p, dir_key);
+	if (l) {
+		const struct tfs_dirent *e = listing_find(l, name);
+		if (e)
+			*out = e->attr;
+		policy_listing_put(l);
+		return e ? 0 : -ENOENT;
+	}
+
+	/* No fresh listing: ask S3 about this one name.  A directory wins over an object. */
+	atomic_fetch_add_explicit(&p->stats.lookups_direct, 1, memory_order_relaxed);
+	char *sub = tfs_strdup_printf("%s%s/", dir_key, name);
+	if (!sub)
+		return -ENOMEM;
+	struct s3_list_page pg;
+	ret = s3_list_page(p->s3, sub, "/", NULL, 1, &pg);
+	free(sub);
+	if (ret < 0)
+		return ret;
+	bool is_dir = pg.nobjects > 0 || pg.nprefixes > 0;
+	s3_list_page_free(&pg);
+	if (is_dir) {
+		memset(out, 0, sizeof(*out));
+		out->is_dir = true;
+		return 0;
+	}
+	char *key = tfs_strdup_printf("%s%s", dir_key, name);
+	if (!key)
+		return -ENOMEM;
+	ret = policy_stat_file(p, key, out);
+	free(key);
+	return ret;
+}

@@ -1,0 +1,156 @@
+/*
+ * reader.c - the policy object and the read path: a FUSE read becomes a range of chunks, each
+ * taken from the chunk table (which fetches it from S3 once, however many readers wait), with a
+ * readahead window that grows while the reader stays sequential.
+ *
+ * Sequential detection tolerates the small reorderings of a multi-threaded FUSE loop: a read
+ * within one chunk of where the last read ended counts as sequential.  Any other jump resets the
+ * window, so a random reader pays for no readahead.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "policy_i.h"
+#include "util.h"
+
+struct policy *policy_new(const struct policy_config *cfg, struct s3_client *s3, int *err)
+{
+	struct policy *p = calloc(1, sizeof(*p));
+	int ret = -ENOMEM;
+	if (!p)
+		goto fail;
+	p->cfg = *cfg;
+	if (p->cfg.chunk_size < POLICY_MIN_CHUNK_SIZE || p->cfg.chunk_size > POLICY_MAX_CHUNK_SIZE) {
+		ret = -EINVAL;
+		goto fail_free;
+	}
+	if (p->cfg.mem_bytes < 4 * p->cfg.chunk_size)
+		p->cfg.mem_bytes = 4 * p->cfg.chunk_size;
+	p->s3 = s3;
+	if ((ret = meta_init(p)) < 0)
+		goto fail_free;
+	if ((ret = chunks_init(p)) < 0)
+		goto fail_meta;
+	if ((ret = chunks_start(p)) < 0)
+		goto fail_chunks;
+	return p;
+fail_chunks:
+	chunks_destroy(p);
+fail_meta:
+	meta_destroy(p);
+fail_free:
+	free(p);
+fail:
+	*err = ret;
+	return NULL;
+}
+
+void policy_free(struct policy *p)
+{
+	if (!p)
+		return;
+	chunks_destroy(p);
+	meta_destroy(p);
+	free(p);
+}
+
+const struct policy_config *policy_config(const struct policy *p) { return &p->cfg; }
+const struct policy_stats *policy_stats(const struct policy *p) { return &p->stats; }
+
+void policy_stream_init(struct policy_stream *s)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+}
+
+void policy_stream_destroy(struct policy_stream *s) { pthread_mutex_destroy(&s->lock); }
+
+/* Updates the reader's sequential state and returns the range to read ahead, [*ra_from, *ra_to). */
+static void readahead_plan(struct policy *p, const struct policy_object *o, struct policy_stream *s,
+			   uint64_t off, uint64_t end, uint64_t *ra_from, uint64_t *ra_to)
+{
+	uint64_t cs = p->cfg.chunk_size;
+	*ra_from = *ra_to = 0;
+	if (!p->cfg.readahead_max)
+		return;
+	pthread_mutex_lock(&s->lock);
+	bool seq = off + cs >= s->next_off && off <= s->next_off + cs;
+	if (seq) {
+		s->window = s->window ? s->window * 2 : cs;
+		if (s->window > p->cfg.readahead_max)
+			s->window = p->cfg.readahead_max;
+		uint64_t target = end + s->window;
+		if (target > o->size)
+			target = o->size;
+		uint64_t from = s->ra_end > end ? s->ra_end : end;
+		if (target > from) {
+			*ra_from = from;
+			*ra_to = target;
+			s->ra_end = target;
+		}
+	} else {
+		s->window = 0;
+		s->ra_end = 0;
+	}
+	if (end > s->next_off || !seq)
+		s->next_off = end;
+	pthread_mutex_unlock(&s->lock);
+}
+
+int policy_read(struct policy *p, const struct policy_object *o, struct policy_stream *s,
+		uint64_t off, size_t len, struct policy_read *out)
+{
+	uint64_t cs = p->cfg.chunk_size;
+	int ret = 0;
+
+	out->n = 0;
+	out->bytes = 0;
+	if (off >= o->size || len == 0)
+		return 0;
+	if (len > POLICY_MAX_READ)
+		len = POLICY_MAX_READ;
+	uint64_t end = off + len < o->size ? off + len : o->size;
+	uint64_t first = off / cs, last = (end - 1) / cs;
+
+	uint64_t ra_from, ra_to;
+	if (s)
+		readahead_plan(p, o, s, off, end, &ra_from, &ra_to);
+	else
+		ra_from = ra_to = 0;
+	/* Chunks after the first one of this read are fetched in the background meanwhile. */
+	for (uint64_t i = first + 1; i <= last; i++)
+		chunk_prefetch(p, o, i);
+	if (ra_to > ra_from)
+		for (uint64_t i = ra_from / cs; i <= (ra_to - 1) / cs; i++)
+			if (i > last)
+				chunk_prefetch(p, o, i);
+
+	for (uint64_t i = first; i <= last; i++) {
+		struct chunk *c;
+		if ((ret = chunk_get(p, o, i, &c)) < 0) {
+			policy_read_release(p, out);
+			return ret;
+		}
+		size_t clen;
+		const char *data = chunk_data(c, &clen);
+		uint64_t cstart = i * cs;
+		uint64_t from = off > cstart ? off - cstart : 0;
+		uint64_t to = end - cstart < clen ? end - cstart : clen;
+		out->chunks[out->n] = c;
+		out->iov[out->n].iov_base = (void *)(data + from);
+		out->iov[out->n].iov_len = (size_t)(to - from);
+		out->bytes += (size_t)(to - from);
+		out->n++;
+	}
+	return 0;
+}
+
+void policy_read_release(struct policy *p, struct policy_read *r)
+{
+	for (int i = 0; i < r->n; i++)
+		chunk_put(p, r->chunks[i]);
+	r->n = 0;
+	r->bytes = 0;
+}
