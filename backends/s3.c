@@ -676,10 +676,13 @@ int s3_list_page(struct s3_client *c, const char *prefix, const char *delimiter,
 	if (max_keys)
 		snprintf(mk, sizeof(mk), "&max-keys=%u", max_keys);
 	/* Parameters sorted by name, values encoded: curl signs the query exactly as written. */
-	r.url = tfs_strdup_printf("%s/?%s%s%s%s%s%slist-type=2%s&prefix=%s", c->base_url,
-				  etoken ? "continuation-token=" : "", etoken ? etoken : "",
-				  etoken ? "&" : "", delimiter ? "delimiter=" : "",
-				  delimiter ? edelim : "", delimiter ? "&" : "", mk, eprefix);
+	/* encoding-type=url lets S3 return keys that XML 1.0 cannot carry (control characters);
+	 * the parser decodes only when the response says it was honoured. */
+	r.url = tfs_strdup_printf("%s/?%s%s%s%s%s%sencoding-type=url&list-type=2%s&prefix=%s",
+				  c->base_url, etoken ? "continuation-token=" : "",
+				  etoken ? etoken : "", etoken ? "&" : "",
+				  delimiter ? "delimiter=" : "", delimiter ? edelim : "",
+				  delimiter ? "&" : "", mk, eprefix);
 	if (!r.url)
 		goto out;
 	if (build_headers(c, &r, NULL, NULL) < 0)

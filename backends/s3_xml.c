@@ -17,6 +17,17 @@
 
 #define KEY_MAX 4096 /* S3 keys are at most 1024 bytes; be generous, but bounded */
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 static bool is(const xmlNode *n, const char *name)
 {
 	return n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0;
@@ -72,6 +83,25 @@ fail:
 	return ret;
 }
 
+/* Decodes %XX escapes in place (EncodingType url).  -EINVAL on a bad escape or an encoded NUL. */
+static int url_decode(char *s)
+{
+	char *o = s;
+	for (char *p = s; *p; p++) {
+		if (*p != '%') {
+			*o++ = *p;
+			continue;
+		}
+		int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
+		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+			return -EINVAL;
+		*o++ = (char)(hi << 4 | lo);
+		p += 2;
+	}
+	*o = '\0';
+	return 0;
+}
+
 static int grow(void **arr, size_t *cap, size_t n, size_t elem)
 {
 	if (n < *cap)
@@ -89,7 +119,7 @@ int s3_parse_list_xml(const char *xml, size_t len, struct s3_list_page *out)
 {
 	size_t ocap = 0, pcap = 0;
 	int ret = -EINVAL;
-	bool truncated = false;
+	bool truncated = false, url_encoded = false;
 
 	memset(out, 0, sizeof(*out));
 	if (!xml || len == 0 || len > INT_MAX)
@@ -128,6 +158,10 @@ int s3_parse_list_xml(const char *xml, size_t len, struct s3_list_page *out)
 			char *t = text_of(n);
 			truncated = t && strcmp(t, "true") == 0;
 			free(t);
+		} else if (is(n, "EncodingType")) {
+			char *t = text_of(n);
+			url_encoded = t && strcmp(t, "url") == 0;
+			free(t);
 		} else if (is(n, "NextContinuationToken")) {
 			free(out->next_token);
 			if (!(out->next_token = text_of(n))) {
@@ -137,6 +171,14 @@ int s3_parse_list_xml(const char *xml, size_t len, struct s3_list_page *out)
 		}
 	}
 	ret = -EINVAL;
+	if (url_encoded) {
+		for (size_t i = 0; i < out->nobjects; i++)
+			if (url_decode(out->objects[i].key) < 0)
+				goto fail;
+		for (size_t i = 0; i < out->nprefixes; i++)
+			if (url_decode(out->prefixes[i]) < 0)
+				goto fail;
+	}
 	if (truncated && (!out->next_token || !out->next_token[0]))
 		goto fail; /* a truncated page we could never continue */
 	if (!truncated) {

@@ -263,27 +263,15 @@ static int add_page(struct builder *bld, const char *dir_key, const struct s3_li
 	return 0;
 }
 
-static int fetch_listing(struct policy *p, const char *dir_key, struct tfs_listing **out)
+int meta_listing_from_pages(const char *dir_key, const struct s3_list_page *pages, size_t npages,
+			    struct tfs_listing **out)
 {
 	struct builder bld = { 0 };
-	struct s3_list_page pg;
-	char *token = NULL;
-	int ret;
-
-	atomic_fetch_add_explicit(&p->stats.listings, 1, memory_order_relaxed);
-	do {
-		ret = s3_list_page(p->s3, dir_key, "/", token, 0, &pg);
-		free(token);
-		token = NULL;
-		if (ret < 0)
-			goto fail;
-		ret = add_page(&bld, dir_key, &pg);
-		token = pg.next_token;
-		pg.next_token = NULL;
-		s3_list_page_free(&pg);
-		if (ret < 0)
-			goto fail;
-	} while (token);
+	int ret = 0;
+	for (size_t i = 0; i < npages && ret == 0; i++)
+		ret = add_page(&bld, dir_key, &pages[i]);
+	if (ret < 0)
+		goto fail;
 
 	qsort(bld.ents, bld.n, sizeof(*bld.ents), cmp_dirent);
 	/* A file beside a directory of the same name: the directory wins. */
@@ -316,6 +304,42 @@ fail:
 	for (size_t i = 0; i < bld.n; i++)
 		free(bld.ents[i].name);
 	free(bld.ents);
+	return ret;
+}
+
+static int fetch_listing(struct policy *p, const char *dir_key, struct tfs_listing **out)
+{
+	struct s3_list_page *pages = NULL;
+	size_t n = 0, cap = 0;
+	char *token = NULL;
+	int ret;
+
+	atomic_fetch_add_explicit(&p->stats.listings, 1, memory_order_relaxed);
+	do {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 4;
+			struct s3_list_page *np = realloc(pages, ncap * sizeof(*np));
+			if (!np) {
+				free(token);
+				ret = -ENOMEM;
+				goto out;
+			}
+			pages = np;
+			cap = ncap;
+		}
+		ret = s3_list_page(p->s3, dir_key, "/", token, 0, &pages[n]);
+		free(token);
+		if (ret < 0)
+			goto out;
+		token = pages[n].next_token;
+		pages[n].next_token = NULL;
+		n++;
+	} while (token);
+	ret = meta_listing_from_pages(dir_key, pages, n, out);
+out:
+	for (size_t i = 0; i < n; i++)
+		s3_list_page_free(&pages[i]);
+	free(pages);
 	return ret;
 }
 
@@ -367,7 +391,10 @@ int policy_lookup(struct policy *p, const char *dir_key, const char *name, struc
 {
 	const char *why;
 	int ret;
-	if (!policy_name_ok(name, strlen(name), &why))
+	size_t nlen = strlen(name);
+	if (nlen > NAME_MAX)
+		return -ENAMETOOLONG;
+	if (!policy_name_ok(name, nlen, &why))
 		return -ENOENT;
 
 	struct tfs_listing *l = cache_get(p, dir_key);

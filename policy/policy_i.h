@@ -42,6 +42,10 @@ struct policy {
 };
 
 int meta_init(struct policy *p);
+/* Builds a listing of dir_key from ListObjectsV2 pages by the naming rules of meta.c (exposed
+ * for unit tests). */
+int meta_listing_from_pages(const char *dir_key, const struct s3_list_page *pages, size_t npages,
+			    struct tfs_listing **out);
 void meta_destroy(struct policy *p);
 
 int chunks_init(struct policy *p);

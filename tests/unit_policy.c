@@ -1,0 +1,210 @@
+/*
+ * unit_policy.c - unit tests of the parsers and the listing rules, without a mount.
+ * Prints "N passed, N failed" and exits non-zero on any failure.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "policy_i.h"
+#include "s3.h"
+#include "util.h"
+
+static int passed, failed;
+
+#define CHECK(cond)                                                                    \
+	do {                                                                           \
+		if (cond) {                                                            \
+			passed++;                                                      \
+		} else {                                                               \
+			failed++;                                                      \
+			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+		}                                                                      \
+	} while (0)
+
+static void test_parse_size(void)
+{
+	uint64_t v;
+	CHECK(tfs_parse_size("4096", &v) == 0 && v == 4096);
+	CHECK(tfs_parse_size("64K", &v) == 0 && v == 65536);
+	CHECK(tfs_parse_size("1M", &v) == 0 && v == 1048576);
+	CHECK(tfs_parse_size("10G", &v) == 0 && v == 10ull << 30);
+	CHECK(tfs_parse_size("2MiB", &v) == 0 && v == 2ull << 20);
+	CHECK(tfs_parse_size("1t", &v) == 0 && v == 1ull << 40);
+	CHECK(tfs_parse_size("", &v) == -EINVAL);
+	CHECK(tfs_parse_size("-1", &v) == -EINVAL);
+	CHECK(tfs_parse_size("1X", &v) == -EINVAL);
+	CHECK(tfs_parse_size("1MM", &v) == -EINVAL);
+	CHECK(tfs_parse_size("99999999999999999999", &v) == -EINVAL);
+	CHECK(tfs_parse_size("17179869184T", &v) == -EINVAL); /* overflows 64 bits */
+	CHECK(tfs_parse_size(" 1", &v) == -EINVAL);
+}
+
+static void test_parse_duration(void)
+{
+	uint64_t v;
+	CHECK(tfs_parse_duration("300", &v) == 0 && v == 300);
+	CHECK(tfs_parse_duration("30s", &v) == 0 && v == 30);
+	CHECK(tfs_parse_duration("5m", &v) == 0 && v == 300);
+	CHECK(tfs_parse_duration("1h", &v) == 0 && v == 3600);
+	CHECK(tfs_parse_duration("2d", &v) == 0 && v == 172800);
+	CHECK(tfs_parse_duration("0", &v) == 0 && v == 0);
+	CHECK(tfs_parse_duration("never", &v) == 0 && v == TFS_TTL_NEVER);
+	CHECK(tfs_parse_duration("-5", &v) == -EINVAL);
+	CHECK(tfs_parse_duration("abc", &v) == -EINVAL);
+	CHECK(tfs_parse_duration("10x", &v) == -EINVAL);
+	CHECK(tfs_parse_duration("", &v) == -EINVAL);
+	CHECK(tfs_parse_duration("5 m", &v) == -EINVAL);
+	CHECK(tfs_parse_duration("999999999999d", &v) == -EINVAL);
+	CHECK(tfs_parse_duration("Never", &v) == -EINVAL);
+}
+
+static void test_uri_encode(void)
+{
+	char *s = tfs_uri_encode("a b/c+d%e?f=g&h~i.j-k_l\xc3\xa9", true);
+	CHECK(s && strcmp(s, "a%20b/c%2Bd%25e%3Ff%3Dg%26h~i.j-k_l%C3%A9") == 0);
+	free(s);
+	s = tfs_uri_encode("x/y", false);
+	CHECK(s && strcmp(s, "x%2Fy") == 0);
+	free(s);
+}
+
+static void test_name_ok(void)
+{
+	const char *why;
+	char longname[NAME_MAX + 2];
+	memset(longname, 'n', sizeof(longname));
+	CHECK(policy_name_ok("a", 1, &why));
+	CHECK(policy_name_ok("...", 3, &why));
+	CHECK(policy_name_ok(".hidden", 7, &why));
+	CHECK(!policy_name_ok("", 0, &why));
+	CHECK(!policy_name_ok(".", 1, &why));
+	CHECK(!policy_name_ok("..", 2, &why));
+	CHECK(policy_name_ok(longname, NAME_MAX, &why));
+	CHECK(!policy_name_ok(longname, NAME_MAX + 1, &why));
+}
+
+static const char *xml_page =
+	"<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+	"<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+	"<Name>b</Name><Prefix>d/</Prefix><IsTruncated>true</IsTruncated>"
+	"<NextContinuationToken>tok/en=</NextContinuationToken>"
+	"<Contents><Key>d/</Key><Size>0</Size><ETag>&quot;e0&quot;</ETag>"
+	"<LastModified>2026-11-21T17:02:24.000Z</LastModified></Contents>"
+	"<Contents><Key>d/file.txt</Key><Size>12</Size><ETag>&quot;abc&quot;</ETag>"
+	"<LastModified>2026-11-21T17:02:24.000Z</LastModified></Contents>"
+	"<Contents><Key>d/a</Key><Size>3</Size><ETag>&quot;aa&quot;</ETag></Contents>"
+	"<CommonPrefixes><Prefix>d/a/</Prefix></CommonPrefixes>"
+	"<CommonPrefixes><Prefix>d//</Prefix></CommonPrefixes>"
+	"<CommonPrefixes><Prefix>d/./</Prefix></CommonPrefixes>"
+	"<CommonPrefixes><Prefix>d/../</Prefix></CommonPrefixes>"
+	"<CommonPrefixes><Prefix>d/sub/</Prefix></CommonPrefixes>"
+	"</ListBucketResult>";
+
+static void test_list_xml(void)
+{
+	struct s3_list_page pg;
+	CHECK(s3_parse_list_xml(xml_page, strlen(xml_page), &pg) == 0);
+	CHECK(pg.nobjects == 3 && pg.nprefixes == 5);
+	CHECK(pg.next_token && strcmp(pg.next_token, "tok/en=") == 0);
+	CHECK(strcmp(pg.objects[1].key, "d/file.txt") == 0 && pg.objects[1].size == 12);
+	CHECK(strcmp(pg.objects[1].etag, "\"abc\"") == 0);
+	CHECK(pg.objects[1].mtime == 1795280544);
+
+	/* The listing rules: marker skipped, "", ".", ".." skipped, "a" hidden by "a/". */
+	struct tfs_listing *l = NULL;
+	CHECK(meta_listing_from_pages("d/", &pg, 1, &l) == 0);
+	if (l) {
+		CHECK(l->n == 3);
+		CHECK(l->n == 3 && strcmp(l->ents[0].name, "a") == 0 && l->ents[0].attr.is_dir);
+		CHECK(l->n == 3 && strcmp(l->ents[1].name, "file.txt") == 0 &&
+		      !l->ents[1].attr.is_dir && l->ents[1].attr.size == 12);
+		CHECK(l->n == 3 && strcmp(l->ents[2].name, "sub") == 0 && l->ents[2].attr.is_dir);
+		policy_listing_put(l);
+	}
+	s3_list_page_free(&pg);
+
+	/* A name longer than NAME_MAX is skipped; 255 bytes is fine. */
+	char *xml = NULL, n255[256], n256[257];
+	memset(n255, 'x', 255);
+	n255[255] = 0;
+	memset(n256, 'y', 256);
+	n256[256] = 0;
+	CHECK(asprintf(&xml,
+		       "<ListBucketResult><IsTruncated>false</IsTruncated>"
+		       "<Contents><Key>%s</Key><Size>1</Size></Contents>"
+		       "<Contents><Key>%s</Key><Size>1</Size></Contents></ListBucketResult>",
+		       n255, n256) > 0);
+	CHECK(s3_parse_list_xml(xml, strlen(xml), &pg) == 0);
+	CHECK(meta_listing_from_pages("", &pg, 1, &l) == 0);
+	CHECK(l->n == 1 && strlen(l->ents[0].name) == 255);
+	policy_listing_put(l);
+	s3_list_page_free(&pg);
+	free(xml);
+
+	/* EncodingType url: keys are decoded, control characters come through. */
+	const char *enc = "<ListBucketResult><EncodingType>url</EncodingType>"
+			  "<IsTruncated>false</IsTruncated>"
+			  "<Contents><Key>ctl%01x+y%20z</Key><Size>1</Size></Contents>"
+			  "<CommonPrefixes><Prefix>sp%20ace/</Prefix></CommonPrefixes>"
+			  "</ListBucketResult>";
+	CHECK(s3_parse_list_xml(enc, strlen(enc), &pg) == 0);
+	CHECK(pg.nobjects == 1 && strcmp(pg.objects[0].key, "ctl\x01x+y z") == 0);
+	CHECK(pg.nprefixes == 1 && strcmp(pg.prefixes[0], "sp ace/") == 0);
+	s3_list_page_free(&pg);
+	const char *badenc = "<ListBucketResult><EncodingType>url</EncodingType>"
+			     "<Contents><Key>nul%00</Key><Size>1</Size></Contents>"
+			     "</ListBucketResult>";
+	CHECK(s3_parse_list_xml(badenc, strlen(badenc), &pg) == -EINVAL);
+
+	/* Malformed or hostile bodies are refused, not half-read. */
+	const char *bad[] = {
+		"", "<", "not xml at all", "<Error><Code>x</Code></Error>",
+		"<ListBucketResult><Contents><Key>a</Key><Size>-1</Size></Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Size>1</Size></Contents></ListBucketResult>",
+		"<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>a</Key>",
+		"<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>"
+		"<ListBucketResult><Contents><Key>&e;</Key><Size>1</Size></Contents>"
+		"</ListBucketResult>",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r = s3_parse_list_xml(bad[i], strlen(bad[i]), &pg);
+		if (r == 0) {
+			/* The external entity must never be expanded. */
+			CHECK(pg.nobjects == 0 || strstr(pg.objects[0].key, "root:") == NULL);
+			s3_list_page_free(&pg);
+			CHECK(i == 8);
+		} else {
+			CHECK(r == -EINVAL);
+		}
+	}
+}
+
+static void test_error_xml(void)
+{
+	char code[64], msg[128];
+	const char *x = "<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code>"
+			"<Message>The specified key does not exist.</Message></Error>";
+	s3_parse_error_xml(x, strlen(x), code, sizeof(code), msg, sizeof(msg));
+	CHECK(strcmp(code, "NoSuchKey") == 0);
+	CHECK(strcmp(msg, "The specified key does not exist.") == 0);
+	s3_parse_error_xml("garbage", 7, code, sizeof(code), msg, sizeof(msg));
+	CHECK(code[0] == 0 && msg[0] == 0);
+}
+
+int main(void)
+{
+	tfs_log_set_level(TFS_LOG_ERROR);
+	test_parse_size();
+	test_parse_duration();
+	test_uri_encode();
+	test_name_ok();
+	test_list_xml();
+	test_error_xml();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}

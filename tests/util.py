@@ -1,0 +1,211 @@
+"""Helpers for the tierfs integration tests: a real s3rver on loopback, tierfs mounts that are
+always cleaned up, and log scanning.  Modelled on libfuse's former test/util.py."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+S3RVER = os.path.join(ROOT, "node_modules", ".bin", "s3rver")
+ACCESS_KEY = "S3RVER"   # s3rver's built-in account
+SECRET_KEY = "S3RVER"
+REGION = "us-east-1"
+
+
+def tierfs_bin():
+    """The daemon under test: $TIERFS_BIN, else the default build directory's."""
+    path = os.environ.get("TIERFS_BIN") or os.path.join(ROOT, "build", "fs", "tierfs")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"tierfs binary not found at {path}: build first (contrib/test.sh)")
+    return path
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout, what, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+class S3Server:
+    """One s3rver process on 127.0.0.1 with its own data directory."""
+
+    def __init__(self, datadir=None, port=None):
+        self.own_dir = datadir is None
+        self.datadir = datadir or tempfile.mkdtemp(prefix="tierfs-s3rver-")
+        self.port = port or free_port()
+        self.proc = None
+        self.log = os.path.join(self.datadir + ".log")
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        if not os.access(S3RVER, os.X_OK):
+            raise RuntimeError("s3rver missing: run 'npm ci' in the repository (contrib/test.sh does)")
+        env = dict(os.environ, NODE_OPTIONS="--openssl-legacy-provider")
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [S3RVER, "-d", self.datadir, "-a", "127.0.0.1", "-p", str(self.port), "-s"],
+            stdout=self.logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"s3rver exited with {self.proc.returncode}; see {self.log}")
+            try:
+                urllib.request.urlopen(self.endpoint + "/", timeout=1).read()
+                return True
+            except urllib.error.HTTPError:
+                return True   # it answers
+            except OSError:
+                return False
+        wait_for(up, 30, "s3rver to listen")
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+        if getattr(self, "logf", None):
+            self.logf.close()
+            self.logf = None
+
+    def cleanup(self):
+        self.stop()
+        if self.own_dir:
+            shutil.rmtree(self.datadir, ignore_errors=True)
+            try:
+                os.unlink(self.log)
+            except OSError:
+                pass
+
+
+def s3_client(endpoint):
+    import boto3
+    from botocore.config import Config
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
+                        aws_secret_access_key=SECRET_KEY, region_name=REGION,
+                        config=Config(retries={"max_attempts": 3}, max_pool_connections=32))
+
+
+def put_many(s3, bucket, items, workers=16):
+    """Uploads {key: bytes} in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(workers) as ex:
+        list(ex.map(lambda kv: s3.put_object(Bucket=bucket, Key=kv[0], Body=kv[1]), items.items()))
+
+
+def daemon_env(home, extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(HOME=home, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
+    env.update(extra or {})
+    return env
+
+
+BAD_LOG = re.compile(r"\b(error|warning|fatal|crash|abort|AddressSanitizer|runtime error|LeakSanitizer)\b",
+                     re.IGNORECASE)
+
+
+class Mount:
+    """A tierfs mount in the foreground, its log in a file.  Use as a context manager (or through
+    the `mount` fixture): on success it unmounts with fusermount3 -u and requires exit status 0
+    and a log without unexpected warnings; on failure it unmounts lazily and kills the daemon."""
+
+    def __init__(self, spec, mnt, endpoint, options=(), env=None, home=None, expect_log=None,
+                 wait=True):
+        self.spec, self.mnt, self.endpoint = spec, mnt, endpoint
+        self.home = home or tempfile.mkdtemp(prefix="tierfs-home-")
+        self.logpath = mnt.rstrip("/") + ".log"
+        self.expect_log = [re.compile(p) for p in (expect_log or [])]
+        opts = ["endpoint=" + endpoint] + list(options)
+        self.cmd = [tierfs_bin(), "-f", "-o", ",".join(opts), spec, mnt]
+        self.env = daemon_env(self.home, env)
+        self.wait = wait
+        self.proc = None
+
+    def start(self):
+        os.makedirs(self.mnt, exist_ok=True)
+        self.logf = open(self.logpath, "wb")
+        self.proc = subprocess.Popen(self.cmd, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     env=self.env)
+        if self.wait:
+            def mounted():
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"tierfs exited with {self.proc.returncode} before mounting:\n"
+                                       + self.log())
+                return os.path.ismount(self.mnt)
+            wait_for(mounted, 30, "the mount")
+        return self
+
+    def log(self):
+        try:
+            with open(self.logpath, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def unexpected_log_lines(self):
+        bad = []
+        for line in self.log().splitlines():
+            if BAD_LOG.search(line) and not any(p.search(line) for p in self.expect_log):
+                bad.append(line)
+        return bad
+
+    def umount(self):
+        """Strict unmount: fusermount3 -u, the daemon must exit 0 by itself."""
+        subprocess.run(["fusermount3", "-u", self.mnt], check=True)
+        rc = self.proc.wait(30)
+        self.logf.close()
+        return rc
+
+    def kill(self):
+        subprocess.run(["fusermount3", "-u", "-z", self.mnt], stderr=subprocess.DEVNULL)
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not self.logf.closed:
+            self.logf.close()
+
+    def reproducer(self):
+        env = " ".join(f"{k}={v}" for k, v in self.env.items() if k.startswith("AWS_") or k == "HOME")
+        return f"{env} {' '.join(self.cmd)}"
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, et, ev, tb):
+        if et is not None or self.proc.poll() is not None:
+            self.kill()
+            if et is None:
+                raise AssertionError(f"tierfs died (status {self.proc.returncode}):\n{self.log()}")
+            print(f"tierfs log:\n{self.log()}\nreproduce with: {self.reproducer()}")
+            return False
+        try:
+            rc = self.umount()
+        except Exception:
+            self.kill()
+            raise
+        assert rc == 0, f"tierfs exited with {rc} after unmount:\n{self.log()}"
+        bad = self.unexpected_log_lines()
+        assert not bad, "unexpected lines in the tierfs log:\n" + "\n".join(bad)
+        return False
