@@ -57,6 +57,9 @@ struct request {
 	size_t cap, len;
 	bool own_buf, overflow;
 	size_t max_body;        /* with own_buf: a longer body is refused (0: no limit) */
+	const struct iovec *iov; /* scatter target instead of buf, when set */
+	int iovcnt, iov_i;
+	size_t iov_off;
 	char *err;
 	size_t errlen;
 	struct s3_object obj;
@@ -246,6 +249,28 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 		}
 		return n;
 	}
+	if (r->iov) {
+		size_t left = n;
+		while (left) {
+			if (r->iov_i >= r->iovcnt) {
+				r->overflow = true;
+				return 0;
+			}
+			const struct iovec *v = &r->iov[r->iov_i];
+			size_t take = v->iov_len - r->iov_off;
+			if (take > left)
+				take = left;
+			memcpy((char *)v->iov_base + r->iov_off, data + (n - left), take);
+			r->iov_off += take;
+			left -= take;
+			if (r->iov_off == v->iov_len) {
+				r->iov_i++;
+				r->iov_off = 0;
+			}
+		}
+		r->len += n;
+		return n;
+	}
 	if (r->max_body && r->len + n > r->max_body) {
 		r->overflow = true;
 		return 0;
@@ -303,8 +328,9 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 	size_t nlen = (size_t)(colon - data);
 	strip_copy(val, sizeof(val), colon + 1, n - nlen - 1);
 	if (nlen == 4 && strncasecmp(data, "etag", 4) == 0) {
-		if (strlen(val) < S3_ETAG_MAX)
-			snprintf(r->obj.etag, sizeof(r->obj.etag), "%s", val);
+		size_t vl = strlen(val);
+		if (vl < sizeof(r->obj.etag))
+			memcpy(r->obj.etag, val, vl + 1);
 	} else if (nlen == 13 && strncasecmp(data, "last-modified", 13) == 0) {
 		time_t t = curl_getdate(val, NULL);
 		if (t != -1)
@@ -415,6 +441,8 @@ static void reset_response(struct request *r)
 {
 	r->status = 0;
 	r->len = 0;
+	r->iov_i = 0;
+	r->iov_off = 0;
 	r->overflow = false;
 	r->errlen = 0;
 	r->have_length = r->have_total = false;
@@ -625,9 +653,15 @@ int s3_get(struct s3_client *c, struct s3_get *g)
 		goto out;
 	if (!(r.url = object_url(c, g->key)) || build_headers(c, &r, h1, h2) < 0)
 		goto out;
+	if (g->iov && !g->ranged) {
+		ret = -EINVAL;
+		goto out;
+	}
+	r.iov = g->iov;
+	r.iovcnt = g->iovcnt;
 	r.buf = g->buf;
 	r.cap = g->buf ? g->cap : 0;
-	r.own_buf = !g->buf;
+	r.own_buf = !g->buf && !g->iov;
 	ret = perform(c, &r, expect);
 	if (ret == 1) {
 		atomic_fetch_add_explicit(&c->stats.not_modified, 1, memory_order_relaxed);

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #define S3_ETAG_MAX 128 /* bytes, with quotes and NUL; longer ETags are refused */
@@ -78,6 +79,8 @@ struct s3_get {
 	const char *if_none_match;  /* ETag we hold: 304 sets not_modified, or NULL */
 	char *buf;                  /* caller's buffer of cap bytes; NULL: allocate (caller frees) */
 	size_t cap;
+	const struct iovec *iov;    /* or: scatter the body over these buffers (ranged GET only) */
+	int iovcnt;
 	/* out */
 	size_t len;                 /* bytes in buf */
 	bool not_modified;

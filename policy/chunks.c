@@ -21,6 +21,8 @@
 #include "util.h"
 
 #define CHUNK_BUCKETS 4096
+#define FETCH_RUN_BYTES (8u << 20) /* most bytes one background GET fetches */
+#define FETCH_RUN_MAX 128          /* most chunks in one background GET */
 
 enum chunk_state { CH_LOADING, CH_READY, CH_FAILED };
 
@@ -177,29 +179,45 @@ static struct chunk *new_chunk_locked(struct policy *p, const struct policy_obje
 	return c;
 }
 
-/* Fetches c's bytes from S3 (no lock held). */
-static int fetch(struct policy *p, struct chunk *c)
+/* Fetches the bytes of run[0..n), adjacent chunks of one object version, with one ranged GET
+ * scattered straight into each chunk's buffer (no lock held).  On success every chunk's data
+ * is set; on failure none is. */
+static int fetch_run(struct policy *p, struct chunk **run, int n)
 {
-	char *buf = malloc(c->len ? c->len : 1);
-	if (!buf)
-		return -ENOMEM;
-	struct s3_get g = {
-		.key = c->key,
-		.ranged = true,
-		.offset = c->idx * p->cfg.chunk_size,
-		.length = c->len,
-		.if_match = c->etag[0] ? c->etag : NULL,
-		.buf = buf,
-		.cap = c->len,
-	};
-	int ret = s3_get(p->s3, &g);
-	if (ret < 0) {
-		free(buf);
-		return ret;
+	struct iovec iov[FETCH_RUN_MAX];
+	uint64_t total = 0;
+	int ret = -ENOMEM, i;
+
+	for (i = 0; i < n; i++) {
+		iov[i].iov_base = malloc(run[i]->len ? run[i]->len : 1);
+		iov[i].iov_len = run[i]->len;
+		if (!iov[i].iov_base)
+			goto out;
+		total += run[i]->len;
 	}
-	c->data = buf; /* published to readers by the state change under the lock */
-	return 0;
+	struct s3_get g = {
+		.key = run[0]->key,
+		.ranged = true,
+		.offset = run[0]->idx * p->cfg.chunk_size,
+		.length = total,
+		.if_match = run[0]->etag[0] ? run[0]->etag : NULL,
+		.iov = iov,
+		.iovcnt = n,
+	};
+	ret = s3_get(p->s3, &g);
+	if (ret == 0) {
+		/* published to readers by the state change under the lock */
+		for (i = 0; i < n; i++)
+			run[i]->data = iov[i].iov_base;
+		return 0;
+	}
+out:
+	while (i-- > 0)
+		free(iov[i].iov_base);
+	return ret;
 }
+
+static int fetch(struct policy *p, struct chunk *c) { return fetch_run(p, &c, 1); }
 
 /* Records the outcome of a fetch of c and wakes its waiters.  Called with chunk_lock held;
  * returns chunks to free after unlocking. */
@@ -356,32 +374,52 @@ out:
 	free_list(victims);
 }
 
+/* Takes the head of the queue and the queued chunks right after it in the same object version,
+ * up to FETCH_RUN_BYTES: readahead queues chunks in order, so one GET serves many. */
+static int pop_run_locked(struct policy *p, struct chunk **run)
+{
+	int n = 0;
+	uint64_t bytes = 0;
+	while (p->queue_head && n < FETCH_RUN_MAX) {
+		struct chunk *c = p->queue_head;
+		if (n > 0 && (c->idx != run[n - 1]->idx + 1 || bytes + c->len > FETCH_RUN_BYTES ||
+			      strcmp(c->key, run[0]->key) != 0 || strcmp(c->etag, run[0]->etag) != 0))
+			break;
+		p->queue_head = c->qnext;
+		if (!p->queue_head)
+			p->queue_tail = NULL;
+		c->qnext = NULL;
+		c->queued = false; /* the queue's reference is now this thread's */
+		run[n++] = c;
+		bytes += c->len;
+	}
+	return n;
+}
+
 static void *fetch_thread(void *arg)
 {
 	struct policy *p = arg;
+	struct chunk *run[FETCH_RUN_MAX];
 	pthread_mutex_lock(&p->chunk_lock);
 	for (;;) {
 		while (!p->stopping && !p->queue_head)
 			pthread_cond_wait(&p->queue_cond, &p->chunk_lock);
 		if (p->stopping)
 			break;
-		struct chunk *c = p->queue_head;
-		p->queue_head = c->qnext;
-		if (!p->queue_head)
-			p->queue_tail = NULL;
-		c->qnext = NULL;
-		c->queued = false; /* the queue's reference is now this thread's */
+		int n = pop_run_locked(p, run);
 		pthread_mutex_unlock(&p->chunk_lock);
 
-		int err = fetch(p, c);
+		int err = fetch_run(p, run, n);
 
-		pthread_mutex_lock(&p->chunk_lock);
-		struct chunk *victims = complete_locked(p, c, err);
-		struct chunk *f = put_locked(c);
-		pthread_mutex_unlock(&p->chunk_lock);
-		free_list(victims);
-		if (f)
-			chunk_free(f);
+		for (int i = 0; i < n; i++) {
+			pthread_mutex_lock(&p->chunk_lock);
+			struct chunk *victims = complete_locked(p, run[i], err);
+			struct chunk *f = put_locked(run[i]);
+			pthread_mutex_unlock(&p->chunk_lock);
+			free_list(victims);
+			if (f)
+				chunk_free(f);
+		}
 		pthread_mutex_lock(&p->chunk_lock);
 	}
 	pthread_mutex_unlock(&p->chunk_lock);

@@ -273,7 +273,8 @@ int meta_listing_from_pages(const char *dir_key, const struct s3_list_page *page
 	if (ret < 0)
 		goto fail;
 
-	qsort(bld.ents, bld.n, sizeof(*bld.ents), cmp_dirent);
+	if (bld.n)
+		qsort(bld.ents, bld.n, sizeof(*bld.ents), cmp_dirent);
 	/* A file beside a directory of the same name: the directory wins. */
 	size_t w = 0;
 	for (size_t r = 0; r < bld.n; r++) {

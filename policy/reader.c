@@ -81,11 +81,14 @@ static void readahead_plan(struct policy *p, const struct policy_object *o, stru
 		s->window = s->window ? s->window * 2 : cs;
 		if (s->window > p->cfg.readahead_max)
 			s->window = p->cfg.readahead_max;
+		/* Top up only when less than half a window is left ahead of the reader, and then
+		 * by a whole batch, so that the fetch threads get long runs of adjacent chunks
+		 * (one GET each) instead of one chunk per read. */
 		uint64_t target = end + s->window;
 		if (target > o->size)
 			target = o->size;
 		uint64_t from = s->ra_end > end ? s->ra_end : end;
-		if (target > from) {
+		if (s->ra_end < end + s->window / 2 && target > from) {
 			*ra_from = from;
 			*ra_to = target;
 			s->ra_end = target;
