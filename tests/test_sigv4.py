@@ -17,8 +17,9 @@ KEYS = {
 }
 
 
-@pytest.mark.parametrize("token", [None, "FQoGZXIvYXdzEXAMPLE+/token=="])
-def test_requests_match_botocore_signature(s3server, s3, bucket, mount, token):
+@pytest.mark.parametrize("token,vhost", [(None, False), ("FQoGZXIvYXdzEXAMPLE+/token==", False),
+                                         (None, True)])
+def test_requests_match_botocore_signature(s3server, s3, bucket, mount, token, vhost):
     items = dict(KEYS)
     # 2,100 keys under an escaped prefix: three listing pages, continuation tokens
     items.update({f"many files/é {i:04d}.txt": b"x" for i in range(2100)})
@@ -27,7 +28,10 @@ def test_requests_match_botocore_signature(s3server, s3, bucket, mount, token):
                            token).start()
     try:
         env = {"AWS_SESSION_TOKEN": token} if token else None
-        m = mount(bucket, ["chunk_size=64K"], endpoint=proxy.endpoint, env=env)
+        # vhost: curl resolves *.localhost to loopback itself, and s3rver (started with
+        # --service-endpoint localhost) takes the bucket from BUCKET.s3.localhost
+        endpoint = f"http://s3.localhost:{proxy.port}" if vhost else proxy.endpoint
+        m = mount(bucket, ["chunk_size=64K"], endpoint=endpoint, env=env)
         # cold lookups (HEAD + one-key LIST), then a read of several chunks (ranged GETs)
         path = os.path.join(m.mnt, "dir with space", "ü+plus%pct?q#h&a=b~t.bin")
         with open(path, "rb") as f:
@@ -47,3 +51,10 @@ def test_requests_match_botocore_signature(s3server, s3, bucket, mount, token):
     lists = [r for r in recs if "list-type=2" in r.query]
     assert any("continuation-token=" in r.query for r in lists), "no paged listing was signed"
     assert any("prefix=many%20files%2F" in r.query for r in lists)
+    hosts = {r.headers.get("Host") for r in recs}
+    if vhost:
+        assert hosts == {f"{bucket}.s3.localhost:{proxy.port}"}
+        assert all(not r.path.startswith(f"/{bucket}/") for r in recs)
+    else:
+        assert hosts == {f"127.0.0.1:{proxy.port}"}
+        assert all(r.path.startswith(f"/{bucket}/") or r.path == f"/{bucket}/" for r in recs)

@@ -61,7 +61,9 @@ class S3Server:
         env = dict(os.environ, NODE_OPTIONS="--openssl-legacy-provider")
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            [S3RVER, "-d", self.datadir, "-a", "127.0.0.1", "-p", str(self.port), "-s"],
+            # --service-endpoint localhost: BUCKET.s3.localhost is a virtual-host request
+            [S3RVER, "-d", self.datadir, "-a", "127.0.0.1", "-p", str(self.port), "-s",
+             "--service-endpoint", "localhost"],
             stdout=self.logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
         def up():
