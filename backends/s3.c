@@ -373,7 +373,7 @@ static bool status_is_transient(long status)
 	return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
-static int status_to_errno(long status, const char *code)
+static int status_to_errno(long status)
 {
 	switch (status) {
 	case 400: return -EINVAL;
@@ -383,7 +383,6 @@ static int status_to_errno(long status, const char *code)
 	case 416: return -EINVAL;
 	default: return -EIO;
 	}
-	(void)code;
 }
 
 static void sleep_ms(uint64_t ms)
@@ -504,7 +503,7 @@ static int perform(struct s3_client *c, struct request *r, uint64_t expect_len)
 				s3_parse_error_xml(r->err, r->errlen, r->s3_code, sizeof(r->s3_code),
 						   r->s3_msg, sizeof(r->s3_msg));
 			if (!status_is_transient(status)) {
-				ret = status_to_errno(status, r->s3_code);
+				ret = status_to_errno(status);
 				if (!r->s3_code[0] && status == 404)
 					snprintf(r->s3_code, sizeof(r->s3_code), "NoSuchKey");
 				char cbuf[96], mbuf[300];

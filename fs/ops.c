@@ -344,7 +344,6 @@ static void tfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 
 static void tfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-	struct tfs_fs *fs = fs_of(req);
 	struct statvfs sv = { 0 };
 	/* A bucket has no size to speak of: report a large, full, read-only file system. */
 	sv.f_bsize = 4096;
@@ -354,7 +353,6 @@ static void tfs_statfs(fuse_req_t req, fuse_ino_t ino)
 	sv.f_namemax = NAME_MAX;
 	sv.f_flag = ST_RDONLY;
 	fuse_reply_statfs(req, &sv);
-	(void)fs;
 	(void)ino;
 }
 

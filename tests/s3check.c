@@ -12,22 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "log.h"
 #include "s3.h"
 
 #define OBJ_SIZE 300000
 
-static int passed, failed;
-
-#define CHECK(cond)                                                                    \
-	do {                                                                           \
-		if (cond) {                                                            \
-			passed++;                                                      \
-		} else {                                                               \
-			failed++;                                                      \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-		}                                                                      \
-	} while (0)
 
 static int pattern_ok(const char *buf, size_t len, uint64_t off)
 {
@@ -149,6 +139,5 @@ int main(int argc, char **argv)
 	const struct s3_stats *st = s3_client_stats(c);
 	CHECK(st->requests_head >= 2 && st->requests_get >= 8 && st->not_modified == 1);
 	s3_client_free(c);
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return CHECK_SUMMARY();
 }
