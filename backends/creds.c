@@ -153,8 +153,9 @@ void s3_config_clear(struct s3_config *cfg)
 	free(cfg->endpoint);
 	free(cfg->region);
 	free(cfg->bucket);
+	free(cfg->ca_file);
 	wipe_free(&cfg->access_key);
 	wipe_free(&cfg->secret_key);
 	wipe_free(&cfg->session_token);
-	cfg->endpoint = cfg->region = cfg->bucket = NULL;
+	cfg->endpoint = cfg->region = cfg->bucket = cfg->ca_file = NULL;
 }

@@ -154,6 +154,7 @@ struct s3_client *s3_client_new(const struct s3_config *cfg, int *err)
 	c->cfg.access_key = dup_or_null(cfg->access_key);
 	c->cfg.secret_key = dup_or_null(cfg->secret_key);
 	c->cfg.session_token = dup_or_null(cfg->session_token);
+	c->cfg.ca_file = dup_or_null(cfg->ca_file);
 	if (!c->cfg.timeout_ms)
 		c->cfg.timeout_ms = S3_DEFAULT_TIMEOUT_MS;
 	if (!c->cfg.connect_timeout_ms)
@@ -429,6 +430,8 @@ static void setup_handle(struct s3_client *c, CURL *h, struct request *r, long t
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	if (r->range)
 		curl_easy_setopt(h, CURLOPT_RANGE, r->range);
+	if (c->cfg.ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->cfg.ca_file);
 	if (!c->cfg.anonymous) {
 		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, c->sigv4);
 		curl_easy_setopt(h, CURLOPT_USERNAME, c->cfg.access_key);

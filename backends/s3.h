@@ -42,6 +42,7 @@ struct s3_config {
 	char *session_token; /* may be NULL */
 	bool path_style;     /* bucket in the path instead of the host name */
 	bool anonymous;      /* no credentials: send unsigned requests */
+	char *ca_file;       /* PEM bundle to trust for https, or NULL for the system's */
 	unsigned timeout_ms;
 	unsigned connect_timeout_ms;
 	unsigned max_retries;

@@ -18,7 +18,7 @@ struct tfs_options {
 	char *bucket;       /* BUCKET of BUCKET[:PREFIX] */
 	char *prefix;       /* "" or a prefix ending in '/' */
 	char *mountpoint;
-	char *endpoint, *region, *profile, *cache_dir;
+	char *endpoint, *region, *profile, *cache_dir, *ca_file;
 	bool path_style, anonymous, allow_other, foreground, debug, direct_io;
 	uint64_t ttl_s, chunk_size, readahead_max, mem_bytes;
 	uint64_t timeout_ms, retries, fetch_threads;

@@ -68,6 +68,7 @@ int main(int argc, char **argv)
 	s3cfg.endpoint = opts.endpoint ? strdup(opts.endpoint) : NULL;
 	s3cfg.region = opts.region ? strdup(opts.region) : NULL;
 	s3cfg.bucket = strdup(opts.bucket);
+	s3cfg.ca_file = opts.ca_file ? strdup(opts.ca_file) : NULL;
 	s3cfg.path_style = opts.path_style;
 	s3cfg.anonymous = opts.anonymous;
 	s3cfg.timeout_ms = (unsigned)opts.timeout_ms;

@@ -27,6 +27,7 @@ static const struct fuse_opt opt_spec[] = {
 	{ "region=%s", offsetof(struct tfs_options, region), 0 },
 	{ "profile=%s", offsetof(struct tfs_options, profile), 0 },
 	{ "cache_dir=%s", offsetof(struct tfs_options, cache_dir), 0 },
+	{ "ca_file=%s", offsetof(struct tfs_options, ca_file), 0 },
 	OPT("path_style", path_style),
 	OPT("anonymous", anonymous),
 	OPT("direct_io", direct_io),
@@ -71,6 +72,7 @@ void tfs_print_help(const char *prog)
 	       "    -o path_style          bucket in the URL path, not the host name (default: automatic,\n"
 	       "                           on for IP and localhost endpoints and dotted bucket names)\n"
 	       "    -o anonymous           send unsigned requests (public buckets; default: off)\n"
+	       "    -o ca_file=PATH        PEM certificates to trust for https (default: the system's)\n"
 	       "    -o timeout=MS          deadline of one S3 operation, retries included (default: %u)\n"
 	       "    -o retries=N           retries of a failed S3 request (default: %u)\n"
 	       "\n"
@@ -262,4 +264,5 @@ void tfs_options_free(struct tfs_options *o)
 	free(o->region);
 	free(o->profile);
 	free(o->cache_dir);
+	free(o->ca_file);
 }

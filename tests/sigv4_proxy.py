@@ -22,8 +22,9 @@ EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 
 
 class Record:
-    def __init__(self, method, path, query, headers, ok, reason):
+    def __init__(self, method, path, query, headers, ok, reason, client_port):
         self.method, self.path, self.query, self.headers = method, path, query, headers
+        self.client_port = client_port   # one per TCP connection
         self.ok, self.reason = ok, reason
 
     def __repr__(self):
@@ -110,7 +111,7 @@ class VerifyingProxy:
         parts = urlsplit(h.path)
         with self.lock:
             self.records.append(Record(h.command, unquote(parts.path), parts.query,
-                                       dict(h.headers), ok, reason))
+                                       dict(h.headers), ok, reason, h.client_address[1]))
         if not ok:
             body = b"<Error><Code>SignatureDoesNotMatch</Code></Error>"
             h.send_response(403)

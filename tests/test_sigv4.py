@@ -37,6 +37,9 @@ def test_requests_match_botocore_signature(s3server, s3, bucket, mount, token, v
         with open(path, "rb") as f:
             assert f.read() == KEYS["dir with space/ü+plus%pct?q#h&a=b~t.bin"]
         assert len(os.listdir(os.path.join(m.mnt, "many files"))) == 2100
+        for i in range(30):   # one GET each, one after another: they should share connections
+            with open(os.path.join(m.mnt, "many files", f"é {i:04d}.txt"), "rb") as f:
+                assert f.read() == b"x"
         assert sorted(os.listdir(os.path.join(m.mnt, "dir with space"))) == \
             ["plain.txt", "ü+plus%pct?q#h&a=b~t.bin"]
     finally:
@@ -51,6 +54,9 @@ def test_requests_match_botocore_signature(s3server, s3, bucket, mount, token, v
     lists = [r for r in recs if "list-type=2" in r.query]
     assert any("continuation-token=" in r.query for r in lists), "no paged listing was signed"
     assert any("prefix=many%20files%2F" in r.query for r in lists)
+    # connections are reused: a few per fetch thread, not one per request
+    conns = {r.client_port for r in recs}
+    assert len(recs) >= 20 and len(conns) <= len(recs) // 4, (len(conns), len(recs))
     hosts = {r.headers.get("Host") for r in recs}
     if vhost:
         assert hosts == {f"{bucket}.s3.localhost:{proxy.port}"}

@@ -44,7 +44,9 @@ def wait_for(cond, timeout, what, interval=0.05):
 class S3Server:
     """One s3rver process on 127.0.0.1 with its own data directory."""
 
-    def __init__(self, datadir=None, port=None):
+    def __init__(self, datadir=None, port=None, tls=None):
+        """tls: (keyfile, certfile) to serve https instead of http."""
+        self.tls = tls
         self.own_dir = datadir is None
         self.datadir = datadir or tempfile.mkdtemp(prefix="tierfs-s3rver-")
         self.port = port or free_port()
@@ -53,7 +55,7 @@ class S3Server:
 
     @property
     def endpoint(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self):
         if not os.access(S3RVER, os.X_OK):
@@ -63,14 +65,17 @@ class S3Server:
         self.proc = subprocess.Popen(
             # --service-endpoint localhost: BUCKET.s3.localhost is a virtual-host request
             [S3RVER, "-d", self.datadir, "-a", "127.0.0.1", "-p", str(self.port), "-s",
-             "--service-endpoint", "localhost"],
+             "--service-endpoint", "localhost"]
+            + (["--key", self.tls[0], "--cert", self.tls[1]] if self.tls else []),
             stdout=self.logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
         def up():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"s3rver exited with {self.proc.returncode}; see {self.log}")
             try:
-                urllib.request.urlopen(self.endpoint + "/", timeout=1).read()
+                import ssl
+                ctx = ssl.create_default_context(cafile=self.tls[1]) if self.tls else None
+                urllib.request.urlopen(self.endpoint + "/", timeout=1, context=ctx).read()
                 return True
             except urllib.error.HTTPError:
                 return True   # it answers
