@@ -21,6 +21,7 @@ struct tfs_options {
 	char *endpoint, *region, *profile, *cache_dir, *ca_file;
 	bool path_style, anonymous, allow_other, foreground, debug, direct_io;
 	uint64_t ttl_s, chunk_size, readahead_max, mem_bytes;
+	uint64_t l2_size, l2_min_free_pct, l2_min_free_bytes;
 	uint64_t timeout_ms, retries, fetch_threads;
 	bool help, version;
 };

@@ -11,15 +11,42 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fs_i.h"
 #include "log.h"
 #include "util.h"
 
+/* $XDG_CACHE_HOME/tierfs/NAME, else /var/cache/tierfs/NAME for root, ~/.cache/tierfs/NAME for
+ * others.  NAME is the bucket, with @HOST_PORT when the endpoint is not AWS's, so that two
+ * servers' buckets of the same name never share a cache. */
+static char *default_cache_dir(const char *bucket, const char *endpoint)
+{
+	char name[512], base[4096];
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	snprintf(name, sizeof(name), "%s", bucket);
+	if (endpoint) {
+		const char *h = strstr(endpoint, "://");
+		h = h ? h + 3 : endpoint;
+		size_t n = strlen(name);
+		snprintf(name + n, sizeof(name) - n, "@%s", h);
+		for (char *c = name + n + 1; *c; c++)
+			if (*c == '/' || *c == ':')
+				*c = '_';
+	}
+	if (xdg && *xdg)
+		snprintf(base, sizeof(base), "%s/tierfs", xdg);
+	else if (getuid() == 0 || !home)
+		snprintf(base, sizeof(base), "/var/cache/tierfs");
+	else
+		snprintf(base, sizeof(base), "%s/.cache/tierfs", home);
+	return tfs_strdup_printf("%s/%s", base, name);
+}
+
 /* Asks for one key of the mount's root, so that a wrong endpoint, bucket or credentials fail the
  * mount with a clear message instead of failing every later operation. */
-static int check_bucket(struct s3_client *s3, const struct tfs_options *o)
+static int check_bucket(struct s3_client *s3, const struct tfs_options *o, bool have_cache)
 {
 	struct s3_list_page pg;
 	int ret = s3_list_page(s3, o->prefix, "/", NULL, 1, &pg);
@@ -28,6 +55,10 @@ static int check_bucket(struct s3_client *s3, const struct tfs_options *o)
 			tfs_warn("prefix '%s' of bucket '%s' holds no keys: the mount is empty",
 				 o->prefix, o->bucket);
 		s3_list_page_free(&pg);
+		return 0;
+	}
+	if (ret == -EIO && have_cache) {
+		tfs_warn("S3 is unreachable: serving what the cache holds until it is back");
 		return 0;
 	}
 	switch (ret) {
@@ -55,6 +86,8 @@ int main(int argc, char **argv)
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop = NULL;
 	int status = 1, ret;
+	struct ssd_store *ssd = NULL;
+	char *cache_dir = NULL;
 
 	int r = tfs_parse_options(argc, argv, &opts, &fargs);
 	if (r >= 0) {
@@ -63,6 +96,7 @@ int main(int argc, char **argv)
 		return r;
 	}
 	tfs_log_set_level(opts.debug ? TFS_LOG_DEBUG : TFS_LOG_INFO);
+	umask(077); /* the cache directory and everything in it: owner only */
 
 	/* Credentials, region, endpoint: command line over environment over files. */
 	s3cfg.endpoint = opts.endpoint ? strdup(opts.endpoint) : NULL;
@@ -84,7 +118,21 @@ int main(int argc, char **argv)
 		tfs_err("cannot set up the S3 client: %s", strerror(-ret));
 		goto out_opts;
 	}
-	if (check_bucket(fs.s3, &opts) < 0)
+	if (opts.l2_size) {
+		cache_dir = opts.cache_dir ? strdup(opts.cache_dir)
+					   : default_cache_dir(opts.bucket, s3cfg.endpoint);
+		if (!cache_dir || (ret = ssd_open(cache_dir, opts.chunk_size, &ssd)) < 0) {
+			tfs_err("cannot use the cache directory '%s': %s",
+				cache_dir ? cache_dir : "?", strerror(cache_dir ? -ret : ENOMEM));
+			goto out_s3;
+		}
+	}
+	/* Without S3 a mount is only worth making if the cache knows the mount's root. */
+	void *root_listing = NULL;
+	size_t rl;
+	bool have_cache = ssd && ssd_meta_get(ssd, 'd', opts.prefix, &root_listing, &rl) == 0;
+	free(root_listing);
+	if (check_bucket(fs.s3, &opts, have_cache) < 0)
 		goto out_s3;
 
 	fs.opts = &opts;
@@ -102,8 +150,9 @@ int main(int argc, char **argv)
 		goto out_session;
 	if (fuse_session_mount(se, opts.mountpoint) != 0)
 		goto out_signals;
-	tfs_info("mounted bucket '%s'%s%s at %s (read-only)", opts.bucket,
-		 opts.prefix[0] ? " prefix " : "", opts.prefix, opts.mountpoint);
+	tfs_info("mounted bucket '%s'%s%s at %s (read-only), cache %s", opts.bucket,
+		 opts.prefix[0] ? " prefix " : "", opts.prefix, opts.mountpoint,
+		 cache_dir ? cache_dir : "in memory only");
 	if (fuse_daemonize(opts.foreground) != 0)
 		goto out_unmount;
 	if (!opts.foreground)
@@ -116,6 +165,10 @@ int main(int argc, char **argv)
 		.mem_bytes = opts.mem_bytes,
 		.readahead_max = opts.readahead_max,
 		.fetch_threads = (unsigned)opts.fetch_threads,
+		.ssd = ssd,
+		.l2_size = opts.l2_size,
+		.l2_min_free_pct = opts.l2_min_free_pct,
+		.l2_min_free_bytes = opts.l2_min_free_bytes,
 	};
 	fs.pol = policy_new(&pcfg, fs.s3, &ret);
 	if (!fs.pol) {
@@ -137,6 +190,12 @@ int main(int argc, char **argv)
 		tfs_info("unmounting %s", opts.mountpoint);
 	fuse_loop_cfg_destroy(loop);
 out_policy:
+	if (fs.pol) {
+		char line[1024];
+		policy_quiesce(fs.pol);
+		policy_stats_line(fs.pol, line, sizeof(line));
+		tfs_info("%s", line);
+	}
 	policy_free(fs.pol);
 out_unmount:
 	fuse_session_unmount(se);
@@ -147,6 +206,8 @@ out_session:
 out_itab:
 	itable_destroy(&fs.itab);
 out_s3:
+	ssd_close(ssd);
+	free(cache_dir);
 	s3_client_free(fs.s3);
 out_opts:
 	s3_config_clear(&s3cfg);

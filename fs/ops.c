@@ -190,6 +190,7 @@ static void tfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	memcpy(h->etag, a.etag, sizeof(h->etag));
 	h->size = a.size;
+	policy_open_object(fs->pol, h->key, h->etag);
 	policy_stream_init(&h->stream);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->keep_cache = 0;

@@ -18,6 +18,7 @@
 enum {
 	KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_TTL, KEY_CHUNK, KEY_READAHEAD,
 	KEY_MEM, KEY_TIMEOUT, KEY_RETRIES, KEY_THREADS, KEY_RO, KEY_RW, KEY_ALLOW_OTHER,
+	KEY_L2_SIZE, KEY_L2_MIN_FREE,
 };
 
 #define OPT(t, m) { t, offsetof(struct tfs_options, m), 1 }
@@ -41,6 +42,8 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("timeout=", KEY_TIMEOUT),
 	FUSE_OPT_KEY("retries=", KEY_RETRIES),
 	FUSE_OPT_KEY("fetch_threads=", KEY_THREADS),
+	FUSE_OPT_KEY("l2_size=", KEY_L2_SIZE),
+	FUSE_OPT_KEY("l2_min_free=", KEY_L2_MIN_FREE),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -84,7 +87,13 @@ void tfs_print_help(const char *prog)
 	       "                           (default: %lluM)\n"
 	       "    -o mem_cache=SIZE      memory for chunks in flight and read ahead (default: %lluM)\n"
 	       "    -o fetch_threads=N     background fetch threads, 1..64 (default: %u)\n"
-	       "    -o cache_dir=PATH      directory of the on-disk (L2) cache; accepted, not used yet\n"
+	       "    -o cache_dir=PATH      directory of the on-disk (L2) cache (default:\n"
+	       "                           $XDG_CACHE_HOME/tierfs/NAME, else /var/cache/tierfs/NAME for\n"
+	       "                           root, ~/.cache/tierfs/NAME for others; NAME is the bucket,\n"
+	       "                           with @HOST_PORT for a custom endpoint)\n"
+	       "    -o l2_size=SIZE        capacity of the on-disk cache, 0 = no L2 (default: %lluG)\n"
+	       "    -o l2_min_free=N%%|SIZE keep this much of the cache's file system free\n"
+	       "                           (default: %u%%)\n"
 	       "    -o direct_io           bypass the kernel page cache (default: off)\n"
 	       "\n"
 	       "FUSE options:\n"
@@ -96,7 +105,8 @@ void tfs_print_help(const char *prog)
 	       "or from the profile in ~/.aws/credentials.  Unmount with: fusermount3 -u MOUNTPOINT\n",
 	       prog, S3_DEFAULT_REGION, S3_DEFAULT_TIMEOUT_MS, S3_DEFAULT_RETRIES,
 	       POLICY_DEFAULT_TTL_S, (unsigned long long)(POLICY_DEFAULT_READAHEAD_MAX >> 20),
-	       (unsigned long long)(POLICY_DEFAULT_MEM_BYTES >> 20), POLICY_DEFAULT_FETCH_THREADS);
+	       (unsigned long long)(POLICY_DEFAULT_MEM_BYTES >> 20), POLICY_DEFAULT_FETCH_THREADS,
+	       (unsigned long long)(POLICY_DEFAULT_L2_SIZE >> 30), POLICY_DEFAULT_L2_MIN_FREE_PCT);
 }
 
 static int bad(const char *what, const char *arg)
@@ -159,6 +169,23 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		if (tfs_parse_uint(val, 0, 100, &o->retries) < 0)
 			return bad("retries (0..100)", val);
 		return 0;
+	case KEY_L2_SIZE:
+		if (tfs_parse_size(val, &o->l2_size) < 0)
+			return bad("l2_size (a size, 0 for no L2)", val);
+		return 0;
+	case KEY_L2_MIN_FREE: {
+		size_t n = strlen(val);
+		o->l2_min_free_pct = o->l2_min_free_bytes = 0;
+		if (n > 1 && val[n - 1] == '%') {
+			char pct[16];
+			if (n > sizeof(pct) || (memcpy(pct, val, n - 1), pct[n - 1] = '\0',
+						tfs_parse_uint(pct, 0, 100, &o->l2_min_free_pct) < 0))
+				return bad("l2_min_free (a percentage such as 10%, or a size)", val);
+		} else if (tfs_parse_size(val, &o->l2_min_free_bytes) < 0) {
+			return bad("l2_min_free (a percentage such as 10%, or a size)", val);
+		}
+		return 0;
+	}
 	case KEY_THREADS:
 		if (tfs_parse_uint(val, 1, 64, &v) < 0)
 			return bad("fetch_threads (1..64)", val);
@@ -210,6 +237,8 @@ int tfs_parse_options(int argc, char **argv, struct tfs_options *o, struct fuse_
 	o->timeout_ms = S3_DEFAULT_TIMEOUT_MS;
 	o->retries = S3_DEFAULT_RETRIES;
 	o->fetch_threads = POLICY_DEFAULT_FETCH_THREADS;
+	o->l2_size = POLICY_DEFAULT_L2_SIZE;
+	o->l2_min_free_pct = POLICY_DEFAULT_L2_MIN_FREE_PCT;
 
 	if (fuse_opt_parse(&args, o, opt_spec, opt_proc) == -1) {
 		fuse_opt_free_args(&args);

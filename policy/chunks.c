@@ -38,6 +38,7 @@ struct chunk {
 	uint64_t obj_size;
 	enum chunk_state state;
 	bool linked, queued, on_lru, prefetched, used;
+	bool from_s3;           /* fetched from S3: to be written to L2 once ready */
 	int err;
 	unsigned refs;
 	char *data;
@@ -179,20 +180,14 @@ static struct chunk *new_chunk_locked(struct policy *p, const struct policy_obje
 	return c;
 }
 
-/* Fetches the bytes of run[0..n), adjacent chunks of one object version, with one ranged GET
- * scattered straight into each chunk's buffer (no lock held).  On success every chunk's data
- * is set; on failure none is. */
-static int fetch_run(struct policy *p, struct chunk **run, int n)
+/* One ranged GET for run[0..n), adjacent chunks of one version, scattered into bufs. */
+static int fetch_s3(struct policy *p, struct chunk **run, char **bufs, int n)
 {
 	struct iovec iov[FETCH_RUN_MAX];
 	uint64_t total = 0;
-	int ret = -ENOMEM, i;
-
-	for (i = 0; i < n; i++) {
-		iov[i].iov_base = malloc(run[i]->len ? run[i]->len : 1);
+	for (int i = 0; i < n; i++) {
+		iov[i].iov_base = bufs[i];
 		iov[i].iov_len = run[i]->len;
-		if (!iov[i].iov_base)
-			goto out;
 		total += run[i]->len;
 	}
 	struct s3_get g = {
@@ -204,20 +199,56 @@ static int fetch_run(struct policy *p, struct chunk **run, int n)
 		.iov = iov,
 		.iovcnt = n,
 	};
-	ret = s3_get(p->s3, &g);
+	return s3_get(p->s3, &g);
+}
+
+/* Fetches the bytes of run[0..n), adjacent chunks of one object version (no lock held): each
+ * from L2 when it is there, the others from S3, one ranged GET per stretch of adjacent misses,
+ * scattered straight into each chunk's buffer.  On success every chunk's data is set; on
+ * failure none is. */
+static int fetch_run(struct policy *p, struct chunk **run, int n)
+{
+	char *bufs[FETCH_RUN_MAX];
+	bool hit[FETCH_RUN_MAX];
+	int ret = -ENOMEM, i;
+
+	for (i = 0; i < n; i++) {
+		bufs[i] = malloc(run[i]->len ? run[i]->len : 1);
+		if (!bufs[i])
+			goto out;
+		size_t got = 0;
+		hit[i] = p->l2 && l2_read(p->l2, run[i]->key, run[i]->etag, run[i]->idx, bufs[i],
+					  run[i]->len, &got) == 0 && got == run[i]->len;
+	}
+	ret = 0;
+	for (int a = 0; a < n && ret == 0;) {
+		if (hit[a]) {
+			a++;
+			continue;
+		}
+		int b = a;
+		while (b < n && !hit[b])
+			b++;
+		ret = fetch_s3(p, run + a, bufs + a, b - a);
+		a = b;
+	}
 	if (ret == 0) {
 		/* published to readers by the state change under the lock */
-		for (i = 0; i < n; i++)
-			run[i]->data = iov[i].iov_base;
+		for (i = 0; i < n; i++) {
+			run[i]->data = bufs[i];
+			run[i]->from_s3 = !hit[i];
+		}
 		return 0;
 	}
 out:
 	while (i-- > 0)
-		free(iov[i].iov_base);
+		free(bufs[i]);
 	return ret;
 }
 
 static int fetch(struct policy *p, struct chunk *c) { return fetch_run(p, &c, 1); }
+
+static void l2_fill_done(void *owner, void *obj) { chunk_put(owner, obj); }
 
 /* Records the outcome of a fetch of c and wakes its waiters.  Called with chunk_lock held;
  * returns chunks to free after unlocking. */
@@ -235,6 +266,13 @@ static struct chunk *complete_locked(struct policy *p, struct chunk *c, int err)
 			atomic_fetch_add_explicit(&p->stats.stale_reads, 1, memory_order_relaxed);
 	} else {
 		c->state = CH_READY;
+		/* to L2 off the reader's path: the writer holds a reference meanwhile */
+		if (c->from_s3 && p->l2) {
+			c->refs++;
+			if (l2_write_async(p->l2, c->key, c->etag, c->idx, c->data, c->len,
+					   l2_fill_done, p, c) < 0)
+				c->refs--;
+		}
 		if (c->linked) {
 			lru_front(p, c);
 			victims = evict_locked(p, 0);
@@ -440,7 +478,7 @@ int chunks_start(struct policy *p)
 	return 0;
 }
 
-void chunks_destroy(struct policy *p)
+void chunks_stop(struct policy *p)
 {
 	pthread_mutex_lock(&p->chunk_lock);
 	p->stopping = true;
@@ -448,6 +486,12 @@ void chunks_destroy(struct policy *p)
 	pthread_mutex_unlock(&p->chunk_lock);
 	for (unsigned i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
+	p->nthreads = 0;
+}
+
+void chunks_destroy(struct policy *p)
+{
+	chunks_stop(p);
 	free(p->threads);
 	/* No thread is left: drop the queue's and the table's references. */
 	while (p->queue_head) {

@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "policy_i.h"
@@ -344,9 +345,128 @@ out:
 	return ret;
 }
 
-int policy_list_dir(struct policy *p, const char *dir_key, struct tfs_listing **out)
+/*
+ * Listings persist in the L2 index (namespace 'd'), so that a remount, or a mount while S3 is
+ * unreachable, has the metadata as long as its TTL holds.  Format: version u32, fetched (wall
+ * clock seconds) u64, count u32, then per entry: name length u16, name, is_dir u8, size u64,
+ * mtime i64, ETag length u8, ETag.
+ */
+#define LISTING_FORMAT 1u
+
+static void put_bytes(unsigned char **p, const void *v, size_t n)
+{
+	memcpy(*p, v, n);
+	*p += n;
+}
+
+static void persist_listing(struct policy *p, const char *dir_key, const struct tfs_listing *l)
+{
+	if (!p->cfg.ssd)
+		return;
+	size_t n = 16;
+	for (size_t i = 0; i < l->n; i++)
+		n += 2 + strlen(l->ents[i].name) + 1 + 8 + 8 + 1 + strlen(l->ents[i].attr.etag);
+	unsigned char *buf = malloc(n), *w = buf;
+	if (!buf)
+		return;
+	uint32_t ver = LISTING_FORMAT, cnt = (uint32_t)l->n;
+	uint64_t wall = (uint64_t)time(NULL) - (tfs_now_ms() - l->fetched_ms) / 1000;
+	put_bytes(&w, &ver, 4);
+	put_bytes(&w, &wall, 8);
+	put_bytes(&w, &cnt, 4);
+	for (size_t i = 0; i < l->n; i++) {
+		const struct tfs_dirent *e = &l->ents[i];
+		uint16_t nl = (uint16_t)strlen(e->name);
+		uint8_t dir = e->attr.is_dir, el = (uint8_t)strlen(e->attr.etag);
+		int64_t mt = e->attr.mtime;
+		put_bytes(&w, &nl, 2);
+		put_bytes(&w, e->name, nl);
+		put_bytes(&w, &dir, 1);
+		put_bytes(&w, &e->attr.size, 8);
+		put_bytes(&w, &mt, 8);
+		put_bytes(&w, &el, 1);
+		put_bytes(&w, e->attr.etag, el);
+	}
+	ssd_meta_put(p->cfg.ssd, 'd', dir_key, buf, (size_t)(w - buf));
+	free(buf);
+}
+
+static bool get_bytes(const unsigned char **r, const unsigned char *end, void *v, size_t n)
+{
+	if ((size_t)(end - *r) < n)
+		return false;
+	memcpy(v, *r, n);
+	*r += n;
+	return true;
+}
+
+/* The persisted listing of dir_key if it is still fresh, else NULL. */
+static struct tfs_listing *load_listing(struct policy *p, const char *dir_key)
+{
+	void *raw;
+	size_t n;
+	if (!p->cfg.ssd || ssd_meta_get(p->cfg.ssd, 'd', dir_key, &raw, &n) < 0)
+		return NULL;
+	const unsigned char *r = raw, *end = r + n;
+	uint32_t ver, cnt;
+	uint64_t wall, now = (uint64_t)time(NULL);
+	struct tfs_listing *l = NULL;
+	if (!get_bytes(&r, end, &ver, 4) || ver != LISTING_FORMAT || !get_bytes(&r, end, &wall, 8) ||
+	    !get_bytes(&r, end, &cnt, 4) || cnt > n)
+		goto out;
+	uint64_t age_ms = wall > now ? 0 : (now - wall) * 1000;
+	if (age_ms > tfs_now_ms())
+		goto out; /* older than this boot's monotonic clock can express: stale anyway */
+	if (!fresh(p, tfs_now_ms() - age_ms))
+		goto out;
+	l = calloc(1, sizeof(*l));
+	if (!l || (cnt && !(l->ents = calloc(cnt, sizeof(*l->ents)))))
+		goto fail;
+	for (uint32_t i = 0; i < cnt; i++) {
+		struct tfs_dirent *e = &l->ents[i];
+		uint16_t nl;
+		uint8_t dir, el;
+		int64_t mt;
+		if (!get_bytes(&r, end, &nl, 2) || (size_t)(end - r) < nl ||
+		    !(e->name = strndup((const char *)r, nl)))
+			goto fail;
+		r += nl;
+		l->n = i + 1;
+		if (!get_bytes(&r, end, &dir, 1) || !get_bytes(&r, end, &e->attr.size, 8) ||
+		    !get_bytes(&r, end, &mt, 8) || !get_bytes(&r, end, &el, 1) ||
+		    el >= sizeof(e->attr.etag) || !get_bytes(&r, end, e->attr.etag, el))
+			goto fail;
+		e->attr.etag[el] = '\0';
+		e->attr.is_dir = dir;
+		e->attr.mtime = (time_t)mt;
+	}
+	atomic_init(&l->refs, 1);
+	l->fetched_ms = tfs_now_ms() - age_ms;
+	goto out;
+fail:
+	if (l) {
+		atomic_init(&l->refs, 1);
+		policy_listing_put(l);
+	}
+	l = NULL;
+out:
+	free(raw);
+	return l;
+}
+
+/* A fresh listing from memory, else from the L2 index (then kept in memory too), else NULL. */
+static struct tfs_listing *fresh_listing(struct policy *p, const char *dir_key)
 {
 	struct tfs_listing *l = cache_get(p, dir_key);
+	if (l || !(l = load_listing(p, dir_key)))
+		return l;
+	cache_put(p, dir_key, l);
+	return l;
+}
+
+int policy_list_dir(struct policy *p, const char *dir_key, struct tfs_listing **out)
+{
+	struct tfs_listing *l = fresh_listing(p, dir_key);
 	if (l) {
 		*out = l;
 		return 0;
@@ -355,6 +475,7 @@ int policy_list_dir(struct policy *p, const char *dir_key, struct tfs_listing **
 	if (ret < 0)
 		return ret;
 	cache_put(p, dir_key, l);
+	persist_listing(p, dir_key, l);
 	*out = l;
 	return 0;
 }
@@ -398,7 +519,7 @@ int policy_lookup(struct policy *p, const char *dir_key, const char *name, struc
 	if (!policy_name_ok(name, nlen, &why))
 		return -ENOENT;
 
-	struct tfs_listing *l = cache_get(p, dir_key);
+	struct tfs_listing *l = fresh_listing(p, dir_key);
 	if (l) {
 		const struct tfs_dirent *e = listing_find(l, name);
 		if (e)

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "s3.h"
+#include "ssd.h"
 
 #define POLICY_DEFAULT_CHUNK_SIZE (1u << 20)
 #define POLICY_MIN_CHUNK_SIZE (64u << 10)
@@ -35,6 +36,8 @@
 #define POLICY_DEFAULT_FETCH_THREADS 4
 #define POLICY_MAX_READ (1u << 20)                /* the largest FUSE read */
 #define POLICY_READ_MAX_CHUNKS (POLICY_MAX_READ / POLICY_MIN_CHUNK_SIZE + 2)
+#define POLICY_DEFAULT_L2_SIZE (10ull << 30)
+#define POLICY_DEFAULT_L2_MIN_FREE_PCT 10
 
 struct policy_config {
 	uint64_t chunk_size;
@@ -42,11 +45,16 @@ struct policy_config {
 	uint64_t mem_bytes;        /* cap of the in-memory chunk buffer */
 	uint64_t readahead_max;    /* bytes ahead of a sequential reader; 0 disables readahead */
 	unsigned fetch_threads;
+	struct ssd_store *ssd;     /* the L2 store (not owned), or NULL for no L2 */
+	uint64_t l2_size;          /* L2 capacity in bytes */
+	uint64_t l2_min_free_pct;  /* free-space floor of the cache's file system, percent ... */
+	uint64_t l2_min_free_bytes;/* ... or bytes, whichever is more */
 };
 
 struct policy_stats {
 	_Atomic uint64_t chunk_hits, chunk_misses, chunk_waits, readahead_issued, readahead_used;
 	_Atomic uint64_t listings, lookups_direct, stale_reads;
+	_Atomic uint64_t l2_hits, l2_misses, l2_writes, l2_write_dropped, l2_evictions;
 };
 
 struct tfs_attr {
@@ -73,6 +81,8 @@ struct policy;
 
 /* Takes no ownership of s3, which must outlive the policy.  Starts the fetch threads. */
 struct policy *policy_new(const struct policy_config *cfg, struct s3_client *s3, int *err);
+/* Stops background fetches and writes what is queued for L2 (before a final stats line). */
+void policy_quiesce(struct policy *p);
 void policy_free(struct policy *p);
 const struct policy_config *policy_config(const struct policy *p);
 const struct policy_stats *policy_stats(const struct policy *p);
@@ -92,6 +102,14 @@ int policy_lookup(struct policy *p, const char *dir_key, const char *name, struc
 
 /* Fresh attributes of the file key (HEAD). */
 int policy_stat_file(struct policy *p, const char *key, struct tfs_attr *out);
+
+/* L2 occupancy (0 when there is no L2) and a one-line summary of the statistics for the log. */
+void policy_l2_usage(struct policy *p, uint64_t *used, uint64_t *entries);
+void policy_stats_line(struct policy *p, char *buf, size_t n);
+
+/* Tells policy that key is being opened at version etag: chunks of other versions are dropped
+ * from L2. */
+void policy_open_object(struct policy *p, const char *key, const char *etag);
 
 /* Drops every cached listing (e.g. after S3 reported a change). */
 void policy_forget_listings(struct policy *p);

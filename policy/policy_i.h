@@ -10,13 +10,16 @@
 #include <pthread.h>
 
 #include "policy.h"
+#include "ssd.h"
 
 struct dir_entry;       /* meta.c */
 struct chunk;           /* chunks.c */
+struct l2;              /* l2.c */
 
 struct policy {
 	struct policy_config cfg;       /* immutable */
 	struct s3_client *s3;           /* not owned */
+	struct l2 *l2;                  /* NULL when there is no L2 */
 	struct policy_stats stats;
 
 	/* metadata: cached directory listings, LRU */
@@ -51,6 +54,8 @@ void meta_destroy(struct policy *p);
 int chunks_init(struct policy *p);
 /* Starts the fetch threads. */
 int chunks_start(struct policy *p);
+/* Stops the fetch threads (the table stays usable), then frees everything. */
+void chunks_stop(struct policy *p);
 void chunks_destroy(struct policy *p);
 /* Blocks until the chunk is ready; returns a referenced chunk. */
 int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, struct chunk **out);
@@ -58,5 +63,32 @@ int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, str
 void chunk_prefetch(struct policy *p, const struct policy_object *o, uint64_t idx);
 void chunk_put(struct policy *p, struct chunk *c);
 const char *chunk_data(const struct chunk *c, size_t *len);
+
+/* ---- l2.c ---- */
+
+struct l2_config {
+	uint64_t cap;            /* l2_size */
+	uint64_t min_free_pct;   /* keep this much of the file system free ... */
+	uint64_t min_free_bytes; /* ... or this many bytes, whichever is more */
+};
+
+/* Loads the table of what the store holds and starts the writer and upkeep threads.  The store
+ * is not owned and must outlive the l2. */
+int l2_start(struct ssd_store *ssd, const struct l2_config *cfg, struct policy_stats *stats,
+	     struct l2 **out);
+/* Writes what is queued, then stops the threads. */
+void l2_stop(struct l2 *l);
+/* A verified chunk from L2, counting the access; -ENOENT on a miss. */
+int l2_read(struct l2 *l, const char *key, const char *etag, uint64_t idx, char *buf, size_t cap,
+	    size_t *len);
+/* Queues a fill; done(owner, obj) is called (from the writer thread, no lock held) when data is
+ * no longer needed.  -EAGAIN when the queue is full: the fill is dropped and done is not called. */
+int l2_write_async(struct l2 *l, const char *key, const char *etag, uint64_t idx, const char *data,
+		   size_t len, void (*done)(void *owner, void *obj), void *owner, void *obj);
+/* Waits until every queued fill is written. */
+void l2_flush(struct l2 *l);
+void l2_usage(struct l2 *l, uint64_t *used, uint64_t *entries);
+/* Records that key now has etag; the chunks of any other version are dropped. */
+void l2_open_version(struct l2 *l, const char *key, const char *etag);
 
 #endif

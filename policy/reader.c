@@ -8,6 +8,7 @@
  * window, so a random reader pays for no readahead.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,9 +34,18 @@ struct policy *policy_new(const struct policy_config *cfg, struct s3_client *s3,
 		goto fail_free;
 	if ((ret = chunks_init(p)) < 0)
 		goto fail_meta;
+	if (cfg->ssd && cfg->l2_size) {
+		struct l2_config l2cfg = { .cap = cfg->l2_size, .min_free_pct = cfg->l2_min_free_pct,
+					   .min_free_bytes = cfg->l2_min_free_bytes };
+		if ((ret = l2_start(cfg->ssd, &l2cfg, &p->stats, &p->l2)) < 0)
+			goto fail_chunks;
+	}
 	if ((ret = chunks_start(p)) < 0)
-		goto fail_chunks;
+		goto fail_l2;
 	return p;
+fail_l2:
+	chunks_stop(p);
+	l2_stop(p->l2);
 fail_chunks:
 	chunks_destroy(p);
 fail_meta:
@@ -51,9 +61,56 @@ void policy_free(struct policy *p)
 {
 	if (!p)
 		return;
+	chunks_stop(p);   /* no new fills after this ... */
+	l2_stop(p->l2);   /* ... and the queued ones are written (they hold chunk references) */
 	chunks_destroy(p);
 	meta_destroy(p);
 	free(p);
+}
+
+void policy_quiesce(struct policy *p)
+{
+	chunks_stop(p);
+	if (p->l2)
+		l2_flush(p->l2);
+}
+
+void policy_l2_usage(struct policy *p, uint64_t *used, uint64_t *entries)
+{
+	*used = *entries = 0;
+	if (p->l2)
+		l2_usage(p->l2, used, entries);
+}
+
+void policy_open_object(struct policy *p, const char *key, const char *etag)
+{
+	if (p->l2 && etag[0])
+		l2_open_version(p->l2, key, etag);
+}
+
+void policy_stats_line(struct policy *p, char *buf, size_t n)
+{
+	const struct s3_stats *s3 = s3_client_stats(p->s3);
+	const struct policy_stats *st = &p->stats;
+	uint64_t used, entries;
+	policy_l2_usage(p, &used, &entries);
+	const struct ssd_stats *ss = p->cfg.ssd ? ssd_stats(p->cfg.ssd) : NULL;
+	snprintf(buf, n,
+		 "stats: s3 get=%llu head=%llu list=%llu bytes=%llu errors=%llu retries=%llu; "
+		 "l2 hits=%llu misses=%llu writes=%llu dropped=%llu evictions=%llu "
+		 "checksum_failures=%llu orphans_reclaimed=%llu used=%llu entries=%llu; "
+		 "memory hits=%llu misses=%llu readahead issued=%llu used=%llu",
+		 (unsigned long long)s3->requests_get, (unsigned long long)s3->requests_head,
+		 (unsigned long long)s3->requests_list, (unsigned long long)s3->bytes_down,
+		 (unsigned long long)s3->errors, (unsigned long long)s3->retries,
+		 (unsigned long long)st->l2_hits, (unsigned long long)st->l2_misses,
+		 (unsigned long long)st->l2_writes, (unsigned long long)st->l2_write_dropped,
+		 (unsigned long long)st->l2_evictions,
+		 (unsigned long long)(ss ? ss->checksum_failures : 0),
+		 (unsigned long long)(ss ? ss->orphans_reclaimed : 0), (unsigned long long)used,
+		 (unsigned long long)entries, (unsigned long long)st->chunk_hits,
+		 (unsigned long long)st->chunk_misses, (unsigned long long)st->readahead_issued,
+		 (unsigned long long)st->readahead_used);
 }
 
 const struct policy_config *policy_config(const struct policy *p) { return &p->cfg; }

@@ -124,7 +124,9 @@ def put_many(s3, bucket, items, workers=16):
 
 def daemon_env(home, extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(HOME=home, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
+    # the default cache directory lands under the test's own home
+    env.update(HOME=home, XDG_CACHE_HOME=os.path.join(home, ".cache"),
+               AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
     env.update(extra or {})
     return env
 

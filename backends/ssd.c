@@ -1,0 +1,827 @@
+/*
+ * ssd.c - the L2 store: RocksDB index + one sparse slab file of fixed-size slots.  See ssd.h for
+ * the layout and the crash-safety argument.
+ */
+#include "ssd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <pthread.h>
+#include <rocksdb/c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "log.h"
+#include "util.h"
+
+#define FORMAT_KEY "Fformat"
+#define FORMAT_NAME "tierfs-l2-slab 1" /* followed by " chunk=N" */
+#define SLOT_MAGIC 0x43534654u /* "TFSC" */
+#define SLOT_VERSION 1u
+#define VALUE_VERSION 2u
+#define HDR_BLOCK 4096u        /* the header block before each payload */
+#define KEY_MAX 3000           /* S3 keys are at most 1024 bytes */
+#define ETAG_MAX 256
+
+struct ssd_store {
+	char *dir;              /* immutable */
+	uint64_t chunk_size;    /* immutable: largest payload */
+	uint64_t slot_size;     /* immutable: HDR_BLOCK + chunk_size */
+	int lock_fd, slab_fd;
+	rocksdb_t *db;          /* thread-safe */
+	rocksdb_options_t *opts;
+	rocksdb_readoptions_t *ropts;
+	rocksdb_writeoptions_t *wopts;
+	struct ssd_stats stats;
+
+	/* Guards the chunk entries of the index against concurrent change (so that an entry is
+	 * deleted only if it still names the slot its deleter saw) and the slot map below.  Held
+	 * across one index write and one hole punch at most; never across a data read or write. */
+	pthread_mutex_t lock;
+	uint8_t *used;          /* per slot: 1 when reserved or named by an index entry */
+	uint64_t nslots;        /* slots below the high-water mark */
+	uint64_t *free_slots;   /* a stack of free slots below nslots */
+	uint64_t nfree, free_cap;
+	bool orphans_scanned;
+};
+
+/* ---- encoding ---- */
+
+static void put_u16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
+static void put_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put_u64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint16_t get_u16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static uint32_t get_u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t get_u64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+void ssd_id_init(struct ssd_id *id, const char *key, const char *etag, uint64_t idx)
+{
+	XXH128_hash_t kh = XXH3_128bits(key, strlen(key));
+	uint64_t eh = XXH3_64bits(etag, strlen(etag));
+	id->key = key;
+	id->etag = etag;
+	id->idx = idx;
+	id->ikey[0] = 'c';
+	/* big endian, so that the chunks of a key sort together, in index order */
+	for (int i = 0; i < 8; i++) {
+		id->ikey[1 + i] = (unsigned char)(kh.high64 >> (56 - 8 * i));
+		id->ikey[9 + i] = (unsigned char)(kh.low64 >> (56 - 8 * i));
+		id->ikey[17 + i] = (unsigned char)(eh >> (56 - 8 * i));
+		id->ikey[25 + i] = (unsigned char)(idx >> (56 - 8 * i));
+	}
+}
+
+/* Index value: version u32, len u32, checksum u64, last_access u64, accesses u64, slot u64,
+ * keylen u16, etaglen u16, key, etag. */
+#define VALUE_FIXED 44
+
+struct value {
+	uint32_t len;
+	uint64_t sum, last_access, accesses, slot;
+	const char *key, *etag;
+	uint16_t keylen, etaglen;
+};
+
+static unsigned char *encode_value(const struct ssd_id *id, uint32_t len, uint64_t sum,
+				   uint64_t last_access, uint64_t accesses, uint64_t slot,
+				   size_t *outlen)
+{
+	size_t kl = strlen(id->key), el = strlen(id->etag);
+	unsigned char *v = malloc(VALUE_FIXED + kl + el);
+	if (!v)
+		return NULL;
+	put_u32(v, VALUE_VERSION);
+	put_u32(v + 4, len);
+	put_u64(v + 8, sum);
+	put_u64(v + 16, last_access);
+	put_u64(v + 24, accesses);
+	put_u64(v + 32, slot);
+	put_u16(v + 40, (uint16_t)kl);
+	put_u16(v + 42, (uint16_t)el);
+	memcpy(v + VALUE_FIXED, id->key, kl);
+	memcpy(v + VALUE_FIXED + kl, id->etag, el);
+	*outlen = VALUE_FIXED + kl + el;
+	return v;
+}
+
+static int decode_value(const unsigned char *v, size_t n, struct value *out)
+{
+	if (n < VALUE_FIXED || get_u32(v) != VALUE_VERSION)
+		return -EINVAL;
+	out->len = get_u32(v + 4);
+	out->sum = get_u64(v + 8);
+	out->last_access = get_u64(v + 16);
+	out->accesses = get_u64(v + 24);
+	out->slot = get_u64(v + 32);
+	out->keylen = get_u16(v + 40);
+	out->etaglen = get_u16(v + 42);
+	if (n != (size_t)VALUE_FIXED + out->keylen + out->etaglen)
+		return -EINVAL;
+	out->key = (const char *)v + VALUE_FIXED;
+	out->etag = out->key + out->keylen;
+	return 0;
+}
+
+static uint64_t disk_bytes_of(uint32_t len) { return HDR_BLOCK + ((uint64_t)len + 4095) / 4096 * 4096; }
+
+static void fill_entry(struct ssd_entry *e, const unsigned char *ikey, const struct value *v)
+{
+	memcpy(e->ikey, ikey, SSD_IKEY_LEN);
+	e->len = v->len;
+	e->disk_bytes = disk_bytes_of(v->len);
+	e->last_access = v->last_access;
+	e->accesses = v->accesses;
+}
+
+/* Slot header (within the 4 KiB header block): magic u32, version u32, header_len u32,
+ * payload_len u32, index u64, payload checksum u64, keylen u16, etaglen u16, pad u32, key,
+ * etag, header checksum u64 (of everything before it). */
+static size_t header_len(size_t kl, size_t el) { return 40 + kl + el + 8; }
+
+/* ---- index helpers ---- */
+
+static int db_get(struct ssd_store *s, const void *k, size_t kl, char **v, size_t *vl)
+{
+	char *err = NULL;
+	*v = rocksdb_get(s->db, s->ropts, k, kl, vl, &err);
+	if (err) {
+		tfs_warn("cache: index read failed: %s", err);
+		rocksdb_free(err);
+		return -EIO;
+	}
+	return *v ? 0 : -ENOENT;
+}
+
+static int db_put(struct ssd_store *s, const void *k, size_t kl, const void *v, size_t vl)
+{
+	char *err = NULL;
+	rocksdb_put(s->db, s->wopts, k, kl, v, vl, &err);
+	if (err) {
+		tfs_warn("cache: index write failed: %s", err);
+		rocksdb_free(err);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int db_delete(struct ssd_store *s, const void *k, size_t kl)
+{
+	char *err = NULL;
+	rocksdb_delete(s->db, s->wopts, k, kl, &err);
+	if (err) {
+		tfs_warn("cache: index delete failed: %s", err);
+		rocksdb_free(err);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Calls cb(ctx, key, value) for every index entry of length SSD_IKEY_LEN under prefix. */
+static int iterate(struct ssd_store *s, const unsigned char *prefix, size_t plen,
+		   int (*cb)(void *ctx, const unsigned char *k, const char *v, size_t vl), void *ctx)
+{
+	rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->ropts);
+	int ret = 0;
+	for (rocksdb_iter_seek(it, (const char *)prefix, plen); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		size_t kl, vl;
+		const char *k = rocksdb_iter_key(it, &kl);
+		if (kl < plen || memcmp(k, prefix, plen) != 0)
+			break;
+		if (kl != SSD_IKEY_LEN)
+			continue;
+		const char *v = rocksdb_iter_value(it, &vl);
+		if ((ret = cb(ctx, (const unsigned char *)k, v, vl)) != 0)
+			break;
+	}
+	char *err = NULL;
+	rocksdb_iter_get_error(it, &err);
+	if (err) {
+		tfs_warn("cache: index scan failed: %s", err);
+		rocksdb_free(err);
+		ret = -EIO;
+	}
+	rocksdb_iter_destroy(it);
+	return ret < 0 ? ret : 0;
+}
+
+/* ---- slots (s->lock held) ---- */
+
+static int slots_grow(struct ssd_store *s, uint64_t n)
+{
+	if (n <= s->nslots)
+		return 0;
+	uint8_t *nu = realloc(s->used, n);
+	if (!nu)
+		return -ENOMEM;
+	memset(nu + s->nslots, 0, n - s->nslots);
+	s->used = nu;
+	s->nslots = n;
+	return 0;
+}
+
+static int slot_alloc_locked(struct ssd_store *s, uint64_t *slot)
+{
+	while (s->nfree) {
+		uint64_t x = s->free_slots[--s->nfree];
+		if (x < s->nslots && !s->used[x]) {
+			s->used[x] = 1;
+			*slot = x;
+			return 0;
+		}
+	}
+	int ret = slots_grow(s, s->nslots + 1);
+	if (ret < 0)
+		return ret;
+	s->used[s->nslots - 1] = 1;
+	*slot = s->nslots - 1;
+	return 0;
+}
+
+static void punch(struct ssd_store *s, uint64_t slot)
+{
+	if (fallocate(s->slab_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(slot * s->slot_size), (off_t)s->slot_size) < 0 &&
+	    errno != EOPNOTSUPP)
+		tfs_warn("cache: cannot free slot %llu: %s", (unsigned long long)slot,
+			 strerror(errno));
+}
+
+static void slot_free_locked(struct ssd_store *s, uint64_t slot)
+{
+	if (slot >= s->nslots || !s->used[slot])
+		return;
+	punch(s, slot);
+	s->used[slot] = 0;
+	if (s->nfree == s->free_cap) {
+		uint64_t nc = s->free_cap ? s->free_cap * 2 : 256;
+		uint64_t *nf = realloc(s->free_slots, nc * sizeof(*nf));
+		if (!nf)
+			return; /* the slot is lost until the next start */
+		s->free_slots = nf;
+		s->free_cap = nc;
+	}
+	s->free_slots[s->nfree++] = slot;
+}
+
+/* Deletes the entry of ikey if it still names slot (or any slot when slot is UINT64_MAX), then
+ * frees that slot.  s->lock held. */
+static int remove_locked(struct ssd_store *s, const unsigned char *ikey, uint64_t slot)
+{
+	char *raw;
+	size_t n;
+	struct value v = { 0 };
+	int ret = db_get(s, ikey, SSD_IKEY_LEN, &raw, &n);
+	if (ret < 0)
+		return ret;
+	ret = decode_value((unsigned char *)raw, n, &v);
+	rocksdb_free(raw);
+	if (ret < 0)
+		v.slot = UINT64_MAX; /* unreadable: delete the entry, no slot to free */
+	if (ret == 0 && slot != UINT64_MAX && v.slot != slot)
+		return -ENOENT; /* refilled meanwhile: not ours to remove */
+	if ((ret = db_delete(s, ikey, SSD_IKEY_LEN)) < 0)
+		return ret;
+	slot_free_locked(s, v.slot);
+	return 0;
+}
+
+/* ---- open / close ---- */
+
+static int mkdir_p_0700(const char *path)
+{
+	char *p = strdup(path);
+	int ret = 0;
+	if (!p)
+		return -ENOMEM;
+	for (char *q = p + 1;; q++) {
+		if (*q != '/' && *q != '\0')
+			continue;
+		char c = *q;
+		*q = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			ret = -errno;
+		*q = c;
+		if (ret || !c)
+			break;
+	}
+	free(p);
+	if (ret)
+		return ret;
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if ((st.st_mode & 0777) != 0700 && chmod(path, 0700) < 0)
+		return -errno;
+	return 0;
+}
+
+static int mark_used(void *arg, const unsigned char *k, const char *v, size_t vl)
+{
+	struct ssd_store *s = arg;
+	struct value val;
+	if (decode_value((const unsigned char *)v, vl, &val) < 0)
+		return 0;
+	if (slots_grow(s, val.slot + 1) < 0)
+		return -ENOMEM;
+	s->used[val.slot] = 1;
+	return 0;
+}
+
+static int drop_all_chunks(struct ssd_store *s)
+{
+	char *err = NULL;
+	rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+	rocksdb_writebatch_delete_range(b, "c", 1, "d", 1);
+	rocksdb_write(s->db, s->wopts, b, &err);
+	rocksdb_writebatch_destroy(b);
+	if (err) {
+		rocksdb_free(err);
+		return -EIO;
+	}
+	if (ftruncate(s->slab_fd, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+int ssd_open(const char *dir, uint64_t chunk_size, struct ssd_store **out)
+{
+	struct ssd_store *s = calloc(1, sizeof(*s));
+	char path[4096], *err = NULL, format[96];
+	int ret;
+
+	if (!s || !(s->dir = strdup(dir))) {
+		free(s);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	s->chunk_size = chunk_size;
+	s->slot_size = HDR_BLOCK + chunk_size;
+	s->lock_fd = s->slab_fd = -1;
+	snprintf(format, sizeof(format), "%s chunk=%llu", FORMAT_NAME,
+		 (unsigned long long)chunk_size);
+	if ((ret = mkdir_p_0700(dir)) < 0) {
+		tfs_err("cache: cannot create '%s': %s", dir, strerror(-ret));
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->lock_fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		if (ret == -EBUSY)
+			tfs_err("cache: '%s' is in use by another tierfs (give each mount its own "
+				"cache_dir=)", dir);
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/slab", dir);
+	s->slab_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->slab_fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+
+	s->opts = rocksdb_options_create();
+	rocksdb_options_set_create_if_missing(s->opts, 1);
+	rocksdb_options_increase_parallelism(s->opts, 2);
+	rocksdb_options_set_max_open_files(s->opts, 256);
+	rocksdb_options_set_keep_log_file_num(s->opts, 2);
+	rocksdb_options_set_info_log_level(s->opts, 3 /* ERROR */);
+	s->ropts = rocksdb_readoptions_create();
+	s->wopts = rocksdb_writeoptions_create();
+	snprintf(path, sizeof(path), "%s/index", dir);
+	s->db = rocksdb_open(s->opts, path, &err);
+	if (!s->db) {
+		tfs_err("cache: cannot open the index in '%s': %s", path, err ? err : "?");
+		rocksdb_free(err);
+		ret = -EIO;
+		goto fail;
+	}
+	char *fmt;
+	size_t vlen;
+	ret = db_get(s, FORMAT_KEY, strlen(FORMAT_KEY), &fmt, &vlen);
+	if (ret == -EIO)
+		goto fail;
+	if (ret == 0) {
+		bool same = vlen == strlen(format) && memcmp(fmt, format, vlen) == 0;
+		bool ours = vlen >= strlen(FORMAT_NAME) &&
+			    memcmp(fmt, FORMAT_NAME, strlen(FORMAT_NAME)) == 0;
+		rocksdb_free(fmt);
+		if (!ours) {
+			tfs_err("cache: '%s' holds an unknown cache format; remove it or use "
+				"another cache_dir=", dir);
+			ret = -EPROTO;
+			goto fail;
+		}
+		if (!same) {
+			tfs_info("cache: '%s' was made for another chunk size; emptying it", dir);
+			if ((ret = drop_all_chunks(s)) < 0)
+				goto fail;
+		}
+	}
+	if ((ret = db_put(s, FORMAT_KEY, strlen(FORMAT_KEY), format, strlen(format))) < 0)
+		goto fail;
+
+	/* Which slots are in use: from the index alone, no data is read. */
+	if ((ret = iterate(s, (const unsigned char *)"c", 1, mark_used, s)) < 0)
+		goto fail;
+	struct stat st;
+	if (fstat(s->slab_fd, &st) == 0 && (uint64_t)st.st_size / s->slot_size > s->nslots)
+		slots_grow(s, ((uint64_t)st.st_size + s->slot_size - 1) / s->slot_size);
+	for (uint64_t i = s->nslots; i-- > 0;) {
+		if (s->used[i])
+			continue;
+		if (s->nfree == s->free_cap) {
+			uint64_t nc = s->free_cap ? s->free_cap * 2 : 256;
+			uint64_t *nf = realloc(s->free_slots, nc * sizeof(*nf));
+			if (!nf) {
+				ret = -ENOMEM;
+				goto fail;
+			}
+			s->free_slots = nf;
+			s->free_cap = nc;
+		}
+		s->free_slots[s->nfree++] = i;
+	}
+	*out = s;
+	return 0;
+fail:
+	ssd_close(s);
+	return ret;
+}
+
+void ssd_close(struct ssd_store *s)
+{
+	if (!s)
+		return;
+	if (s->db)
+		rocksdb_close(s->db);
+	if (s->opts)
+		rocksdb_options_destroy(s->opts);
+	if (s->ropts)
+		rocksdb_readoptions_destroy(s->ropts);
+	if (s->wopts)
+		rocksdb_writeoptions_destroy(s->wopts);
+	if (s->slab_fd >= 0)
+		close(s->slab_fd);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd); /* releases the flock */
+	pthread_mutex_destroy(&s->lock);
+	free(s->used);
+	free(s->free_slots);
+	free(s->dir);
+	free(s);
+}
+
+const struct ssd_stats *ssd_stats(const struct ssd_store *s) { return &s->stats; }
+const char *ssd_dir(const struct ssd_store *s) { return s->dir; }
+
+uint64_t ssd_disk_bytes(struct ssd_store *s)
+{
+	struct stat st;
+	return fstat(s->slab_fd, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+}
+
+/* ---- chunks ---- */
+
+int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap, size_t *len,
+	    struct ssd_entry *e)
+{
+	char *raw = NULL;
+	size_t rawlen;
+	struct value v;
+	int ret = db_get(s, id->ikey, SSD_IKEY_LEN, &raw, &rawlen);
+	if (ret < 0)
+		return ret;
+	size_t kl = strlen(id->key), el = strlen(id->etag);
+	if (decode_value((unsigned char *)raw, rawlen, &v) < 0 || v.keylen != kl ||
+	    v.etaglen != el || memcmp(v.key, id->key, kl) != 0 || memcmp(v.etag, id->etag, el) != 0 ||
+	    v.len > s->chunk_size) {
+		/* another chunk's entry under the same digest, or an unreadable one: a miss */
+		rocksdb_free(raw);
+		return -ENOENT;
+	}
+	if (v.len > cap) {
+		rocksdb_free(raw);
+		return -EINVAL;
+	}
+	if (e)
+		fill_entry(e, id->ikey, &v);
+	rocksdb_free(raw);
+
+	unsigned char hdr[HDR_BLOCK];
+	struct iovec iov[2] = { { hdr, HDR_BLOCK }, { buf, v.len } };
+	ssize_t n = preadv(s->slab_fd, iov, 2, (off_t)(v.slot * s->slot_size));
+	size_t hl = header_len(kl, el);
+	const char *why = NULL;
+	if (n < 0)
+		why = "read error";
+	else if ((size_t)n != HDR_BLOCK + v.len)
+		why = "short slot";
+	else if (get_u32(hdr) != SLOT_MAGIC || get_u32(hdr + 4) != SLOT_VERSION ||
+		 get_u32(hdr + 8) != hl)
+		why = "bad header";
+	else if (XXH3_64bits(hdr, hl - 8) != get_u64(hdr + hl - 8))
+		why = "header checksum";
+	else if (get_u32(hdr + 12) != v.len || get_u64(hdr + 16) != id->idx ||
+		 get_u16(hdr + 32) != kl || get_u16(hdr + 34) != el ||
+		 memcmp(hdr + 40, id->key, kl) != 0 || memcmp(hdr + 40 + kl, id->etag, el) != 0)
+		why = "slot holds another chunk";
+	else if (get_u64(hdr + 24) != v.sum || XXH3_64bits(buf, v.len) != v.sum)
+		why = "payload checksum";
+	if (why) {
+		char kbuf[200];
+		atomic_fetch_add_explicit(&s->stats.checksum_failures, 1, memory_order_relaxed);
+		tfs_warn("cache: dropping chunk %llu of '%s' (%s): it will be fetched again",
+			 (unsigned long long)id->idx, tfs_printable(id->key, kbuf, sizeof(kbuf)), why);
+		pthread_mutex_lock(&s->lock);
+		remove_locked(s, id->ikey, v.slot);
+		pthread_mutex_unlock(&s->lock);
+		return -ENOENT;
+	}
+	*len = v.len;
+	return 0;
+}
+
+int ssd_put(struct ssd_store *s, const struct ssd_id *id, const char *data, size_t len,
+	    uint64_t last_access, uint64_t accesses, struct ssd_entry *e)
+{
+	size_t kl = strlen(id->key), el = strlen(id->etag), vlen;
+	if (kl > KEY_MAX || el > ETAG_MAX || len > s->chunk_size)
+		return -EINVAL;
+	size_t hl = header_len(kl, el);
+	uint64_t sum = XXH3_64bits(data, len), slot;
+	unsigned char hdr[HDR_BLOCK];
+	int ret;
+
+	memset(hdr, 0, sizeof(hdr));
+	put_u32(hdr, SLOT_MAGIC);
+	put_u32(hdr + 4, SLOT_VERSION);
+	put_u32(hdr + 8, (uint32_t)hl);
+	put_u32(hdr + 12, (uint32_t)len);
+	put_u64(hdr + 16, id->idx);
+	put_u64(hdr + 24, sum);
+	put_u16(hdr + 32, (uint16_t)kl);
+	put_u16(hdr + 34, (uint16_t)el);
+	memcpy(hdr + 40, id->key, kl);
+	memcpy(hdr + 40 + kl, id->etag, el);
+	put_u64(hdr + hl - 8, XXH3_64bits(hdr, hl - 8));
+
+	pthread_mutex_lock(&s->lock);
+	ret = slot_alloc_locked(s, &slot);
+	pthread_mutex_unlock(&s->lock);
+	if (ret < 0)
+		return ret;
+	unsigned char *val = encode_value(id, (uint32_t)len, sum, last_access, accesses, slot, &vlen);
+	if (!val) {
+		ret = -ENOMEM;
+		goto fail_slot;
+	}
+
+	/* 1. the slot, header and payload (nothing names it yet) */
+	struct iovec iov[2] = { { hdr, HDR_BLOCK }, { (void *)data, len } };
+	size_t want = HDR_BLOCK + len, done = 0;
+	while (done < want) {
+		ssize_t n = pwritev(s->slab_fd, iov, 2, (off_t)(slot * s->slot_size + done));
+		if (n <= 0) {
+			ret = n < 0 ? -errno : -EIO;
+			goto fail_slot;
+		}
+		done += (size_t)n;
+		size_t skip = (size_t)n;
+		for (int i = 0; i < 2 && skip; i++) {
+			size_t t = skip < iov[i].iov_len ? skip : iov[i].iov_len;
+			iov[i].iov_base = (char *)iov[i].iov_base + t;
+			iov[i].iov_len -= t;
+			skip -= t;
+		}
+	}
+	/* 2. the index names it; an entry it replaces gives its slot back */
+	pthread_mutex_lock(&s->lock);
+	char *old;
+	size_t oldlen;
+	struct value ov;
+	bool had_old = db_get(s, id->ikey, SSD_IKEY_LEN, &old, &oldlen) == 0;
+	if (had_old) {
+		had_old = decode_value((unsigned char *)old, oldlen, &ov) == 0;
+		rocksdb_free(old);
+	}
+	ret = db_put(s, id->ikey, SSD_IKEY_LEN, val, vlen);
+	if (ret == 0 && had_old && ov.slot != slot)
+		slot_free_locked(s, ov.slot);
+	pthread_mutex_unlock(&s->lock);
+	if (ret < 0)
+		goto fail_slot;
+	if (e) {
+		struct value nv = { .len = (uint32_t)len, .last_access = last_access,
+				    .accesses = accesses, .slot = slot };
+		fill_entry(e, id->ikey, &nv);
+	}
+	free(val);
+	return 0;
+fail_slot:
+	free(val);
+	atomic_fetch_add_explicit(&s->stats.write_errors, 1, memory_order_relaxed);
+	pthread_mutex_lock(&s->lock);
+	slot_free_locked(s, slot);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int ssd_touch(struct ssd_store *s, const unsigned char ikey[SSD_IKEY_LEN], uint64_t last_access,
+	      uint64_t accesses)
+{
+	char *raw;
+	size_t n;
+	struct value v;
+	pthread_mutex_lock(&s->lock);
+	int ret = db_get(s, ikey, SSD_IKEY_LEN, &raw, &n);
+	if (ret == 0) {
+		if (decode_value((unsigned char *)raw, n, &v) == 0) {
+			put_u64((unsigned char *)raw + 16, last_access);
+			put_u64((unsigned char *)raw + 24, accesses);
+			ret = db_put(s, ikey, SSD_IKEY_LEN, raw, n);
+		}
+		rocksdb_free(raw);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int ssd_remove(struct ssd_store *s, const unsigned char ikey[SSD_IKEY_LEN])
+{
+	pthread_mutex_lock(&s->lock);
+	int ret = remove_locked(s, ikey, UINT64_MAX);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+struct foreach_ctx {
+	int (*cb)(void *ctx, const struct ssd_entry *e);
+	void *ctx;
+};
+
+static int foreach_one(void *arg, const unsigned char *k, const char *v, size_t vl)
+{
+	struct foreach_ctx *f = arg;
+	struct value val;
+	struct ssd_entry e;
+	if (decode_value((const unsigned char *)v, vl, &val) < 0)
+		return 0;
+	fill_entry(&e, k, &val);
+	return f->cb(f->ctx, &e);
+}
+
+int ssd_foreach(struct ssd_store *s, int (*cb)(void *ctx, const struct ssd_entry *e), void *ctx)
+{
+	struct foreach_ctx f = { cb, ctx };
+	return iterate(s, (const unsigned char *)"c", 1, foreach_one, &f);
+}
+
+struct versions_ctx {
+	const unsigned char *keep; /* the ETag digest to keep, 8 bytes */
+	struct ssd_entry *entries;
+	size_t n, cap;
+};
+
+static int versions_one(void *arg, const unsigned char *k, const char *v, size_t vl)
+{
+	struct versions_ctx *x = arg;
+	struct value val;
+	if (memcmp(k + 17, x->keep, 8) == 0)
+		return 0;
+	if (x->n == x->cap) {
+		size_t nc = x->cap ? 2 * x->cap : 16;
+		struct ssd_entry *ne = realloc(x->entries, nc * sizeof(*ne));
+		if (!ne)
+			return -ENOMEM;
+		x->entries = ne;
+		x->cap = nc;
+	}
+	if (decode_value((const unsigned char *)v, vl, &val) < 0)
+		memset(&val, 0, sizeof(val));
+	fill_entry(&x->entries[x->n++], k, &val);
+	return 0;
+}
+
+int ssd_remove_other_versions(struct ssd_store *s, const char *key, const char *keep_etag,
+			      void (*cb)(void *ctx, const struct ssd_entry *e), void *ctx)
+{
+	struct ssd_id keep;
+	ssd_id_init(&keep, key, keep_etag, 0);
+	struct versions_ctx x = { .keep = keep.ikey + 17 };
+	/* collect first, then remove: no writes under the iterator */
+	int ret = iterate(s, keep.ikey, 17, versions_one, &x);
+	for (size_t i = 0; i < x.n; i++)
+		if (ssd_remove(s, x.entries[i].ikey) == 0 && cb)
+			cb(ctx, &x.entries[i]);
+	free(x.entries);
+	return ret;
+}
+
+long ssd_reclaim_orphans(struct ssd_store *s, const _Atomic bool *stop)
+{
+	long reclaimed = 0;
+	off_t pos = 0;
+	/* Walk the data regions of the slab; free slots holding data were left by a crash. */
+	for (;;) {
+		if (stop && *stop)
+			break;
+		off_t data = lseek(s->slab_fd, pos, SEEK_DATA);
+		if (data < 0)
+			break; /* ENXIO: no data past pos */
+		off_t hole = lseek(s->slab_fd, data, SEEK_HOLE);
+		if (hole < 0)
+			break;
+		uint64_t first = (uint64_t)data / s->slot_size;
+		uint64_t last = ((uint64_t)hole - 1) / s->slot_size;
+		for (uint64_t i = first; i <= last; i++) {
+			pthread_mutex_lock(&s->lock);
+			if (i >= s->nslots || !s->used[i]) {
+				punch(s, i);
+				reclaimed++;
+			}
+			pthread_mutex_unlock(&s->lock);
+		}
+		pos = (off_t)((last + 1) * s->slot_size);
+	}
+	atomic_fetch_add_explicit(&s->stats.orphans_reclaimed, (uint64_t)reclaimed,
+				  memory_order_relaxed);
+	return reclaimed;
+}
+
+/* ---- metadata records ---- */
+
+static char *meta_key(char ns, const char *name, size_t *len)
+{
+	size_t n = strlen(name);
+	char *k = malloc(n + 1);
+	if (!k)
+		return NULL;
+	k[0] = ns;
+	memcpy(k + 1, name, n);
+	*len = n + 1;
+	return k;
+}
+
+int ssd_meta_put(struct ssd_store *s, char ns, const char *name, const void *val, size_t len)
+{
+	size_t kl;
+	char *k = meta_key(ns, name, &kl);
+	if (!k)
+		return -ENOMEM;
+	int ret = db_put(s, k, kl, val, len);
+	free(k);
+	return ret;
+}
+
+int ssd_meta_get(struct ssd_store *s, char ns, const char *name, void **val, size_t *len)
+{
+	size_t kl;
+	char *k = meta_key(ns, name, &kl), *v;
+	if (!k)
+		return -ENOMEM;
+	int ret = db_get(s, k, kl, &v, len);
+	free(k);
+	if (ret < 0)
+		return ret;
+	*val = malloc(*len ? *len : 1);
+	if (*val)
+		memcpy(*val, v, *len);
+	rocksdb_free(v);
+	return *val ? 0 : -ENOMEM;
+}
+
+int ssd_meta_delete(struct ssd_store *s, char ns, const char *name)
+{
+	size_t kl;
+	char *k = meta_key(ns, name, &kl);
+	if (!k)
+		return -ENOMEM;
+	int ret = db_delete(s, k, kl);
+	free(k);
+	return ret;
+}
+
+int ssd_fs_space(struct ssd_store *s, uint64_t *free_bytes, uint64_t *total_bytes)
+{
+	struct statvfs sv;
+	if (fstatvfs(s->slab_fd, &sv) < 0)
+		return -errno;
+	*free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+	*total_bytes = (uint64_t)sv.f_blocks * sv.f_frsize;
+	return 0;
+}

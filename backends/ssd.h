@@ -1,0 +1,99 @@
+/*
+ * ssd.h - L2: the on-disk chunk store.  RocksDB holds the index; chunk bytes live in one data
+ * file per chunk beside it (docs/L2-LAYOUT.md says why).
+ *
+ * Layout of a cache directory (0700, files 0600):
+ *   lock            flock'ed by the one tierfs that uses the directory
+ *   index/          RocksDB: chunk index, object metadata, persisted listings
+ *   data/XX/NAME    chunk files: a header (magic, format, key, ETag, index, length, checksums)
+ *                   then the payload; NAME is derived from the chunk's identity
+ *   tmp/            fills in progress
+ *
+ * Crash safety without fsync: a fill writes tmp/, renames into data/, then adds the index entry;
+ * a removal deletes the index entry, then the file.  A kill -9 (or power loss) at any point
+ * leaves at worst a file without an index entry (reclaimed by ssd_reclaim_orphans) or an index
+ * entry whose file is missing or torn: every read checks the header and the xxHash3 checksum of
+ * the payload, so such an entry is dropped and reported as a miss, never served.
+ *
+ * Identity: a chunk is (object key, ETag, index).  Names and index keys use 128-bit and 64-bit
+ * xxHash3 digests of key and ETag for fixed sizes; the header and the index value carry the full
+ * key and ETag, compared on every read, so a hash collision is a miss, never wrong data.
+ *
+ * All functions are thread-safe and return 0 or -errno.
+ */
+#ifndef TIERFS_SSD_H
+#define TIERFS_SSD_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SSD_IKEY_LEN 33 /* 'c' + H128(key) + H64(etag) + index (big endian) */
+
+struct ssd_store;
+
+/* A chunk's identity and its index key. */
+struct ssd_id {
+	const char *key;
+	const char *etag;
+	uint64_t idx;
+	unsigned char ikey[SSD_IKEY_LEN];
+};
+void ssd_id_init(struct ssd_id *id, const char *key, const char *etag, uint64_t idx);
+
+/* What the index says of a chunk (for the eviction table). */
+struct ssd_entry {
+	unsigned char ikey[SSD_IKEY_LEN];
+	uint32_t len;           /* payload bytes */
+	uint64_t disk_bytes;    /* what its slot takes on disk (header block + payload, in blocks) */
+	uint64_t last_access;   /* wall-clock seconds */
+	uint64_t accesses;
+};
+
+struct ssd_stats {
+	_Atomic uint64_t checksum_failures, write_errors, orphans_reclaimed;
+};
+
+/* Opens (creating if needed) the store in dir for chunks of at most chunk_size bytes, and takes
+ * its lock (-EBUSY when another process holds it).  A store made for another chunk size is
+ * emptied (its chunks cannot be reused).  -EPROTO when the directory holds an unknown format. */
+int ssd_open(const char *dir, uint64_t chunk_size, struct ssd_store **out);
+void ssd_close(struct ssd_store *s);
+const struct ssd_stats *ssd_stats(const struct ssd_store *s);
+const char *ssd_dir(const struct ssd_store *s);
+
+/* Reads the payload of id into buf (cap bytes).  -ENOENT when absent; a chunk that fails
+ * verification is removed, counted, and reported as -ENOENT too.  *e (may be NULL) gets the
+ * entry's index data. */
+int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap, size_t *len,
+	    struct ssd_entry *e);
+/* Stores a chunk (replacing any).  *e (may be NULL) gets its index data. */
+int ssd_put(struct ssd_store *s, const struct ssd_id *id, const char *data, size_t len,
+	    uint64_t last_access, uint64_t accesses, struct ssd_entry *e);
+/* Records access statistics in the index entry. */
+int ssd_touch(struct ssd_store *s, const unsigned char ikey[SSD_IKEY_LEN], uint64_t last_access,
+	      uint64_t accesses);
+/* Removes a chunk by index key: index entry first, then the slot. */
+int ssd_remove(struct ssd_store *s, const unsigned char ikey[SSD_IKEY_LEN]);
+/* Calls cb for every chunk in the index (no data file is read).  cb returns 0 to go on. */
+int ssd_foreach(struct ssd_store *s, int (*cb)(void *ctx, const struct ssd_entry *e), void *ctx);
+/* Removes every chunk of key whose ETag is not keep_etag; cb (may be NULL) sees each one. */
+int ssd_remove_other_versions(struct ssd_store *s, const char *key, const char *keep_etag,
+			      void (*cb)(void *ctx, const struct ssd_entry *e), void *ctx);
+/* Punches the holes of slots that hold data but are free (left by a crash); stops early when
+ * *stop becomes true.  Returns the number of slots reclaimed or -errno. */
+long ssd_reclaim_orphans(struct ssd_store *s, const _Atomic bool *stop);
+/* Bytes the slab file takes on disk (allocated blocks). */
+uint64_t ssd_disk_bytes(struct ssd_store *s);
+
+/* Small metadata records beside the index, under a one-byte namespace ('o' objects,
+ * 'd' listings).  ssd_meta_get returns a malloc'ed copy (caller frees) or -ENOENT. */
+int ssd_meta_put(struct ssd_store *s, char ns, const char *name, const void *val, size_t len);
+int ssd_meta_get(struct ssd_store *s, char ns, const char *name, void **val, size_t *len);
+int ssd_meta_delete(struct ssd_store *s, char ns, const char *name);
+
+/* Bytes free and total on the file system of the store. */
+int ssd_fs_space(struct ssd_store *s, uint64_t *free_bytes, uint64_t *total_bytes);
+
+#endif

@@ -1,0 +1,29 @@
+/*
+ * evict.c - the L2 eviction order (see evict.h).
+ */
+#include "evict.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+double evict_priority(uint64_t last_access_s, uint64_t accesses)
+{
+	return (double)last_access_s + EVICT_FREQ_BONUS_S * log2(1.0 + (double)accesses);
+}
+
+static int cmp_cand(const void *a, const void *b)
+{
+	const struct evict_cand *x = a, *y = b;
+	return x->prio < y->prio ? -1 : x->prio > y->prio;
+}
+
+size_t evict_choose(struct evict_cand *cands, size_t n, uint64_t need)
+{
+	if (n)
+		qsort(cands, n, sizeof(*cands), cmp_cand);
+	uint64_t got = 0;
+	size_t k = 0;
+	while (k < n && got < need)
+		got += cands[k++].bytes;
+	return k;
+}

@@ -1,0 +1,417 @@
+/*
+ * l2.c - the L2 tier as policy sees it: which chunks the SSD store holds (an in-memory table
+ * loaded from the index at start, without reading any data), reads with access accounting,
+ * fills off the reader's path (one writer thread), capacity (l2_size and the free-space floor)
+ * enforced before every fill by evicting in the order of evict.h, and background upkeep
+ * (orphaned slots, the floor when other programs fill the disk).
+ *
+ * Locks: l->lock guards the table, used bytes and the write queue.  It may be taken while the
+ * chunk table's lock is held (chunks.c enqueues fills from complete_locked), never the other way
+ * round; no store I/O happens under it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "evict.h"
+#include "log.h"
+#include "policy_i.h"
+#include "ssd.h"
+#include "util.h"
+
+#define L2_BUCKETS (1u << 16)
+#define WRITE_QUEUE_MAX (64u << 20)  /* bytes waiting for the writer; beyond, fills are dropped */
+#define LOW_WATER_PCT 5              /* evict this much of the cap beyond what is needed */
+#define UPKEEP_INTERVAL_S 5
+
+struct l2_entry {
+	struct l2_entry *next;
+	unsigned char ikey[SSD_IKEY_LEN];
+	uint64_t disk_bytes, last_access, accesses;
+};
+
+struct l2_job {
+	struct l2_job *next;
+	char *key;
+	char etag[S3_ETAG_MAX];
+	uint64_t idx;
+	const char *data;
+	size_t len;
+	void (*done)(void *owner, void *obj);
+	void *owner, *obj;
+};
+
+struct l2 {
+	struct ssd_store *ssd;       /* not owned */
+	struct l2_config cfg;        /* immutable */
+	struct policy_stats *stats;  /* the policy's */
+
+	pthread_mutex_t lock;        /* guards everything below but the threads */
+	pthread_cond_t wake;         /* work queued, or stop */
+	struct l2_entry **tab;
+	uint64_t used, entries;
+	struct l2_job *qhead, *qtail;
+	uint64_t qbytes;
+	bool writing;                /* the writer holds a job */
+	_Atomic bool stopping;
+
+	pthread_t writer, upkeep;
+	bool writer_started, upkeep_started;
+};
+
+static uint64_t wall_s(void) { return (uint64_t)time(NULL); }
+
+static size_t bucket_of(const unsigned char *ikey)
+{
+	uint64_t h;
+	memcpy(&h, ikey + 1, 8); /* already a hash */
+	return (size_t)(h ^ ikey[32] ^ (uint64_t)ikey[31] << 8) % L2_BUCKETS;
+}
+
+static struct l2_entry **find_locked(struct l2 *l, const unsigned char *ikey)
+{
+	struct l2_entry **pp = &l->tab[bucket_of(ikey)];
+	while (*pp && memcmp((*pp)->ikey, ikey, SSD_IKEY_LEN) != 0)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static void insert_locked(struct l2 *l, const struct ssd_entry *e)
+{
+	struct l2_entry **pp = find_locked(l, e->ikey);
+	struct l2_entry *x = *pp;
+	if (x) {
+		l->used -= x->disk_bytes;
+	} else {
+		x = calloc(1, sizeof(*x));
+		if (!x)
+			return;
+		memcpy(x->ikey, e->ikey, SSD_IKEY_LEN);
+		x->next = l->tab[bucket_of(e->ikey)];
+		l->tab[bucket_of(e->ikey)] = x;
+		l->entries++;
+	}
+	x->disk_bytes = e->disk_bytes;
+	x->last_access = e->last_access;
+	x->accesses = e->accesses;
+	l->used += x->disk_bytes;
+}
+
+static void remove_locked(struct l2 *l, const unsigned char *ikey)
+{
+	struct l2_entry **pp = find_locked(l, ikey), *x = *pp;
+	if (!x)
+		return;
+	*pp = x->next;
+	l->used -= x->disk_bytes;
+	l->entries--;
+	free(x);
+}
+
+static int load_one(void *arg, const struct ssd_entry *e)
+{
+	struct l2 *l = arg;
+	insert_locked(l, e); /* single-threaded at start */
+	return 0;
+}
+
+void l2_usage(struct l2 *l, uint64_t *used, uint64_t *entries)
+{
+	pthread_mutex_lock(&l->lock);
+	*used = l->used;
+	*entries = l->entries;
+	pthread_mutex_unlock(&l->lock);
+}
+
+/* Evicts at least want bytes (fewer if L2 holds fewer) in eviction order; returns bytes freed. */
+static uint64_t evict(struct l2 *l, uint64_t want)
+{
+	pthread_mutex_lock(&l->lock);
+	size_t n = (size_t)l->entries, i = 0;
+	struct evict_cand *c = n ? malloc(n * sizeof(*c)) : NULL;
+	struct l2_entry **refs = n ? malloc(n * sizeof(*refs)) : NULL;
+	if (!c || !refs) {
+		pthread_mutex_unlock(&l->lock);
+		free(c);
+		free(refs);
+		return 0;
+	}
+	for (size_t b = 0; b < L2_BUCKETS; b++)
+		for (struct l2_entry *x = l->tab[b]; x && i < n; x = x->next, i++) {
+			c[i].prio = evict_priority(x->last_access, x->accesses);
+			c[i].bytes = x->disk_bytes;
+			c[i].ref = i;
+			refs[i] = x;
+		}
+	size_t k = evict_choose(c, i, want);
+	unsigned char (*victims)[SSD_IKEY_LEN] = k ? malloc(k * SSD_IKEY_LEN) : NULL;
+	uint64_t freed = 0;
+	if (victims)
+		for (size_t j = 0; j < k; j++) {
+			memcpy(victims[j], refs[c[j].ref]->ikey, SSD_IKEY_LEN);
+			freed += c[j].bytes;
+		}
+	/* table first (nothing points at the entries after this), then the store, unlocked */
+	for (size_t j = 0; victims && j < k; j++)
+		remove_locked(l, victims[j]);
+	pthread_mutex_unlock(&l->lock);
+	free(c);
+	free(refs);
+	for (size_t j = 0; victims && j < k; j++)
+		ssd_remove(l->ssd, victims[j]);
+	free(victims);
+	if (k) {
+		atomic_fetch_add_explicit(&l->stats->l2_evictions, k, memory_order_relaxed);
+		tfs_debug("cache: evicted %zu chunks (%llu bytes)", k, (unsigned long long)freed);
+	}
+	return freed;
+}
+
+/* Makes room for need more bytes under the cap and above the free-space floor.  -ENOSPC when
+ * that cannot be done (the floor is not met even with L2 empty). */
+static int make_room(struct l2 *l, uint64_t need)
+{
+	for (int round = 0; round < 3; round++) {
+		uint64_t used, entries, want = 0;
+		l2_usage(l, &used, &entries);
+		if (used + need > l->cfg.cap)
+			want = used + need - l->cfg.cap + l->cfg.cap / 100 * LOW_WATER_PCT;
+		uint64_t fb, tb;
+		if (ssd_fs_space(l->ssd, &fb, &tb) == 0) {
+			uint64_t floor = tb / 100 * l->cfg.min_free_pct;
+			if (l->cfg.min_free_bytes > floor)
+				floor = l->cfg.min_free_bytes;
+			if (fb < floor + need && floor + need - fb > want)
+				want = floor + need - fb;
+		}
+		if (want == 0)
+			return 0;
+		if (evict(l, want) == 0)
+			return -ENOSPC;
+	}
+	return -ENOSPC;
+}
+
+static void *writer_thread(void *arg)
+{
+	struct l2 *l = arg;
+	pthread_mutex_lock(&l->lock);
+	for (;;) {
+		/* the queue is drained before the writer stops: an unmount keeps what was read */
+		while (!l->qhead && !l->stopping)
+			pthread_cond_wait(&l->wake, &l->lock);
+		struct l2_job *j = l->qhead;
+		if (!j)
+			break;
+		l->qhead = j->next;
+		if (!l->qhead)
+			l->qtail = NULL;
+		l->writing = true;
+		struct ssd_id id;
+		ssd_id_init(&id, j->key, j->etag, j->idx);
+		bool have = *find_locked(l, id.ikey) != NULL;
+		pthread_mutex_unlock(&l->lock);
+
+		if (!have) {
+			uint64_t need = 4096 + ((uint64_t)j->len + 4095) / 4096 * 4096;
+			struct ssd_entry e;
+			if (make_room(l, need) < 0) {
+				atomic_fetch_add_explicit(&l->stats->l2_write_dropped, 1,
+							  memory_order_relaxed);
+			} else if (ssd_put(l->ssd, &id, j->data, j->len, wall_s(), 1, &e) == 0) {
+				pthread_mutex_lock(&l->lock);
+				insert_locked(l, &e);
+				pthread_mutex_unlock(&l->lock);
+				atomic_fetch_add_explicit(&l->stats->l2_writes, 1, memory_order_relaxed);
+			} else {
+				atomic_fetch_add_explicit(&l->stats->l2_write_dropped, 1,
+							  memory_order_relaxed);
+			}
+		}
+		j->done(j->owner, j->obj);
+		free(j->key);
+
+		pthread_mutex_lock(&l->lock);
+		l->qbytes -= j->len;
+		l->writing = false;
+		free(j);
+		pthread_cond_broadcast(&l->wake);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return NULL;
+}
+
+static void *upkeep_thread(void *arg)
+{
+	struct l2 *l = arg;
+	long n = ssd_reclaim_orphans(l->ssd, &l->stopping);
+	if (n > 0)
+		tfs_info("cache: reclaimed %ld slots left by an earlier crash", n);
+	pthread_mutex_lock(&l->lock);
+	while (!l->stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += UPKEEP_INTERVAL_S;
+		pthread_cond_timedwait(&l->wake, &l->lock, &ts);
+		if (l->stopping)
+			break;
+		pthread_mutex_unlock(&l->lock);
+		make_room(l, 0); /* the floor, when something else filled the disk */
+		pthread_mutex_lock(&l->lock);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return NULL;
+}
+
+int l2_start(struct ssd_store *ssd, const struct l2_config *cfg, struct policy_stats *stats,
+	     struct l2 **out)
+{
+	struct l2 *l = calloc(1, sizeof(*l));
+	int ret = -ENOMEM;
+	if (!l)
+		return ret;
+	l->ssd = ssd;
+	l->cfg = *cfg;
+	l->stats = stats;
+	pthread_mutex_init(&l->lock, NULL);
+	pthread_cond_init(&l->wake, NULL);
+	if (!(l->tab = calloc(L2_BUCKETS, sizeof(*l->tab))))
+		goto fail;
+	uint64_t t0 = tfs_now_ms();
+	if ((ret = ssd_foreach(ssd, load_one, l)) < 0)
+		goto fail;
+	tfs_info("cache: %llu chunks (%llu MiB) in L2, index loaded in %llu ms",
+		 (unsigned long long)l->entries, (unsigned long long)(l->used >> 20),
+		 (unsigned long long)(tfs_now_ms() - t0));
+	if ((ret = -pthread_create(&l->writer, NULL, writer_thread, l)) < 0)
+		goto fail;
+	l->writer_started = true;
+	if ((ret = -pthread_create(&l->upkeep, NULL, upkeep_thread, l)) < 0)
+		goto fail;
+	l->upkeep_started = true;
+	*out = l;
+	return 0;
+fail:
+	l2_stop(l);
+	return ret;
+}
+
+void l2_stop(struct l2 *l)
+{
+	if (!l)
+		return;
+	pthread_mutex_lock(&l->lock);
+	l->stopping = true;
+	pthread_cond_broadcast(&l->wake);
+	pthread_mutex_unlock(&l->lock);
+	if (l->writer_started)
+		pthread_join(l->writer, NULL);
+	if (l->upkeep_started)
+		pthread_join(l->upkeep, NULL);
+	for (size_t b = 0; l->tab && b < L2_BUCKETS; b++)
+		while (l->tab[b]) {
+			struct l2_entry *x = l->tab[b];
+			l->tab[b] = x->next;
+			free(x);
+		}
+	free(l->tab);
+	pthread_cond_destroy(&l->wake);
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+}
+
+int l2_read(struct l2 *l, const char *key, const char *etag, uint64_t idx, char *buf, size_t cap,
+	    size_t *len)
+{
+	struct ssd_id id;
+	ssd_id_init(&id, key, etag, idx);
+	int ret = ssd_get(l->ssd, &id, buf, cap, len, NULL);
+	pthread_mutex_lock(&l->lock);
+	struct l2_entry *x = *find_locked(l, id.ikey);
+	uint64_t la = wall_s(), acc = 0;
+	if (ret == 0 && x) {
+		x->last_access = la;
+		acc = ++x->accesses;
+	} else if (ret < 0 && x) {
+		remove_locked(l, id.ikey); /* dropped by the store (failed verification) */
+	}
+	pthread_mutex_unlock(&l->lock);
+	if (ret == 0) {
+		atomic_fetch_add_explicit(&l->stats->l2_hits, 1, memory_order_relaxed);
+		if (acc)
+			ssd_touch(l->ssd, id.ikey, la, acc);
+	} else {
+		atomic_fetch_add_explicit(&l->stats->l2_misses, 1, memory_order_relaxed);
+	}
+	return ret;
+}
+
+int l2_write_async(struct l2 *l, const char *key, const char *etag, uint64_t idx, const char *data,
+		   size_t len, void (*done)(void *owner, void *obj), void *owner, void *obj)
+{
+	struct l2_job *j = calloc(1, sizeof(*j));
+	if (!j || !(j->key = strdup(key))) {
+		free(j);
+		return -ENOMEM;
+	}
+	snprintf(j->etag, sizeof(j->etag), "%s", etag);
+	j->idx = idx;
+	j->data = data;
+	j->len = len;
+	j->done = done;
+	j->owner = owner;
+	j->obj = obj;
+	pthread_mutex_lock(&l->lock);
+	if (l->stopping || l->qbytes + len > WRITE_QUEUE_MAX) {
+		pthread_mutex_unlock(&l->lock);
+		atomic_fetch_add_explicit(&l->stats->l2_write_dropped, 1, memory_order_relaxed);
+		free(j->key);
+		free(j);
+		return -EAGAIN;
+	}
+	if (l->qtail)
+		l->qtail->next = j;
+	else
+		l->qhead = j;
+	l->qtail = j;
+	l->qbytes += len;
+	pthread_cond_broadcast(&l->wake);
+	pthread_mutex_unlock(&l->lock);
+	return 0;
+}
+
+void l2_flush(struct l2 *l)
+{
+	pthread_mutex_lock(&l->lock);
+	while (l->qhead || l->writing)
+		pthread_cond_wait(&l->wake, &l->lock);
+	pthread_mutex_unlock(&l->lock);
+}
+
+static void forget_version(void *arg, const struct ssd_entry *e)
+{
+	struct l2 *l = arg;
+	pthread_mutex_lock(&l->lock);
+	remove_locked(l, e->ikey);
+	pthread_mutex_unlock(&l->lock);
+}
+
+void l2_open_version(struct l2 *l, const char *key, const char *etag)
+{
+	void *old = NULL;
+	size_t n = 0;
+	int ret = ssd_meta_get(l->ssd, 'o', key, &old, &n);
+	bool same = ret == 0 && n == strlen(etag) && memcmp(old, etag, n) == 0;
+	free(old);
+	if (same)
+		return;
+	{
+		char kbuf[200];
+		tfs_debug("cache: '%s' has a new ETag: dropping the chunks of other versions",
+			  tfs_printable(key, kbuf, sizeof(kbuf)));
+		ssd_remove_other_versions(l->ssd, key, etag, forget_version, l);
+	}
+	ssd_meta_put(l->ssd, 'o', key, etag, strlen(etag));
+}
