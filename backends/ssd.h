@@ -47,7 +47,7 @@ struct ssd_entry {
 	unsigned char ikey[SSD_IKEY_LEN];
 	uint32_t len;           /* payload bytes */
 	uint64_t disk_bytes;    /* what its slot takes on disk (header block + payload, in blocks) */
-	uint64_t last_access;   /* wall-clock seconds */
+	uint64_t last_access;   /* wall-clock milliseconds */
 	uint64_t accesses;
 };
 

@@ -127,13 +127,16 @@ int main(int argc, char **argv)
 			goto out_s3;
 		}
 	}
-	/* Without S3 a mount is only worth making if the cache knows the mount's root. */
-	void *root_listing = NULL;
-	size_t rl;
-	bool have_cache = ssd && ssd_meta_get(ssd, 'd', opts.prefix, &root_listing, &rl) == 0;
-	free(root_listing);
+	/* Without S3 a mount is only worth making if this cache has served this root before
+	 * (record 'm'); then what it holds is served until S3 is back. */
+	void *seen = NULL;
+	size_t seen_len;
+	bool have_cache = ssd && ssd_meta_get(ssd, 'm', opts.prefix, &seen, &seen_len) == 0;
+	free(seen);
 	if (check_bucket(fs.s3, &opts, have_cache) < 0)
 		goto out_s3;
+	if (ssd && !have_cache)
+		ssd_meta_put(ssd, 'm', opts.prefix, "1", 1);
 
 	fs.opts = &opts;
 	fs.uid = getuid();

@@ -6,9 +6,9 @@
 #include <math.h>
 #include <stdlib.h>
 
-double evict_priority(uint64_t last_access_s, uint64_t accesses)
+double evict_priority(double last_access_s, uint64_t accesses)
 {
-	return (double)last_access_s + EVICT_FREQ_BONUS_S * log2(1.0 + (double)accesses);
+	return last_access_s + EVICT_FREQ_BONUS_S * log2(1.0 + (double)accesses);
 }
 
 static int cmp_cand(const void *a, const void *b)

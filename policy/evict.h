@@ -22,7 +22,8 @@ struct evict_cand {
 	size_t ref; /* the caller's reference to the entry */
 };
 
-double evict_priority(uint64_t last_access_s, uint64_t accesses);
+/* last_access_s: wall-clock seconds, with fractions (reads within one second keep their order). */
+double evict_priority(double last_access_s, uint64_t accesses);
 /* Sorts cands by priority, lowest first, and returns how many of the first ones must go to
  * free at least need bytes (n when all of them together are not enough). */
 size_t evict_choose(struct evict_cand *cands, size_t n, uint64_t need);

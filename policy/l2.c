@@ -61,7 +61,13 @@ struct l2 {
 	bool writer_started, upkeep_started;
 };
 
-static uint64_t wall_s(void) { return (uint64_t)time(NULL); }
+/* Wall-clock milliseconds: access times persist across restarts, so not the monotonic clock. */
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static size_t bucket_of(const unsigned char *ikey)
 {
@@ -140,7 +146,7 @@ static uint64_t evict(struct l2 *l, uint64_t want)
 	}
 	for (size_t b = 0; b < L2_BUCKETS; b++)
 		for (struct l2_entry *x = l->tab[b]; x && i < n; x = x->next, i++) {
-			c[i].prio = evict_priority(x->last_access, x->accesses);
+			c[i].prio = evict_priority((double)x->last_access / 1000.0, x->accesses);
 			c[i].bytes = x->disk_bytes;
 			c[i].ref = i;
 			refs[i] = x;
@@ -220,7 +226,7 @@ static void *writer_thread(void *arg)
 			if (make_room(l, need) < 0) {
 				atomic_fetch_add_explicit(&l->stats->l2_write_dropped, 1,
 							  memory_order_relaxed);
-			} else if (ssd_put(l->ssd, &id, j->data, j->len, wall_s(), 1, &e) == 0) {
+			} else if (ssd_put(l->ssd, &id, j->data, j->len, wall_ms(), 1, &e) == 0) {
 				pthread_mutex_lock(&l->lock);
 				insert_locked(l, &e);
 				pthread_mutex_unlock(&l->lock);
@@ -330,7 +336,7 @@ int l2_read(struct l2 *l, const char *key, const char *etag, uint64_t idx, char 
 	int ret = ssd_get(l->ssd, &id, buf, cap, len, NULL);
 	pthread_mutex_lock(&l->lock);
 	struct l2_entry *x = *find_locked(l, id.ikey);
-	uint64_t la = wall_s(), acc = 0;
+	uint64_t la = wall_ms(), acc = 0;
 	if (ret == 0 && x) {
 		x->last_access = la;
 		acc = ++x->accesses;

@@ -496,6 +496,61 @@ static const struct tfs_dirent *listing_find(const struct tfs_listing *l, const 
 	return NULL;
 }
 
+/*
+ * Attributes learned by single lookups persist in the L2 index too (namespace 'a', the key of a
+ * file or the prefix of a directory), so that a path can be reached through a remount or an
+ * S3 outage without its directory ever having been listed.  Format: version u32, fetched (wall
+ * clock seconds) u64, is_dir u8, size u64, mtime i64, ETag length u8, ETag.
+ */
+static void persist_attr(struct policy *p, const char *key, const struct tfs_attr *a)
+{
+	if (!p->cfg.ssd)
+		return;
+	unsigned char buf[64 + S3_ETAG_MAX], *w = buf;
+	uint32_t ver = LISTING_FORMAT;
+	uint64_t wall = (uint64_t)time(NULL);
+	uint8_t dir = a->is_dir, el = (uint8_t)strlen(a->etag);
+	int64_t mt = a->mtime;
+	put_bytes(&w, &ver, 4);
+	put_bytes(&w, &wall, 8);
+	put_bytes(&w, &dir, 1);
+	put_bytes(&w, &a->size, 8);
+	put_bytes(&w, &mt, 8);
+	put_bytes(&w, &el, 1);
+	put_bytes(&w, a->etag, el);
+	ssd_meta_put(p->cfg.ssd, 'a', key, buf, (size_t)(w - buf));
+}
+
+/* The persisted attributes of key if still fresh: 0, or -ENOENT. */
+static int load_attr(struct policy *p, const char *key, struct tfs_attr *out)
+{
+	void *raw;
+	size_t n;
+	if (!p->cfg.ssd || ssd_meta_get(p->cfg.ssd, 'a', key, &raw, &n) < 0)
+		return -ENOENT;
+	const unsigned char *r = raw, *end = r + n;
+	uint32_t ver;
+	uint64_t wall, now = (uint64_t)time(NULL);
+	uint8_t dir, el;
+	int64_t mt;
+	int ret = -ENOENT;
+	memset(out, 0, sizeof(*out));
+	if (get_bytes(&r, end, &ver, 4) && ver == LISTING_FORMAT && get_bytes(&r, end, &wall, 8) &&
+	    get_bytes(&r, end, &dir, 1) && get_bytes(&r, end, &out->size, 8) &&
+	    get_bytes(&r, end, &mt, 8) && get_bytes(&r, end, &el, 1) && el < sizeof(out->etag) &&
+	    get_bytes(&r, end, out->etag, el)) {
+		uint64_t age_ms = wall > now ? 0 : (now - wall) * 1000;
+		if (age_ms <= tfs_now_ms() && fresh(p, tfs_now_ms() - age_ms)) {
+			out->etag[el] = '\0';
+			out->is_dir = dir;
+			out->mtime = (time_t)mt;
+			ret = 0;
+		}
+	}
+	free(raw);
+	return ret;
+}
+
 int policy_stat_file(struct policy *p, const char *key, struct tfs_attr *out)
 {
 	struct s3_object o;
@@ -506,6 +561,7 @@ int policy_stat_file(struct policy *p, const char *key, struct tfs_attr *out)
 	out->size = o.size;
 	out->mtime = o.mtime;
 	memcpy(out->etag, o.etag, sizeof(out->etag));
+	persist_attr(p, key, out);
 	return 0;
 }
 
@@ -528,27 +584,32 @@ int policy_lookup(struct policy *p, const char *dir_key, const char *name, struc
 		return e ? 0 : -ENOENT;
 	}
 
-	/* No fresh listing: ask S3 about this one name.  A directory wins over an object. */
-	atomic_fetch_add_explicit(&p->stats.lookups_direct, 1, memory_order_relaxed);
+	/* No fresh listing: what an earlier lookup learned (a directory wins over an object),
+	 * else ask S3 about this one name. */
 	char *sub = tfs_strdup_printf("%s%s/", dir_key, name);
-	if (!sub)
-		return -ENOMEM;
+	char *key = tfs_strdup_printf("%s%s", dir_key, name);
+	if (!sub || !key) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if ((ret = load_attr(p, sub, out)) == 0 || (ret = load_attr(p, key, out)) == 0)
+		goto out;
+	atomic_fetch_add_explicit(&p->stats.lookups_direct, 1, memory_order_relaxed);
 	struct s3_list_page pg;
 	ret = s3_list_page(p->s3, sub, "/", NULL, 1, &pg);
-	free(sub);
 	if (ret < 0)
-		return ret;
+		goto out;
 	bool is_dir = pg.nobjects > 0 || pg.nprefixes > 0;
 	s3_list_page_free(&pg);
 	if (is_dir) {
 		memset(out, 0, sizeof(*out));
 		out->is_dir = true;
-		return 0;
+		persist_attr(p, sub, out);
+	} else {
+		ret = policy_stat_file(p, key, out);
 	}
-	char *key = tfs_strdup_printf("%s%s", dir_key, name);
-	if (!key)
-		return -ENOMEM;
-	ret = policy_stat_file(p, key, out);
+out:
+	free(sub);
 	free(key);
 	return ret;
 }

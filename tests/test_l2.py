@@ -1,0 +1,259 @@
+"""L2, the persistent on-disk tier: served across remounts and through an S3 outage, correct
+after kill -9 at any moment, corruption caught, capacity kept, old versions dropped."""
+
+import hashlib
+import os
+import random
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+import util
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def stats_of(log):
+    """The counters of the last 'stats:' line the daemon logged at unmount."""
+    lines = [l for l in log.splitlines() if " stats: " in l]
+    assert lines, "no stats line in the log:\n" + log
+    out = {}
+    for section in lines[-1].split(" stats: ", 1)[1].split("; "):
+        name, _, rest = section.partition(" ")
+        for k, v in re.findall(r"(\w+)=(\d+)", rest):
+            out[f"{name}.{k}"] = int(v)
+    return out
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+@pytest.fixture
+def own_server():
+    srv = util.S3Server().start()
+    yield srv
+    srv.cleanup()
+
+
+def mount_at(srv, bucket, mnt, cache, opts=(), **kw):
+    return util.Mount(bucket, mnt, srv.endpoint, [f"cache_dir={cache}", "l2_min_free=0"] + list(opts),
+                      **kw)
+
+
+def test_served_from_l2_with_s3_stopped(own_server, tmpdir_short):
+    s3 = util.s3_client(own_server.endpoint)
+    s3.create_bucket(Bucket="persist")
+    files = {"data/a.bin": os.urandom(3 * 1024 * 1024 + 17), "data/b.txt": b"small one",
+             "top.bin": os.urandom(700000)}
+    util.put_many(s3, "persist", files)
+    cache = os.path.join(tmpdir_short, "cache")
+    mnt = os.path.join(tmpdir_short, "m")
+    with mount_at(own_server, "persist", mnt, cache, ["ttl=1h"]) as m:
+        assert sorted(os.listdir(mnt)) == ["data", "top.bin"]
+        assert sorted(os.listdir(os.path.join(mnt, "data"))) == ["a.bin", "b.txt"]
+        for k, body in files.items():
+            assert read_file(os.path.join(mnt, k)) == body
+    first = stats_of(m.log())
+    assert first["l2.writes"] >= 5 and first["s3.get"] >= 3
+    # the cache directory and its files are the owner's alone
+    assert os.stat(cache).st_mode & 0o777 == 0o700
+    for f in ("slab", "lock"):
+        assert os.stat(os.path.join(cache, f)).st_mode & 0o777 == 0o600
+
+    own_server.stop()   # S3 is gone: everything must come from L2
+    with mount_at(own_server, "persist", mnt, cache, ["ttl=1h", "timeout=2000"],
+                  expect_log=[r"S3 is unreachable", r"s3: LIST '' failed"]) as m:
+        assert sorted(os.listdir(mnt)) == ["data", "top.bin"]
+        assert sorted(os.listdir(os.path.join(mnt, "data"))) == ["a.bin", "b.txt"]
+        for k, body in files.items():
+            assert sha(read_file(os.path.join(mnt, k))) == sha(body), k
+    second = stats_of(m.log())
+    assert second["s3.get"] == 0 and second["s3.head"] == 0
+    assert second["l2.hits"] >= 5 and second["l2.checksum_failures"] == 0
+
+
+def test_uncached_fails_cleanly_while_s3_down(own_server, tmpdir_short):
+    s3 = util.s3_client(own_server.endpoint)
+    s3.create_bucket(Bucket="half")
+    util.put_many(s3, "half", {"cached.txt": b"cached", "uncached.bin": os.urandom(100000)})
+    cache, mnt = os.path.join(tmpdir_short, "cache"), os.path.join(tmpdir_short, "m")
+    with mount_at(own_server, "half", mnt, cache, ["ttl=1h"]):
+        # by path only, no directory listed: the lookups' results persist too
+        assert read_file(os.path.join(mnt, "cached.txt")) == b"cached"
+        assert os.path.getsize(os.path.join(mnt, "uncached.bin")) == 100000
+    own_server.stop()
+    with mount_at(own_server, "half", mnt, cache, ["ttl=1h", "timeout=2000"],
+                  expect_log=[r"S3 is unreachable", r"s3: .* failed"]):
+        assert read_file(os.path.join(mnt, "cached.txt")) == b"cached"
+        with pytest.raises(OSError) as e:
+            read_file(os.path.join(mnt, "uncached.bin"))
+        assert e.value.errno == 5   # EIO
+
+
+def test_kill9_while_filling(own_server, tmpdir_short):
+    """kill -9 at random moments while readers fill the cache (and a small l2_size keeps
+    eviction busy); after each restart every byte read matches S3."""
+    rounds = int(os.environ.get("TIERFS_KILL_ROUNDS", "20"))
+    s3 = util.s3_client(own_server.endpoint)
+    s3.create_bucket(Bucket="kill9")
+    rnd = random.Random(9)
+    files = {f"f{i:02d}.bin": rnd.randbytes(rnd.randrange(100_000, 1_500_000)) for i in range(12)}
+    util.put_many(s3, "kill9", files)
+    want = {k: sha(v) for k, v in files.items()}
+    cache, mnt = os.path.join(tmpdir_short, "cache"), os.path.join(tmpdir_short, "m")
+    opts = ["ttl=1h", "chunk_size=64K", "l2_size=4M", "mem_cache=4M"]
+    kill_rnd = random.Random(os.getpid())
+    for r in range(rounds):
+        m = mount_at(own_server, "kill9", mnt, cache, opts, expect_log=[r".*"]).start()
+        stop = threading.Event()
+
+        def reader(seed):
+            rr = random.Random(seed)
+            while not stop.is_set():
+                name = rr.choice(list(files))
+                try:
+                    with open(os.path.join(mnt, name), "rb") as f:
+                        f.read()
+                except OSError:
+                    return   # the daemon is gone
+
+        threads = [threading.Thread(target=reader, args=(r * 10 + i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(kill_rnd.uniform(0.05, 0.8))
+        m.proc.send_signal(signal.SIGKILL)
+        m.proc.wait()
+        stop.set()
+        subprocess.run(["fusermount3", "-u", "-z", mnt])
+        for t in threads:
+            t.join(30)
+        m.logf.close()
+        # restart on the same cache: every file reads back exactly
+        with mount_at(own_server, "kill9", mnt, cache, opts,
+                      expect_log=[r"cache: dropping chunk", r"reclaimed"]) as m2:
+            for name in files:
+                assert sha(read_file(os.path.join(mnt, name))) == want[name], (r, name)
+        st = stats_of(m2.log())
+        assert st["l2.used"] <= 4 * 1024 * 1024 + 64 * 1024 + 4096
+
+
+def slab_slots(cache, chunk):
+    """(offset, key) of every slot header in the slab file."""
+    out = []
+    with open(os.path.join(cache, "slab"), "rb") as f:
+        data = f.read()
+    slot = 4096 + chunk
+    for off in range(0, len(data), slot):
+        hdr = data[off:off + 4096]
+        if hdr[:4] == b"TFSC":
+            kl = int.from_bytes(hdr[32:34], "little")
+            out.append((off, hdr[40:40 + kl].decode()))
+    return out
+
+
+def test_corruption_is_caught_and_refetched(own_server, tmpdir_short):
+    s3 = util.s3_client(own_server.endpoint)
+    s3.create_bucket(Bucket="rot")
+    body = os.urandom(4 * 65536)
+    s3.put_object(Bucket="rot", Key="victim.bin", Body=body)
+    cache, mnt = os.path.join(tmpdir_short, "cache"), os.path.join(tmpdir_short, "m")
+    opts = ["ttl=1h", "chunk_size=64K"]
+    with mount_at(own_server, "rot", mnt, cache, opts):
+        assert read_file(os.path.join(mnt, "victim.bin")) == body
+    slots = slab_slots(cache, 65536)
+    assert len(slots) == 4
+    with open(os.path.join(cache, "slab"), "r+b") as f:
+        f.seek(slots[0][0] + 4096 + 1234)          # a payload byte
+        b = f.read(1)
+        f.seek(slots[0][0] + 4096 + 1234)
+        f.write(bytes([b[0] ^ 0xFF]))
+        f.seek(slots[2][0] + 16)                    # the chunk index in a header
+        f.write(b"\x07")
+    with mount_at(own_server, "rot", mnt, cache, opts,
+                  expect_log=[r"cache: dropping chunk \d+ of 'victim.bin'"]) as m:
+        assert read_file(os.path.join(mnt, "victim.bin")) == body
+    st = stats_of(m.log())
+    assert st["l2.checksum_failures"] == 2
+    assert st["l2.hits"] == 2 and st["s3.get"] >= 1
+    # and the refetched chunks were written back: a third mount needs no S3 GET
+    with mount_at(own_server, "rot", mnt, cache, opts) as m:
+        assert read_file(os.path.join(mnt, "victim.bin")) == body
+    st = stats_of(m.log())
+    assert st["s3.get"] == 0 and st["l2.checksum_failures"] == 0
+
+
+def test_capacity_keeps_hot_data(own_server, tmpdir_short):
+    """Past l2_size the cache stays within its cap (plus one chunk), and the recently and
+    frequently read file survives a stream of data read once."""
+    mib = 1024 * 1024
+    s3 = util.s3_client(own_server.endpoint)
+    s3.create_bucket(Bucket="cap")
+    hot = os.urandom(2 * mib)
+    files = {"hot.bin": hot}
+    files.update({f"filler{i}.bin": os.urandom(3 * mib) for i in range(4)})
+    files["stream.bin"] = os.urandom(16 * mib)
+    util.put_many(s3, "cap", files)
+    cache, mnt = os.path.join(tmpdir_short, "cache"), os.path.join(tmpdir_short, "m")
+    cap = 10 * mib
+    opts = ["ttl=1h", f"l2_size={cap}", "mem_cache=4M", "readahead=0"]
+    with mount_at(own_server, "cap", mnt, cache, opts) as m:
+        for i in range(4):   # hot.bin is read again and again, from L2 once out of memory
+            assert read_file(os.path.join(mnt, "hot.bin")) == hot
+            read_file(os.path.join(mnt, f"filler{i}.bin"))
+        assert read_file(os.path.join(mnt, "stream.bin")) == files["stream.bin"]
+    st = stats_of(m.log())
+    assert st["l2.evictions"] > 0
+    slot = 4096 + mib
+    assert st["l2.used"] <= cap + slot
+    allocated = os.stat(os.path.join(cache, "slab")).st_blocks * 512
+    assert allocated <= cap + slot, allocated
+
+    own_server.stop()
+    with mount_at(own_server, "cap", mnt, cache, opts + ["timeout=2000"],
+                  expect_log=[r"S3 is unreachable", r"s3: .* failed"]):   # filler0: no S3
+        assert read_file(os.path.join(mnt, "hot.bin")) == hot      # kept
+        with pytest.raises(OSError):                                # read once, long ago
+            read_file(os.path.join(mnt, "filler0.bin"))
+
+
+def test_new_etag_drops_old_version(own_server, tmpdir_short):
+    s3 = util.s3_client(own_server.endpoint)
+    s3.create_bucket(Bucket="ver")
+    v1, v2 = os.urandom(3 * 65536 + 5), os.urandom(2 * 65536 - 9)
+    s3.put_object(Bucket="ver", Key="doc.bin", Body=v1)
+    cache, mnt = os.path.join(tmpdir_short, "cache"), os.path.join(tmpdir_short, "m")
+    opts = ["ttl=1", "chunk_size=64K"]
+    with mount_at(own_server, "ver", mnt, cache, opts) as m:
+        path = os.path.join(mnt, "doc.bin")
+        assert read_file(path) == v1
+        s3.put_object(Bucket="ver", Key="doc.bin", Body=v2)
+        time.sleep(1.5)   # past the TTL: the next open sees the new ETag
+        assert read_file(path) == v2
+        assert read_file(path) == v2
+    st = stats_of(m.log())
+    assert st["l2.entries"] == 2   # v2's two chunks; v1's four are gone
+    assert {k for _, k in slab_slots(cache, 65536)} <= {"doc.bin"}
+    assert len(slab_slots(cache, 65536)) == 2
+
+
+def test_one_mount_per_cache_dir(own_server, tmpdir_short):
+    s3 = util.s3_client(own_server.endpoint)
+    s3.create_bucket(Bucket="lock")
+    cache = os.path.join(tmpdir_short, "cache")
+    with mount_at(own_server, "lock", os.path.join(tmpdir_short, "a"), cache):
+        os.makedirs(os.path.join(tmpdir_short, "b"))
+        env = util.daemon_env(tmpdir_short)
+        r = subprocess.run([util.tierfs_bin(), "-f", "-o",
+                            f"endpoint={own_server.endpoint},cache_dir={cache}", "lock",
+                            os.path.join(tmpdir_short, "b")], env=env, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 1
+        assert "in use by another tierfs" in r.stderr

@@ -1,0 +1,235 @@
+/*
+ * unit_l2.c - the L2 store and its eviction order, driven directly (no mount, no S3):
+ * eviction order, put/get round trips, corruption caught and dropped, versions dropped, slots
+ * reused, orphaned slots reclaimed, a format from another chunk size emptied, and the time to
+ * open a store whose index holds 100,000 chunks.
+ *
+ * usage: unit_l2 [--startup-chunks N]     (or $TIERFS_UNIT_STARTUP_CHUNKS; default 100000)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "evict.h"
+#include "log.h"
+#include "policy_i.h"
+#include "ssd.h"
+#include "util.h"
+
+#define CS 65536
+
+static void test_evict_order(void)
+{
+	/* now = 100000 s; (last access, accesses, bytes) */
+	struct evict_cand c[] = {
+		{ evict_priority(100000, 1), 1, 0 },   /* just read once */
+		{ evict_priority(90000, 1), 1, 1 },    /* old, once: first to go */
+		{ evict_priority(99000, 50), 1, 2 },   /* older, but read 50 times */
+		{ evict_priority(99900, 1), 1, 3 },    /* a little older than 0, once */
+		{ evict_priority(95000, 3), 1, 4 },
+	};
+	size_t k = evict_choose(c, 5, 2);
+	CHECK(k == 2);
+	CHECK(c[0].ref == 1);               /* the oldest, rarely used */
+	CHECK(c[1].ref == 4);
+	CHECK(c[2].ref == 3 && c[3].ref == 0 && c[4].ref == 2); /* the frequent one goes last */
+	/* a frequently read chunk beats a once-read one that is a little more recent ... */
+	CHECK(evict_priority(1000, 8) > evict_priority(1600, 1));
+	/* ... but not one that is much more recent */
+	CHECK(evict_priority(1000, 8) < evict_priority(1000 + 3600, 1));
+	/* need more than all: all of them */
+	CHECK(evict_choose(c, 5, 100) == 5);
+	CHECK(evict_choose(c, 5, 0) == 0);
+	CHECK(evict_choose(NULL, 0, 10) == 0);
+}
+
+static char *mkdtemp_dir(void)
+{
+	char *d = strdup("/tmp/tierfs-unit-XXXXXX");
+	return mkdtemp(d);
+}
+
+static void rm_rf(const char *d)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", d);
+}
+
+static void fill(char *buf, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (char)(seed * 31 + i * 7);
+}
+
+static void test_store(void)
+{
+	char *dir = mkdtemp_dir(), path[600];
+	struct ssd_store *s;
+	static char data[CS], out[CS];
+	size_t len;
+	struct ssd_id a, b, a2;
+
+	CHECK(ssd_open(dir, CS, &s) == 0);
+	struct ssd_store *other;
+	CHECK(ssd_open(dir, CS, &other) == -EBUSY); /* one tierfs per cache directory */
+
+	ssd_id_init(&a, "dir/obj", "\"v1\"", 0);
+	ssd_id_init(&b, "dir/obj", "\"v1\"", 1);
+	ssd_id_init(&a2, "dir/obj", "\"v2\"", 0);
+	fill(data, CS, 1);
+	CHECK(ssd_get(s, &a, out, CS, &len, NULL) == -ENOENT);
+	CHECK(ssd_put(s, &a, data, CS, 1, 1, NULL) == 0);
+	CHECK(ssd_get(s, &a, out, CS, &len, NULL) == 0 && len == CS && memcmp(out, data, CS) == 0);
+	fill(data, 1000, 2);
+	CHECK(ssd_put(s, &b, data, 1000, 1, 1, NULL) == 0);
+	CHECK(ssd_get(s, &b, out, CS, &len, NULL) == 0 && len == 1000 &&
+	      memcmp(out, data, 1000) == 0);
+	CHECK(ssd_get(s, &a2, out, CS, &len, NULL) == -ENOENT); /* another version: a miss */
+	CHECK(ssd_put(s, &a2, data, 1000, 1, 1, NULL) == 0);
+
+	/* a new version: the old one's chunks go */
+	CHECK(ssd_remove_other_versions(s, "dir/obj", "\"v2\"", NULL, NULL) == 0);
+	CHECK(ssd_get(s, &a, out, CS, &len, NULL) == -ENOENT);
+	CHECK(ssd_get(s, &b, out, CS, &len, NULL) == -ENOENT);
+	CHECK(ssd_get(s, &a2, out, CS, &len, NULL) == 0 && len == 1000);
+
+	/* corruption of the payload and of the header: dropped, counted, a miss */
+	struct ssd_id c1, c2;
+	ssd_id_init(&c1, "x", "\"e\"", 0);
+	ssd_id_init(&c2, "y", "\"e\"", 0);
+	fill(data, CS, 3);
+	CHECK(ssd_put(s, &c1, data, CS, 1, 1, NULL) == 0);
+	CHECK(ssd_put(s, &c2, data, CS, 1, 1, NULL) == 0);
+	snprintf(path, sizeof(path), "%s/slab", dir);
+	int fd = open(path, O_RDWR);
+	CHECK(fd >= 0);
+	/* find the slots by scanning for the header of each */
+	uint64_t slot_size = 4096 + CS, nslots = (uint64_t)lseek(fd, 0, SEEK_END) / slot_size + 1;
+	int corrupted = 0;
+	for (uint64_t i = 0; i < nslots; i++) {
+		char hdr[64];
+		if (pread(fd, hdr, sizeof(hdr), (off_t)(i * slot_size)) != sizeof(hdr))
+			continue;
+		if (hdr[40] == 'x' && hdr[32] == 1) {        /* c1: flip a payload byte */
+			char byte;
+			CHECK(pread(fd, &byte, 1, (off_t)(i * slot_size + 4096 + 500)) == 1);
+			byte ^= 0x55;
+			CHECK(pwrite(fd, &byte, 1, (off_t)(i * slot_size + 4096 + 500)) == 1);
+			corrupted++;
+		} else if (hdr[40] == 'y' && hdr[32] == 1) { /* c2: flip a header byte */
+			hdr[20] ^= 1;
+			CHECK(pwrite(fd, hdr, sizeof(hdr), (off_t)(i * slot_size)) == sizeof(hdr));
+			corrupted++;
+		}
+	}
+	close(fd);
+	CHECK(corrupted == 2);
+	uint64_t before = ssd_stats(s)->checksum_failures;
+	CHECK(ssd_get(s, &c1, out, CS, &len, NULL) == -ENOENT);
+	CHECK(ssd_get(s, &c2, out, CS, &len, NULL) == -ENOENT);
+	CHECK(ssd_stats(s)->checksum_failures == before + 2);
+	CHECK(ssd_get(s, &c1, out, CS, &len, NULL) == -ENOENT); /* and gone for good */
+
+	/* slots are reused: filling and removing many times does not grow the slab */
+	for (int round = 0; round < 5; round++) {
+		struct ssd_id ids[8];
+		char keys[8][16];
+		for (int i = 0; i < 8; i++) {
+			snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+			ssd_id_init(&ids[i], keys[i], "\"e\"", (uint64_t)round);
+			CHECK(ssd_put(s, &ids[i], data, CS, 1, 1, NULL) == 0);
+		}
+		for (int i = 0; i < 8; i++)
+			CHECK(ssd_remove(s, ids[i].ikey) == 0);
+	}
+	struct stat st;
+	CHECK(stat(path, &st) == 0 && (uint64_t)st.st_size <= 12 * slot_size);
+	CHECK(ssd_disk_bytes(s) <= 4 * slot_size); /* holes punched: only a2 and b remain */
+	ssd_close(s);
+
+	/* a slot written but never indexed (a crash before the index write) is reclaimed */
+	CHECK(ssd_open(dir, CS, &s) == 0);
+	fd = open(path, O_RDWR);
+	CHECK(fd >= 0 && pwrite(fd, data, CS, (off_t)(20 * slot_size)) == CS);
+	close(fd);
+	ssd_close(s);
+	CHECK(ssd_open(dir, CS, &s) == 0);
+	uint64_t disk_before = ssd_disk_bytes(s);
+	CHECK(ssd_reclaim_orphans(s, NULL) >= 1);
+	CHECK(ssd_disk_bytes(s) + CS <= disk_before);
+	CHECK(ssd_get(s, &a2, out, CS, &len, NULL) == 0 && len == 1000); /* live data kept */
+
+	/* metadata records */
+	void *v;
+	size_t vl;
+	CHECK(ssd_meta_put(s, 'o', "some/key", "\"etag\"", 6) == 0);
+	CHECK(ssd_meta_get(s, 'o', "some/key", &v, &vl) == 0 && vl == 6 && memcmp(v, "\"etag\"", 6) == 0);
+	free(v);
+	CHECK(ssd_meta_get(s, 'o', "other", &v, &vl) == -ENOENT);
+	ssd_close(s);
+
+	/* another chunk size: the chunks cannot be reused, the store is emptied */
+	CHECK(ssd_open(dir, 2 * CS, &s) == 0);
+	CHECK(ssd_get(s, &a2, out, CS, &len, NULL) == -ENOENT);
+	ssd_close(s);
+	rm_rf(dir);
+	free(dir);
+}
+
+static int count_one(void *ctx, const struct ssd_entry *e)
+{
+	(*(uint64_t *)ctx)++;
+	(void)e;
+	return 0;
+}
+
+static void test_startup(unsigned long n)
+{
+	char *dir = mkdtemp_dir();
+	struct ssd_store *s;
+	char key[64];
+	CHECK(ssd_open(dir, CS, &s) == 0);
+	for (unsigned long i = 0; i < n; i++) {
+		struct ssd_id id;
+		snprintf(key, sizeof(key), "objects/%06lu", i / 16);
+		ssd_id_init(&id, key, "\"0123456789abcdef0123456789abcdef\"", i % 16);
+		if (ssd_put(s, &id, key, 8, 1, 1, NULL) != 0) {
+			CHECK(!"put failed");
+			break;
+		}
+	}
+	ssd_close(s);
+	/* what a mount does before it serves: open the store, load the table from the index */
+	uint64_t t0 = tfs_now_ms(), count = 0;
+	CHECK(ssd_open(dir, CS, &s) == 0);
+	CHECK(ssd_foreach(s, count_one, &count) == 0);
+	uint64_t ms = tfs_now_ms() - t0;
+	printf("startup with %lu chunks indexed: %llu ms\n", n, (unsigned long long)ms);
+	CHECK(count == n);
+	CHECK(ms < 1000);
+	ssd_close(s);
+	rm_rf(dir);
+	free(dir);
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long startup = 100000;
+	const char *env = getenv("TIERFS_UNIT_STARTUP_CHUNKS"); /* smaller under valgrind */
+	if (env)
+		startup = strtoul(env, NULL, 10);
+	if (argc == 3 && strcmp(argv[1], "--startup-chunks") == 0)
+		startup = strtoul(argv[2], NULL, 10);
+	tfs_log_set_level(TFS_LOG_ERROR);
+	test_evict_order();
+	test_store();
+	test_startup(startup);
+	return CHECK_SUMMARY();
+}
