@@ -556,6 +556,21 @@ int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap,
 	return 0;
 }
 
+void ssd_will_read(struct ssd_store *s, const struct ssd_id *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char *raw;
+		size_t rawlen;
+		struct value v;
+		if (db_get(s, ids[i].ikey, SSD_IKEY_LEN, &raw, &rawlen) < 0)
+			continue;
+		if (decode_value((unsigned char *)raw, rawlen, &v) == 0)
+			posix_fadvise(s->slab_fd, (off_t)(v.slot * s->slot_size),
+				      (off_t)(HDR_BLOCK + v.len), POSIX_FADV_WILLNEED);
+		rocksdb_free(raw);
+	}
+}
+
 int ssd_put(struct ssd_store *s, const struct ssd_id *id, const char *data, size_t len,
 	    uint64_t last_access, uint64_t accesses, struct ssd_entry *e)
 {

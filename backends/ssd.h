@@ -68,6 +68,9 @@ const char *ssd_dir(const struct ssd_store *s);
  * entry's index data. */
 int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap, size_t *len,
 	    struct ssd_entry *e);
+/* Tells the kernel that these chunks will be read soon (their slots are read ahead
+ * asynchronously), so that reading a run of them does not wait for the disk chunk by chunk. */
+void ssd_will_read(struct ssd_store *s, const struct ssd_id *ids, size_t n);
 /* Stores a chunk (replacing any).  *e (may be NULL) gets its index data. */
 int ssd_put(struct ssd_store *s, const struct ssd_id *id, const char *data, size_t len,
 	    uint64_t last_access, uint64_t accesses, struct ssd_entry *e);

@@ -22,6 +22,7 @@ struct tfs_options {
 	bool path_style, anonymous, allow_other, foreground, debug, direct_io;
 	uint64_t ttl_s, chunk_size, readahead_max, mem_bytes;
 	uint64_t l2_size, l2_min_free_pct, l2_min_free_bytes;
+	uint64_t read_ahead_kb;
 	uint64_t timeout_ms, retries, fetch_threads;
 	bool help, version;
 };

@@ -44,6 +44,34 @@ static char *default_cache_dir(const char *bucket, const char *endpoint)
 	return tfs_strdup_printf("%s/%s", base, name);
 }
 
+/* Raises the read-ahead of the mount's backing device info to kb (the kernel sends buffered
+ * reads in pieces of at most this size; 128 KiB by default, FUSE takes up to 1 MiB).  The
+ * device number comes from /proc/self/mountinfo, not stat(): the daemon cannot answer its own
+ * FUSE requests before its loop runs.  Needs root (sysfs); otherwise it stays as it is. */
+static void set_read_ahead(const char *mountpoint, unsigned kb)
+{
+	char *real = realpath(mountpoint, NULL), line[8192], dev[64] = "";
+	FILE *f = real ? fopen("/proc/self/mountinfo", "re") : NULL;
+	while (f && fgets(line, sizeof(line), f)) {
+		char mnt[4096], majmin[64];
+		if (sscanf(line, "%*d %*d %63s %*s %4095s", majmin, mnt) == 2 &&
+		    strcmp(mnt, real) == 0 && strstr(line, " - fuse.tierfs "))
+			snprintf(dev, sizeof(dev), "%s", majmin); /* the last one is ours */
+	}
+	if (f)
+		fclose(f);
+	free(real);
+	if (!dev[0])
+		return;
+	char path[128];
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	FILE *ra = fopen(path, "we");
+	if (!ra || fprintf(ra, "%u\n", kb) < 0)
+		tfs_debug("cannot set %s (not root?): reads come in the kernel's default size", path);
+	if (ra)
+		fclose(ra);
+}
+
 /* Asks for one key of the mount's root, so that a wrong endpoint, bucket or credentials fail the
  * mount with a clear message instead of failing every later operation. */
 static int check_bucket(struct s3_client *s3, const struct tfs_options *o, bool have_cache)
@@ -153,6 +181,8 @@ int main(int argc, char **argv)
 		goto out_session;
 	if (fuse_session_mount(se, opts.mountpoint) != 0)
 		goto out_signals;
+	if (opts.read_ahead_kb)
+		set_read_ahead(opts.mountpoint, (unsigned)opts.read_ahead_kb);
 	tfs_info("mounted bucket '%s'%s%s at %s (read-only), cache %s", opts.bucket,
 		 opts.prefix[0] ? " prefix " : "", opts.prefix, opts.mountpoint,
 		 cache_dir ? cache_dir : "in memory only");

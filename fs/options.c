@@ -18,8 +18,10 @@
 enum {
 	KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_TTL, KEY_CHUNK, KEY_READAHEAD,
 	KEY_MEM, KEY_TIMEOUT, KEY_RETRIES, KEY_THREADS, KEY_RO, KEY_RW, KEY_ALLOW_OTHER,
-	KEY_L2_SIZE, KEY_L2_MIN_FREE,
+	KEY_L2_SIZE, KEY_L2_MIN_FREE, KEY_READ_AHEAD_KB,
 };
+
+#define DEFAULT_READ_AHEAD_KB 1024 /* one FUSE request of the largest size */
 
 #define OPT(t, m) { t, offsetof(struct tfs_options, m), 1 }
 
@@ -44,6 +46,7 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("fetch_threads=", KEY_THREADS),
 	FUSE_OPT_KEY("l2_size=", KEY_L2_SIZE),
 	FUSE_OPT_KEY("l2_min_free=", KEY_L2_MIN_FREE),
+	FUSE_OPT_KEY("read_ahead_kb=", KEY_READ_AHEAD_KB),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -95,6 +98,8 @@ void tfs_print_help(const char *prog)
 	       "    -o l2_min_free=N%%|SIZE keep this much of the cache's file system free\n"
 	       "                           (default: %u%%)\n"
 	       "    -o direct_io           bypass the kernel page cache (default: off)\n"
+	       "    -o read_ahead_kb=N     kernel read-ahead of the mount, 0 = leave the kernel's;\n"
+	       "                           needs root (default: %u)\n"
 	       "\n"
 	       "FUSE options:\n"
 	       "    -o ro                  read-only (always: tierfs mounts read-only)\n"
@@ -106,7 +111,8 @@ void tfs_print_help(const char *prog)
 	       prog, S3_DEFAULT_REGION, S3_DEFAULT_TIMEOUT_MS, S3_DEFAULT_RETRIES,
 	       POLICY_DEFAULT_TTL_S, (unsigned long long)(POLICY_DEFAULT_READAHEAD_MAX >> 20),
 	       (unsigned long long)(POLICY_DEFAULT_MEM_BYTES >> 20), POLICY_DEFAULT_FETCH_THREADS,
-	       (unsigned long long)(POLICY_DEFAULT_L2_SIZE >> 30), POLICY_DEFAULT_L2_MIN_FREE_PCT);
+	       (unsigned long long)(POLICY_DEFAULT_L2_SIZE >> 30), POLICY_DEFAULT_L2_MIN_FREE_PCT,
+	       DEFAULT_READ_AHEAD_KB);
 }
 
 static int bad(const char *what, const char *arg)
@@ -186,6 +192,10 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		}
 		return 0;
 	}
+	case KEY_READ_AHEAD_KB:
+		if (tfs_parse_uint(val, 0, 65536, &o->read_ahead_kb) < 0)
+			return bad("read_ahead_kb (0..65536)", val);
+		return 0;
 	case KEY_THREADS:
 		if (tfs_parse_uint(val, 1, 64, &v) < 0)
 			return bad("fetch_threads (1..64)", val);
@@ -239,6 +249,7 @@ int tfs_parse_options(int argc, char **argv, struct tfs_options *o, struct fuse_
 	o->fetch_threads = POLICY_DEFAULT_FETCH_THREADS;
 	o->l2_size = POLICY_DEFAULT_L2_SIZE;
 	o->l2_min_free_pct = POLICY_DEFAULT_L2_MIN_FREE_PCT;
+	o->read_ahead_kb = DEFAULT_READ_AHEAD_KB;
 
 	if (fuse_opt_parse(&args, o, opt_spec, opt_proc) == -1) {
 		fuse_opt_free_args(&args);

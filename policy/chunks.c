@@ -23,6 +23,7 @@
 #define CHUNK_BUCKETS 4096
 #define FETCH_RUN_BYTES (8u << 20) /* most bytes one background GET fetches */
 #define FETCH_RUN_MAX 128          /* most chunks in one background GET */
+#define BUF_POOL_MAX 32            /* free chunk buffers kept for reuse */
 
 enum chunk_state { CH_LOADING, CH_READY, CH_FAILED };
 
@@ -56,6 +57,7 @@ int chunks_init(struct policy *p)
 	pthread_mutex_init(&p->chunk_lock, NULL);
 	pthread_cond_init(&p->chunk_done, NULL);
 	pthread_cond_init(&p->queue_cond, NULL);
+	pthread_mutex_init(&p->buf_lock, NULL);
 	p->chunk_buckets = CHUNK_BUCKETS;
 	p->chunk_tab = calloc(p->chunk_buckets, sizeof(*p->chunk_tab));
 	return p->chunk_tab ? 0 : -ENOMEM;
@@ -74,9 +76,36 @@ static size_t chunk_len(const struct policy *p, uint64_t obj_size, uint64_t idx)
 	return (size_t)(left < p->cfg.chunk_size ? left : p->cfg.chunk_size);
 }
 
-static void chunk_free(struct chunk *c)
+/* A pool of chunk_size buffers: a freshly allocated 1 MiB buffer is a new mapping whose pages
+ * fault and are zeroed on first touch, which cost a sixth of the warm (L2) read path. */
+static char *buf_get(struct policy *p, size_t len)
 {
-	free(c->data);
+	char *b = NULL;
+	if (len == p->cfg.chunk_size) {
+		pthread_mutex_lock(&p->buf_lock);
+		if (p->nbufs)
+			b = p->bufs[--p->nbufs];
+		pthread_mutex_unlock(&p->buf_lock);
+	}
+	return b ? b : malloc(len ? len : 1);
+}
+
+static void buf_put(struct policy *p, char *b, size_t len)
+{
+	if (b && len == p->cfg.chunk_size) {
+		pthread_mutex_lock(&p->buf_lock);
+		if (p->nbufs < BUF_POOL_MAX) {
+			p->bufs[p->nbufs++] = b;
+			b = NULL;
+		}
+		pthread_mutex_unlock(&p->buf_lock);
+	}
+	free(b);
+}
+
+static void chunk_free(struct policy *p, struct chunk *c)
+{
+	buf_put(p, c->data, c->len);
 	free(c->key);
 	free(c);
 }
@@ -149,11 +178,11 @@ static struct chunk *evict_locked(struct policy *p, uint64_t want_free)
 	return victims;
 }
 
-static void free_list(struct chunk *l)
+static void free_list(struct policy *p, struct chunk *l)
 {
 	while (l) {
 		struct chunk *n = l->qnext;
-		chunk_free(l);
+		chunk_free(p, l);
 		l = n;
 	}
 }
@@ -179,74 +208,6 @@ static struct chunk *new_chunk_locked(struct policy *p, const struct policy_obje
 	p->mem_used += c->len;
 	return c;
 }
-
-/* One ranged GET for run[0..n), adjacent chunks of one version, scattered into bufs. */
-static int fetch_s3(struct policy *p, struct chunk **run, char **bufs, int n)
-{
-	struct iovec iov[FETCH_RUN_MAX];
-	uint64_t total = 0;
-	for (int i = 0; i < n; i++) {
-		iov[i].iov_base = bufs[i];
-		iov[i].iov_len = run[i]->len;
-		total += run[i]->len;
-	}
-	struct s3_get g = {
-		.key = run[0]->key,
-		.ranged = true,
-		.offset = run[0]->idx * p->cfg.chunk_size,
-		.length = total,
-		.if_match = run[0]->etag[0] ? run[0]->etag : NULL,
-		.iov = iov,
-		.iovcnt = n,
-	};
-	return s3_get(p->s3, &g);
-}
-
-/* Fetches the bytes of run[0..n), adjacent chunks of one object version (no lock held): each
- * from L2 when it is there, the others from S3, one ranged GET per stretch of adjacent misses,
- * scattered straight into each chunk's buffer.  On success every chunk's data is set; on
- * failure none is. */
-static int fetch_run(struct policy *p, struct chunk **run, int n)
-{
-	char *bufs[FETCH_RUN_MAX];
-	bool hit[FETCH_RUN_MAX];
-	int ret = -ENOMEM, i;
-
-	for (i = 0; i < n; i++) {
-		bufs[i] = malloc(run[i]->len ? run[i]->len : 1);
-		if (!bufs[i])
-			goto out;
-		size_t got = 0;
-		hit[i] = p->l2 && l2_read(p->l2, run[i]->key, run[i]->etag, run[i]->idx, bufs[i],
-					  run[i]->len, &got) == 0 && got == run[i]->len;
-	}
-	ret = 0;
-	for (int a = 0; a < n && ret == 0;) {
-		if (hit[a]) {
-			a++;
-			continue;
-		}
-		int b = a;
-		while (b < n && !hit[b])
-			b++;
-		ret = fetch_s3(p, run + a, bufs + a, b - a);
-		a = b;
-	}
-	if (ret == 0) {
-		/* published to readers by the state change under the lock */
-		for (i = 0; i < n; i++) {
-			run[i]->data = bufs[i];
-			run[i]->from_s3 = !hit[i];
-		}
-		return 0;
-	}
-out:
-	while (i-- > 0)
-		free(bufs[i]);
-	return ret;
-}
-
-static int fetch(struct policy *p, struct chunk *c) { return fetch_run(p, &c, 1); }
 
 static void l2_fill_done(void *owner, void *obj) { chunk_put(owner, obj); }
 
@@ -292,13 +253,94 @@ static struct chunk *put_locked(struct chunk *c)
 	return NULL;
 }
 
+/* One ranged GET for run[0..n), adjacent chunks of one version, scattered into bufs. */
+static int fetch_s3(struct policy *p, struct chunk **run, char **bufs, int n)
+{
+	struct iovec iov[FETCH_RUN_MAX];
+	uint64_t total = 0;
+	for (int i = 0; i < n; i++) {
+		iov[i].iov_base = bufs[i];
+		iov[i].iov_len = run[i]->len;
+		total += run[i]->len;
+	}
+	struct s3_get g = {
+		.key = run[0]->key,
+		.ranged = true,
+		.offset = run[0]->idx * p->cfg.chunk_size,
+		.length = total,
+		.if_match = run[0]->etag[0] ? run[0]->etag : NULL,
+		.iov = iov,
+		.iovcnt = n,
+	};
+	return s3_get(p->s3, &g);
+}
+
+/* Records the outcome of c's fetch and wakes its waiters; drops the fetcher's reference when
+ * drop_ref (a fetch thread's) and not when the fetcher is a reader who goes on using c. */
+static void finish(struct policy *p, struct chunk *c, int err, bool drop_ref)
+{
+	pthread_mutex_lock(&p->chunk_lock);
+	struct chunk *victims = complete_locked(p, c, err);
+	struct chunk *f = drop_ref ? put_locked(c) : NULL;
+	pthread_mutex_unlock(&p->chunk_lock);
+	free_list(p, victims);
+	if (f)
+		chunk_free(p, f);
+}
+
+/* Fetches run[0..n), adjacent chunks of one object version (no lock held), and finishes each:
+ * a chunk found in L2 as soon as it is read (so that a reader waiting for the first chunk of a
+ * run does not wait for the whole run), the others from S3 with one ranged GET per stretch of
+ * adjacent misses, scattered straight into each chunk's buffer. */
+static void fetch_run(struct policy *p, struct chunk **run, int n, bool drop_ref)
+{
+	char *bufs[FETCH_RUN_MAX];
+	bool hit[FETCH_RUN_MAX];
+
+	if (p->l2 && n > 1)
+		l2_will_read(p->l2, run[0]->key, run[0]->etag, run[0]->idx, (size_t)n);
+	for (int i = 0; i < n; i++) {
+		bufs[i] = buf_get(p, run[i]->len);
+		size_t got = 0;
+		hit[i] = bufs[i] && p->l2 &&
+			 l2_read(p->l2, run[i]->key, run[i]->etag, run[i]->idx, bufs[i],
+				 run[i]->len, &got) == 0 && got == run[i]->len;
+		if (hit[i]) {
+			run[i]->data = bufs[i]; /* published by the state change in finish() */
+			run[i]->from_s3 = false;
+			finish(p, run[i], 0, drop_ref);
+		}
+	}
+	for (int a = 0; a < n;) {
+		if (hit[a]) {
+			a++;
+			continue;
+		}
+		int b = a;
+		bool nomem = false;
+		while (b < n && !hit[b])
+			nomem |= !bufs[b++];
+		int ret = nomem ? -ENOMEM : fetch_s3(p, run + a, bufs + a, b - a);
+		for (int i = a; i < b; i++) {
+			if (ret == 0) {
+				run[i]->data = bufs[i];
+				run[i]->from_s3 = true;
+			} else {
+				buf_put(p, bufs[i], run[i]->len);
+			}
+			finish(p, run[i], ret, drop_ref);
+		}
+		a = b;
+	}
+}
+
 void chunk_put(struct policy *p, struct chunk *c)
 {
 	pthread_mutex_lock(&p->chunk_lock);
 	struct chunk *f = put_locked(c);
 	pthread_mutex_unlock(&p->chunk_lock);
 	if (f)
-		chunk_free(f);
+		chunk_free(p, f);
 }
 
 static void dequeue_locked(struct policy *p, struct chunk *c)
@@ -349,7 +391,7 @@ int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, str
 		c = new_chunk_locked(p, o, idx, h);
 		if (!c) {
 			pthread_mutex_unlock(&p->chunk_lock);
-			free_list(victims);
+			free_list(p, victims);
 			return -ENOMEM;
 		}
 		c->refs++;
@@ -357,17 +399,11 @@ int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, str
 		atomic_fetch_add_explicit(&p->stats.chunk_misses, 1, memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&p->chunk_lock);
-	free_list(victims);
+	free_list(p, victims);
 	victims = NULL;
 
-	if (mine) {
-		int err = fetch(p, c);
-		pthread_mutex_lock(&p->chunk_lock);
-		victims = complete_locked(p, c, err);
-		pthread_mutex_unlock(&p->chunk_lock);
-		free_list(victims);
-		victims = NULL;
-	}
+	if (mine)
+		fetch_run(p, &c, 1, false);
 
 	pthread_mutex_lock(&p->chunk_lock);
 	if (c->state == CH_READY) {
@@ -379,7 +415,7 @@ int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, str
 		victims = put_locked(c);
 	}
 	pthread_mutex_unlock(&p->chunk_lock);
-	free_list(victims);
+	free_list(p, victims);
 	return ret;
 }
 
@@ -409,7 +445,7 @@ void chunk_prefetch(struct policy *p, const struct policy_object *o, uint64_t id
 	pthread_cond_signal(&p->queue_cond);
 out:
 	pthread_mutex_unlock(&p->chunk_lock);
-	free_list(victims);
+	free_list(p, victims);
 }
 
 /* Takes the head of the queue and the queued chunks right after it in the same object version,
@@ -446,18 +482,7 @@ static void *fetch_thread(void *arg)
 			break;
 		int n = pop_run_locked(p, run);
 		pthread_mutex_unlock(&p->chunk_lock);
-
-		int err = fetch_run(p, run, n);
-
-		for (int i = 0; i < n; i++) {
-			pthread_mutex_lock(&p->chunk_lock);
-			struct chunk *victims = complete_locked(p, run[i], err);
-			struct chunk *f = put_locked(run[i]);
-			pthread_mutex_unlock(&p->chunk_lock);
-			free_list(victims);
-			if (f)
-				chunk_free(f);
-		}
+		fetch_run(p, run, n, true);
 		pthread_mutex_lock(&p->chunk_lock);
 	}
 	pthread_mutex_unlock(&p->chunk_lock);
@@ -504,11 +529,14 @@ void chunks_destroy(struct policy *p)
 		while (c) {
 			struct chunk *n = c->hnext;
 			if (--c->refs == 0)
-				chunk_free(c);
+				chunk_free(p, c);
 			c = n;
 		}
 	}
 	free(p->chunk_tab);
+	while (p->nbufs)
+		free(p->bufs[--p->nbufs]);
+	pthread_mutex_destroy(&p->buf_lock);
 	pthread_cond_destroy(&p->chunk_done);
 	pthread_cond_destroy(&p->queue_cond);
 	pthread_mutex_destroy(&p->chunk_lock);

@@ -354,6 +354,19 @@ int l2_read(struct l2 *l, const char *key, const char *etag, uint64_t idx, char 
 	return ret;
 }
 
+void l2_will_read(struct l2 *l, const char *key, const char *etag, uint64_t first, size_t n)
+{
+	struct ssd_id ids[64];
+	while (n) {
+		size_t k = n < 64 ? n : 64;
+		for (size_t i = 0; i < k; i++)
+			ssd_id_init(&ids[i], key, etag, first + i);
+		ssd_will_read(l->ssd, ids, k);
+		first += k;
+		n -= k;
+	}
+}
+
 int l2_write_async(struct l2 *l, const char *key, const char *etag, uint64_t idx, const char *data,
 		   size_t len, void (*done)(void *owner, void *obj), void *owner, void *obj)
 {

@@ -42,6 +42,10 @@ struct policy {
 	bool stopping;
 	pthread_t *threads;
 	unsigned nthreads;
+
+	pthread_mutex_t buf_lock;       /* guards bufs and nbufs: free chunk buffers for reuse */
+	char *bufs[32];
+	unsigned nbufs;
 };
 
 int meta_init(struct policy *p);
@@ -81,6 +85,8 @@ void l2_stop(struct l2 *l);
 /* A verified chunk from L2, counting the access; -ENOENT on a miss. */
 int l2_read(struct l2 *l, const char *key, const char *etag, uint64_t idx, char *buf, size_t cap,
 	    size_t *len);
+/* Hints that chunks first..first+n-1 of this version will be read from L2 soon. */
+void l2_will_read(struct l2 *l, const char *key, const char *etag, uint64_t first, size_t n);
 /* Queues a fill; done(owner, obj) is called (from the writer thread, no lock held) when data is
  * no longer needed.  -EAGAIN when the queue is full: the fill is dropped and done is not called. */
 int l2_write_async(struct l2 *l, const char *key, const char *etag, uint64_t idx, const char *data,
