@@ -32,7 +32,7 @@
 #define POLICY_MAX_CHUNK_SIZE (64u << 20)
 #define POLICY_DEFAULT_TTL_S 60
 #define POLICY_DEFAULT_MEM_BYTES (64ull << 20)    /* chunk buffer (in-flight + readahead) */
-#define POLICY_DEFAULT_READAHEAD_MAX (16ull << 20)
+#define POLICY_DEFAULT_READAHEAD_MAX (32ull << 20)
 #define POLICY_DEFAULT_FETCH_THREADS 4
 #define POLICY_MAX_READ (1u << 20)                /* the largest FUSE read */
 #define POLICY_READ_MAX_CHUNKS (POLICY_MAX_READ / POLICY_MIN_CHUNK_SIZE + 2)

@@ -66,9 +66,7 @@ def test_s3_stopped_mid_mount(tmpdir_short):
 
 def run_tierfs(args, env_extra=None, timeout=60):
     home = tempfile.mkdtemp(prefix="tierfs-home-")
-    env = util.daemon_env(home, env_extra)
-    return subprocess.run([util.tierfs_bin()] + args, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return util.run_tierfs(args, util.daemon_env(home, env_extra), args[-1], timeout)
 
 
 def test_wrong_credentials(s3server, bucket, tmp_path):
@@ -85,8 +83,8 @@ def test_no_credentials(s3server, bucket, tmp_path):
     home = tempfile.mkdtemp()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["HOME"] = home
-    r = subprocess.run([util.tierfs_bin(), "-f", "-o", f"endpoint={s3server.endpoint}", bucket,
-                        str(tmp_path)], env=env, capture_output=True, text=True, timeout=60)
+    r = util.run_tierfs(["-f", "-o", f"endpoint={s3server.endpoint}", bucket, str(tmp_path)], env,
+                        str(tmp_path))
     assert r.returncode == 1
     assert "no credentials" in r.stderr
 

@@ -42,8 +42,8 @@ def test_https_with_ca_file(tls_server, mount):
 def test_https_untrusted_certificate_refused(tls_server, tmp_path):
     srv, _ = tls_server
     env = util.daemon_env(str(tmp_path))
-    r = subprocess.run([util.tierfs_bin(), "-f", "-o", f"endpoint={srv.endpoint}", "tls",
-                        str(tmp_path)], env=env, capture_output=True, text=True, timeout=60)
+    r = util.run_tierfs(["-f", "-o", f"endpoint={srv.endpoint}", "tls", str(tmp_path)], env,
+                        str(tmp_path))
     assert r.returncode == 1
     assert "certificate" in r.stderr.lower() or "ssl" in r.stderr.lower(), r.stderr
     assert not os.path.ismount(tmp_path)

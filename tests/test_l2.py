@@ -251,9 +251,8 @@ def test_one_mount_per_cache_dir(own_server, tmpdir_short):
     with mount_at(own_server, "lock", os.path.join(tmpdir_short, "a"), cache):
         os.makedirs(os.path.join(tmpdir_short, "b"))
         env = util.daemon_env(tmpdir_short)
-        r = subprocess.run([util.tierfs_bin(), "-f", "-o",
-                            f"endpoint={own_server.endpoint},cache_dir={cache}", "lock",
-                            os.path.join(tmpdir_short, "b")], env=env, capture_output=True,
-                           text=True, timeout=60)
+        r = util.run_tierfs(["-f", "-o", f"endpoint={own_server.endpoint},cache_dir={cache}",
+                             "lock", os.path.join(tmpdir_short, "b")], env,
+                            os.path.join(tmpdir_short, "b"))
         assert r.returncode == 1
         assert "in use by another tierfs" in r.stderr

@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 
 import pytest
 
@@ -11,7 +12,14 @@ import util
 
 
 def run(args):
-    return subprocess.run([util.tierfs_bin()] + args, capture_output=True, text=True, timeout=30)
+    """tierfs with bad arguments, in an empty environment: no credentials, so even a bug in
+    the parser could not mount anything."""
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent"}
+    mnt = args[-1] if args and args[-1].startswith("/") else "/nonexistent"
+    return util.run_tierfs(args, env, mnt, timeout=30)
+
+
+MNT = tempfile.mkdtemp(prefix="tierfs-badopts-")   # never /tmp itself
 
 
 def test_help_lists_every_option_with_default():
@@ -19,7 +27,8 @@ def test_help_lists_every_option_with_default():
     assert r.returncode == 0
     for opt in ("endpoint=", "region=", "profile=", "path_style", "ro", "ttl=", "chunk_size=",
                 "cache_dir=", "allow_other", "timeout=", "retries=", "readahead=", "mem_cache=",
-                "fetch_threads=", "anonymous", "direct_io", "-f", "-d", "--version"):
+                "fetch_threads=", "anonymous", "direct_io", "ca_file=", "l2_size=", "l2_min_free=",
+                "read_ahead_kb=", "-f", "-d", "--version"):
         assert re.search(r"(-o |\s)" + re.escape(opt), r.stdout), opt
     # every -o line that takes a value names its default
     for line in r.stdout.splitlines():
@@ -38,20 +47,24 @@ def test_version():
 @pytest.mark.parametrize("args,msg", [
     ([], "usage"),
     (["bucket"], "usage"),
-    (["bucket", "/", "extra"], "unexpected argument"),
-    (["-o", "ttl=abc", "b", "/tmp"], "bad option ttl"),
-    (["-o", "ttl=-5", "b", "/tmp"], "bad option ttl"),
-    (["-o", "ttl=10x", "b", "/tmp"], "bad option ttl"),
-    (["-o", "chunk_size=3", "b", "/tmp"], "bad option chunk_size"),
-    (["-o", "chunk_size=100K", "b", "/tmp"], "bad option chunk_size"),
-    (["-o", "chunk_size=128M", "b", "/tmp"], "bad option chunk_size"),
-    (["-o", "timeout=0", "b", "/tmp"], "bad option timeout"),
-    (["-o", "retries=many", "b", "/tmp"], "bad option retries"),
-    (["-o", "no_such_option", "b", "/tmp"], "unknown option"),
-    (["-o", "rw", "b", "/tmp"], "read-only"),
-    (["--bogus", "b", "/tmp"], "unknown option"),
-    (["bad/bucket", "/tmp"], "bad bucket name"),
-    (["b:a//b", "/tmp"], "bad prefix"),
+    (["bucket", MNT, "extra"], "unexpected argument"),
+    (["-o", "ttl=abc", "b", MNT], "bad option ttl"),
+    (["-o", "ttl=-5", "b", MNT], "bad option ttl"),
+    (["-o", "ttl=10x", "b", MNT], "bad option ttl"),
+    (["-o", "chunk_size=3", "b", MNT], "bad option chunk_size"),
+    (["-o", "chunk_size=100K", "b", MNT], "bad option chunk_size"),
+    (["-o", "chunk_size=128M", "b", MNT], "bad option chunk_size"),
+    (["-o", "timeout=0", "b", MNT], "bad option timeout"),
+    (["-o", "retries=many", "b", MNT], "bad option retries"),
+    (["-o", "no_such_option", "b", MNT], "unknown option"),
+    (["-o", "rw", "b", MNT], "read-only"),
+    (["-o", "l2_size=lots", "b", MNT], "bad option l2_size"),
+    (["-o", "l2_min_free=150%", "b", MNT], "bad option l2_min_free"),
+    (["-o", "l2_min_free=x%", "b", MNT], "bad option l2_min_free"),
+    (["-o", "read_ahead_kb=-1", "b", MNT], "bad option read_ahead_kb"),
+    (["--bogus", "b", MNT], "unknown option"),
+    (["bad/bucket", MNT], "bad bucket name"),
+    (["b:a//b", MNT], "bad prefix"),
     (["b", "/no/such/dir"], "not a directory"),
 ])
 def test_bad_options_exit_2(args, msg):

@@ -107,6 +107,23 @@ class S3Server:
                 pass
 
 
+def run_tierfs(args, env, mountpoint, timeout=60):
+    """Runs tierfs to completion (for runs expected to fail before mounting).  Whatever
+    happens, nothing stays mounted at mountpoint and the process is gone."""
+    p = subprocess.Popen([tierfs_bin()] + args, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        err += f"\n[killed after {timeout}s]"
+    finally:
+        if os.path.ismount(mountpoint):
+            subprocess.run(["fusermount3", "-u", "-z", mountpoint])
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
 def s3_client(endpoint):
     import boto3
     from botocore.config import Config
