@@ -43,8 +43,9 @@ struct ssd_store {
 	struct ssd_stats stats;
 
 	/* Guards the chunk entries of the index against concurrent change (so that an entry is
-	 * deleted only if it still names the slot its deleter saw) and the slot map below.  Held
-	 * across one index write and one hole punch at most; never across a data read or write. */
+	 * deleted only if it still names the slot its deleter saw, and an access update cannot
+	 * bring back an entry a removal just deleted) and the slot map below.  Held across one
+	 * index read-modify-write and one hole punch at most; never across a slot's data I/O. */
 	pthread_mutex_t lock;
 	uint8_t *used;          /* per slot: 1 when reserved or named by an index entry */
 	uint64_t nslots;        /* slots below the high-water mark */

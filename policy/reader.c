@@ -99,7 +99,7 @@ void policy_stats_line(struct policy *p, char *buf, size_t n)
 		 "stats: s3 get=%llu head=%llu list=%llu bytes=%llu errors=%llu retries=%llu; "
 		 "l2 hits=%llu misses=%llu writes=%llu dropped=%llu evictions=%llu "
 		 "checksum_failures=%llu orphans_reclaimed=%llu used=%llu entries=%llu; "
-		 "memory hits=%llu misses=%llu readahead issued=%llu used=%llu",
+		 "memory hits=%llu misses=%llu waits=%llu readahead issued=%llu used=%llu",
 		 (unsigned long long)s3->requests_get, (unsigned long long)s3->requests_head,
 		 (unsigned long long)s3->requests_list, (unsigned long long)s3->bytes_down,
 		 (unsigned long long)s3->errors, (unsigned long long)s3->retries,
@@ -109,7 +109,8 @@ void policy_stats_line(struct policy *p, char *buf, size_t n)
 		 (unsigned long long)(ss ? ss->checksum_failures : 0),
 		 (unsigned long long)(ss ? ss->orphans_reclaimed : 0), (unsigned long long)used,
 		 (unsigned long long)entries, (unsigned long long)st->chunk_hits,
-		 (unsigned long long)st->chunk_misses, (unsigned long long)st->readahead_issued,
+		 (unsigned long long)st->chunk_misses, (unsigned long long)st->chunk_waits,
+		 (unsigned long long)st->readahead_issued,
 		 (unsigned long long)st->readahead_used);
 }
 
