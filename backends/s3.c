@@ -616,19 +616,37 @@ static bool etag_matches(const char *want, const char *got)
 	return wl == gl && memcmp(want, got, wl) == 0;
 }
 
-int s3_head(struct s3_client *c, const char *key, struct s3_object *out)
+int s3_head_if(struct s3_client *c, const char *key, const char *if_none_match,
+	       struct s3_object *out, bool *not_modified)
 {
 	struct request r = { .method = "HEAD", .key = key, .head = true, .quiet_404 = true };
+	char *h = NULL;
 	int ret = -ENOMEM;
+	if (not_modified)
+		*not_modified = false;
 	atomic_fetch_add_explicit(&c->stats.requests_head, 1, memory_order_relaxed);
-	if (!(r.url = object_url(c, key)) || build_headers(c, &r, NULL, NULL) < 0)
+	if (if_none_match && !(h = tfs_strdup_printf("If-None-Match: %s", if_none_match)))
+		goto out;
+	if (!(r.url = object_url(c, key)) || build_headers(c, &r, h, NULL) < 0)
 		goto out;
 	ret = perform(c, &r, 0);
 	if (ret == 0)
 		*out = r.obj;
+	else if (ret == 1) {
+		atomic_fetch_add_explicit(&c->stats.not_modified, 1, memory_order_relaxed);
+		if (not_modified)
+			*not_modified = true;
+		ret = 0;
+	}
 out:
+	free(h);
 	request_clear(&r);
-	return ret < 0 ? ret : 0;
+	return ret;
+}
+
+int s3_head(struct s3_client *c, const char *key, struct s3_object *out)
+{
+	return s3_head_if(c, key, NULL, out, NULL);
 }
 
 int s3_get(struct s3_client *c, struct s3_get *g)
@@ -682,6 +700,7 @@ int s3_get(struct s3_client *c, struct s3_get *g)
 			ret = -EIO;
 	}
 	if (ret == 0) {
+		atomic_fetch_add_explicit(&c->stats.get_bytes, r.len, memory_order_relaxed);
 		g->obj = r.obj;
 		g->len = r.len;
 		if (r.own_buf)

@@ -51,7 +51,8 @@ struct s3_config {
 /* Request counters; updated with relaxed atomics, read at any time. */
 struct s3_stats {
 	_Atomic uint64_t requests_head, requests_get, requests_list;
-	_Atomic uint64_t bytes_down;
+	_Atomic uint64_t bytes_down;         /* every response body */
+	_Atomic uint64_t get_bytes;          /* object data (GET bodies) */
 	_Atomic uint64_t errors, retries, not_modified;
 };
 
@@ -70,6 +71,9 @@ const struct s3_stats *s3_client_stats(const struct s3_client *c);
 const char *s3_client_bucket(const struct s3_client *c);
 
 int s3_head(struct s3_client *c, const char *key, struct s3_object *out);
+/* HEAD with If-None-Match: *not_modified is set when S3 answers 304 (out is then untouched). */
+int s3_head_if(struct s3_client *c, const char *key, const char *if_none_match,
+	       struct s3_object *out, bool *not_modified);
 
 struct s3_get {
 	/* in */

@@ -832,6 +832,31 @@ int ssd_meta_delete(struct ssd_store *s, char ns, const char *name)
 	return ret;
 }
 
+int ssd_meta_foreach(struct ssd_store *s, char ns,
+		     int (*cb)(void *ctx, const char *name, const void *val, size_t len), void *ctx)
+{
+	rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->ropts);
+	int ret = 0;
+	for (rocksdb_iter_seek(it, &ns, 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+		size_t kl, vl;
+		const char *k = rocksdb_iter_key(it, &kl);
+		if (kl < 1 || k[0] != ns)
+			break;
+		const char *v = rocksdb_iter_value(it, &vl);
+		char *name = strndup(k + 1, kl - 1);
+		if (!name) {
+			ret = -ENOMEM;
+			break;
+		}
+		ret = cb(ctx, name, v, vl);
+		free(name);
+		if (ret)
+			break;
+	}
+	rocksdb_iter_destroy(it);
+	return ret < 0 ? ret : 0;
+}
+
 int ssd_fs_space(struct ssd_store *s, uint64_t *free_bytes, uint64_t *total_bytes)
 {
 	struct statvfs sv;

@@ -95,6 +95,9 @@ uint64_t ssd_disk_bytes(struct ssd_store *s);
 int ssd_meta_put(struct ssd_store *s, char ns, const char *name, const void *val, size_t len);
 int ssd_meta_get(struct ssd_store *s, char ns, const char *name, void **val, size_t *len);
 int ssd_meta_delete(struct ssd_store *s, char ns, const char *name);
+/* Calls cb(ctx, name, value, len) for every record of namespace ns; cb returns 0 to go on. */
+int ssd_meta_foreach(struct ssd_store *s, char ns,
+		     int (*cb)(void *ctx, const char *name, const void *val, size_t len), void *ctx);
 
 /* Bytes free and total on the file system of the store. */
 int ssd_fs_space(struct ssd_store *s, uint64_t *free_bytes, uint64_t *total_bytes);

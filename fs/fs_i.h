@@ -19,12 +19,13 @@ struct tfs_options {
 	char *prefix;       /* "" or a prefix ending in '/' */
 	char *mountpoint;
 	char *endpoint, *region, *profile, *cache_dir, *ca_file;
-	bool path_style, anonymous, allow_other, foreground, debug, direct_io;
+	bool path_style, anonymous, allow_other, foreground, debug, direct_io, ro;
 	uint64_t ttl_s, chunk_size, readahead_max, mem_bytes;
 	uint64_t l2_size, l2_min_free_pct, l2_min_free_bytes;
 	uint64_t read_ahead_kb;
+	uint64_t l1_size, promote_after, demote_after_s, demote_interval_s;
 	uint64_t timeout_ms, retries, fetch_threads;
-	bool help, version;
+	bool help, version, l1_size_set;
 };
 
 /* Returns -1 to go on, or an exit status to leave with (0 after --help/--version, 2 on bad
@@ -46,6 +47,7 @@ struct tfs_inode {
 	uint64_t attr_ms;           /* monotonic time attr was learned; 0: must be refreshed */
 	uint64_t nlookup;
 	bool hashed;                /* reachable by (parent, name) */
+	char cache_etag[S3_ETAG_MAX]; /* the version the kernel page cache was filled with */
 	struct tfs_inode *ino_next, *name_next;
 };
 
@@ -62,8 +64,14 @@ void itable_destroy(struct tfs_itable *t);
  * pointer stays valid for the duration of the request. */
 struct tfs_inode *itable_get(struct tfs_itable *t, fuse_ino_t ino);
 /* Finds or creates the inode for name in parent with these attributes, and counts one lookup. */
+/* What a link says of a file already known: */
+enum tfs_seen { SEEN_NEW = 0, SEEN_SAME, SEEN_CHANGED };
+/* *seen (may be NULL) tells whether a known file kept its ETag or now has another. */
 struct tfs_inode *itable_link(struct tfs_itable *t, struct tfs_inode *parent, const char *name,
-			      const struct tfs_attr *a);
+			      const struct tfs_attr *a, enum tfs_seen *seen);
+/* Whether the kernel may keep the page cache of i at version etag (it was filled at that
+ * version); if not, records etag as the version it is filled with from now on. */
+bool itable_keep_cache(struct tfs_itable *t, struct tfs_inode *i, const char *etag);
 void itable_forget(struct tfs_itable *t, fuse_ino_t ino, uint64_t n);
 void itable_get_attr(struct tfs_itable *t, struct tfs_inode *i, struct tfs_attr *a, uint64_t *ms);
 void itable_set_attr(struct tfs_itable *t, struct tfs_inode *i, const struct tfs_attr *a);
@@ -71,17 +79,71 @@ void itable_expire_attr(struct tfs_itable *t, struct tfs_inode *i);
 
 /* ---- ops.c ---- */
 
+/* Kernel cache invalidations, sent from a thread of their own: never from inside a FUSE
+ * operation, where libfuse warns they can deadlock. */
+struct tfs_notifier {
+	pthread_mutex_t lock;       /* guards q, n and stop */
+	pthread_cond_t cond;
+	fuse_ino_t q[256];
+	int n;
+	bool stop, started;
+	pthread_t thread;
+	struct fuse_session *se;
+};
+
+/* Open file and directory handles, so that any the kernel never released (an unmount racing
+ * with an asynchronous RELEASE) are freed at shutdown. */
+struct tfs_handle {
+	struct tfs_handle *prev, *next;
+	bool is_dir;
+};
+
 struct tfs_fs {
 	struct tfs_options *opts;
+	pthread_mutex_t handles_lock;   /* guards handles */
+	struct tfs_handle handles;      /* list head */
+	struct tfs_notifier notifier;
 	struct s3_client *s3;
 	struct policy *pol;
 	struct tfs_itable itab;
 	uid_t uid;
 	gid_t gid;
 	time_t mount_time;
-	double timeout_s;           /* kernel entry/attr cache time: the TTL */
 };
 
 extern const struct fuse_lowlevel_ops tfs_ops;
+
+void handles_init(struct tfs_fs *fs);
+/* Frees every handle still open (after the session ended). */
+void handles_free_all(struct tfs_fs *fs);
+
+int notifier_start(struct tfs_notifier *n, struct fuse_session *se);
+void notifier_stop(struct tfs_notifier *n);
+/* Queues "drop the kernel's cached pages and attributes of ino". */
+void notify_inval(struct tfs_fs *fs, fuse_ino_t ino);
+
+/* ---- xattr.c: extended attributes, and EROFS for every change ---- */
+
+void tfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void tfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void tfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		  size_t size, int flags);
+void tfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+void tfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		 struct fuse_file_info *fi);
+void tfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void tfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void tfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void tfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void tfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void tfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		const char *newname, unsigned int flags);
+void tfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void tfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		struct fuse_file_info *fi);
+void tfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+	       struct fuse_file_info *fi);
+void tfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+		   struct fuse_file_info *fi);
 
 #endif

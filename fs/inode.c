@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fs_i.h"
@@ -103,8 +104,18 @@ static void unhash_name_locked(struct tfs_itable *t, struct tfs_inode *i)
 	i->hashed = false;
 }
 
+bool itable_keep_cache(struct tfs_itable *t, struct tfs_inode *i, const char *etag)
+{
+	pthread_mutex_lock(&t->lock);
+	bool keep = etag[0] && strcmp(i->cache_etag, etag) == 0;
+	if (!keep)
+		snprintf(i->cache_etag, sizeof(i->cache_etag), "%s", etag);
+	pthread_mutex_unlock(&t->lock);
+	return keep;
+}
+
 struct tfs_inode *itable_link(struct tfs_itable *t, struct tfs_inode *parent, const char *name,
-			      const struct tfs_attr *a)
+			      const struct tfs_attr *a, enum tfs_seen *seen)
 {
 	size_t nb = name_bucket(t, parent->ino, name);
 	struct tfs_inode *i, *fresh = NULL;
@@ -144,6 +155,10 @@ struct tfs_inode *itable_link(struct tfs_itable *t, struct tfs_inode *parent, co
 		t->by_ino[ib] = i;
 		t->count++;
 	}
+	if (seen)
+		*seen = fresh || a->is_dir || !i->attr.etag[0] ? SEEN_NEW
+			: strcmp(i->attr.etag, a->etag) != 0 ? SEEN_CHANGED
+							     : SEEN_SAME;
 	/* A directory's attributes come from nowhere but its existence: keep them. */
 	if (!a->is_dir || fresh) {
 		i->attr = *a;

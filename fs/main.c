@@ -170,9 +170,9 @@ int main(int argc, char **argv)
 	fs.uid = getuid();
 	fs.gid = getgid();
 	fs.mount_time = time(NULL);
-	fs.timeout_s = opts.ttl_s == TFS_TTL_NEVER ? 365.0 * 86400 : (double)opts.ttl_s;
 	if (itable_init(&fs.itab, opts.prefix) < 0)
 		goto out_s3;
+	handles_init(&fs);
 
 	se = fuse_session_new(&fargs, &tfs_ops, sizeof(tfs_ops), &fs);
 	if (!se)
@@ -195,9 +195,14 @@ int main(int argc, char **argv)
 	struct policy_config pcfg = {
 		.chunk_size = opts.chunk_size,
 		.ttl_s = opts.ttl_s,
+		.root_key = opts.prefix,
 		.mem_bytes = opts.mem_bytes,
 		.readahead_max = opts.readahead_max,
 		.fetch_threads = (unsigned)opts.fetch_threads,
+		.l1_size = opts.l1_size,
+		.promote_after = opts.promote_after,
+		.demote_after_ms = opts.demote_after_s * 1000,
+		.demote_interval_ms = opts.demote_interval_s * 1000,
 		.ssd = ssd,
 		.l2_size = opts.l2_size,
 		.l2_min_free_pct = opts.l2_min_free_pct,
@@ -209,6 +214,8 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	}
 
+	if (notifier_start(&fs.notifier, se) < 0)
+		goto out_policy;
 	loop = fuse_loop_cfg_create();
 	if (!loop)
 		goto out_policy;
@@ -223,6 +230,7 @@ int main(int argc, char **argv)
 		tfs_info("unmounting %s", opts.mountpoint);
 	fuse_loop_cfg_destroy(loop);
 out_policy:
+	notifier_stop(&fs.notifier);
 	if (fs.pol) {
 		char line[1024];
 		policy_quiesce(fs.pol);
@@ -237,6 +245,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_itab:
+	handles_free_all(&fs); /* they own only their memory and counted listing references */
 	itable_destroy(&fs.itab);
 out_s3:
 	ssd_close(ssd);

@@ -16,6 +16,7 @@
 #include "util.h"
 
 struct tfs_file {
+	struct tfs_handle h;    /* first: a handle is a file or a dir handle */
 	char *key;
 	char etag[S3_ETAG_MAX];
 	uint64_t size;
@@ -23,10 +24,138 @@ struct tfs_file {
 };
 
 struct dir_handle {
+	struct tfs_handle h;    /* first */
 	struct tfs_listing *listing;
 };
 
+void handles_init(struct tfs_fs *fs)
+{
+	pthread_mutex_init(&fs->handles_lock, NULL);
+	fs->handles.prev = fs->handles.next = &fs->handles;
+}
+
+static void handle_add(struct tfs_fs *fs, struct tfs_handle *h, bool is_dir)
+{
+	h->is_dir = is_dir;
+	pthread_mutex_lock(&fs->handles_lock);
+	h->next = fs->handles.next;
+	h->prev = &fs->handles;
+	fs->handles.next->prev = h;
+	fs->handles.next = h;
+	pthread_mutex_unlock(&fs->handles_lock);
+}
+
+static void handle_del(struct tfs_fs *fs, struct tfs_handle *h)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	h->prev->next = h->next;
+	h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->handles_lock);
+}
+
+static void file_free(struct tfs_file *f)
+{
+	policy_stream_destroy(&f->stream);
+	free(f->key);
+	free(f);
+}
+
+static void dir_free(struct dir_handle *d)
+{
+	policy_listing_put(d->listing);
+	free(d);
+}
+
+void handles_free_all(struct tfs_fs *fs)
+{
+	size_t n = 0;
+	while (fs->handles.next != &fs->handles) {
+		struct tfs_handle *h = fs->handles.next;
+		handle_del(fs, h);
+		if (h->is_dir)
+			dir_free((struct dir_handle *)h);
+		else
+			file_free((struct tfs_file *)h);
+		n++;
+	}
+	if (n)
+		tfs_debug("freed %zu handles the kernel did not release before unmounting", n);
+	pthread_mutex_destroy(&fs->handles_lock);
+}
+
 static struct tfs_fs *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
+
+static void *notifier_main(void *arg)
+{
+	struct tfs_notifier *n = arg;
+	fuse_ino_t batch[256];
+	pthread_mutex_lock(&n->lock);
+	for (;;) {
+		while (!n->n && !n->stop)
+			pthread_cond_wait(&n->cond, &n->lock);
+		if (n->stop)
+			break;
+		int k = n->n;
+		memcpy(batch, n->q, (size_t)k * sizeof(batch[0]));
+		n->n = 0;
+		pthread_mutex_unlock(&n->lock);
+		for (int j = 0; j < k; j++) {
+			int r = fuse_lowlevel_notify_inval_inode(n->se, batch[j], 0, 0);
+			if (r < 0 && r != -ENOENT)
+				tfs_debug("kernel cache invalidation of inode %llu: %s",
+					  (unsigned long long)batch[j], strerror(-r));
+		}
+		pthread_mutex_lock(&n->lock);
+	}
+	pthread_mutex_unlock(&n->lock);
+	return NULL;
+}
+
+int notifier_start(struct tfs_notifier *n, struct fuse_session *se)
+{
+	pthread_mutex_init(&n->lock, NULL);
+	pthread_cond_init(&n->cond, NULL);
+	n->se = se;
+	int r = pthread_create(&n->thread, NULL, notifier_main, n);
+	n->started = r == 0;
+	return -r;
+}
+
+void notifier_stop(struct tfs_notifier *n)
+{
+	if (!n->started)
+		return;
+	pthread_mutex_lock(&n->lock);
+	n->stop = true;
+	pthread_cond_signal(&n->cond);
+	pthread_mutex_unlock(&n->lock);
+	pthread_join(n->thread, NULL);
+	pthread_cond_destroy(&n->cond);
+	pthread_mutex_destroy(&n->lock);
+	n->started = false;
+}
+
+void notify_inval(struct tfs_fs *fs, fuse_ino_t ino)
+{
+	struct tfs_notifier *n = &fs->notifier;
+	if (!n->started)
+		return;
+	pthread_mutex_lock(&n->lock);
+	if (n->n < (int)(sizeof(n->q) / sizeof(n->q[0])))
+		n->q[n->n++] = ino;
+	pthread_cond_signal(&n->cond);
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* A file seen with a new ETag: the old version's chunks go, and the kernel's copy too. */
+static void file_changed(struct tfs_fs *fs, struct tfs_inode *i, const char *etag)
+{
+	char kbuf[300];
+	tfs_info("'%s' changed in S3 (new ETag %s): cached copies dropped",
+		 tfs_printable(i->key, kbuf, sizeof(kbuf)), etag);
+	policy_object_changed(fs->pol, i->key, etag);
+	notify_inval(fs, i->ino);
+}
 
 static void fill_stat(const struct tfs_fs *fs, fuse_ino_t ino, const struct tfs_attr *a,
 		      struct stat *st)
@@ -50,13 +179,11 @@ static void fill_stat(const struct tfs_fs *fs, fuse_ino_t ino, const struct tfs_
 								       : (1u << 20));
 }
 
-static bool attr_fresh(const struct tfs_fs *fs, uint64_t ms)
+/* How long the kernel may keep what it learns of key: the TTL in force for it. */
+static double kernel_timeout(struct tfs_fs *fs, const char *key)
 {
-	if (ms == 0)
-		return false;
-	if (fs->opts->ttl_s == TFS_TTL_NEVER)
-		return true;
-	return tfs_now_ms() - ms < fs->opts->ttl_s * 1000;
+	uint64_t ttl = policy_ttl_effective(fs->pol, key, NULL, 0);
+	return ttl == TFS_TTL_NEVER || ttl > 365ull * 86400 ? 365.0 * 86400 : (double)ttl;
 }
 
 static void reply_entry(fuse_req_t req, struct tfs_fs *fs, struct tfs_inode *i,
@@ -64,11 +191,21 @@ static void reply_entry(fuse_req_t req, struct tfs_fs *fs, struct tfs_inode *i,
 {
 	struct fuse_entry_param e = { 0 };
 	e.ino = i->ino;
-	e.attr_timeout = fs->timeout_s;
-	e.entry_timeout = fs->timeout_s;
+	e.attr_timeout = kernel_timeout(fs, i->key);
+	e.entry_timeout = e.attr_timeout;
 	fill_stat(fs, i->ino, a, &e.attr);
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		itable_forget(&fs->itab, i->ino, 1); /* the lookup was interrupted */
+}
+
+/* Fresh metadata of a known file (a lookup, a listing) is a revalidation too. */
+static void file_seen(struct tfs_fs *fs, struct tfs_inode *i, const struct tfs_attr *a,
+		      enum tfs_seen seen)
+{
+	if (seen == SEEN_CHANGED)
+		file_changed(fs, i, a->etag);
+	else if (seen == SEEN_SAME)
+		policy_revalidation_kept(fs->pol);
 }
 
 static void tfs_init(void *userdata, struct fuse_conn_info *conn)
@@ -91,8 +228,8 @@ static void tfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	int ret = policy_lookup(fs->pol, dir->key, name, &a);
 	if (ret == -ENOENT) {
-		/* A negative entry, cached by the kernel for the TTL. */
-		struct fuse_entry_param e = { .ino = 0, .entry_timeout = fs->timeout_s };
+		/* A negative entry, cached by the kernel for the directory's TTL. */
+		struct fuse_entry_param e = { .ino = 0, .entry_timeout = kernel_timeout(fs, dir->key) };
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -100,11 +237,13 @@ static void tfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, -ret);
 		return;
 	}
-	struct tfs_inode *i = itable_link(&fs->itab, dir, name, &a);
+	enum tfs_seen seen;
+	struct tfs_inode *i = itable_link(&fs->itab, dir, name, &a, &seen);
 	if (!i) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	file_seen(fs, i, &a, seen);
 	reply_entry(req, fs, i, &a);
 }
 
@@ -122,20 +261,23 @@ static void tfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_da
 	fuse_reply_none(req);
 }
 
-/* The attributes of i, refreshed from S3 when older than the TTL (files only). */
+/* The attributes of i; for a file whose TTL ran out, revalidated with S3 first (a conditional
+ * HEAD: 304 keeps everything cached and restarts the TTL). */
 static int current_attr(struct tfs_fs *fs, struct tfs_inode *i, struct tfs_attr *a)
 {
 	uint64_t ms;
 	itable_get_attr(&fs->itab, i, a, &ms);
-	if (i->is_dir || attr_fresh(fs, ms))
+	if (i->is_dir || policy_fresh(fs->pol, i->key, ms, tfs_now_ms()))
 		return 0;
 	struct tfs_attr fresh;
-	int ret = policy_stat_file(fs->pol, i->key, &fresh);
+	bool changed = false;
+	int ret = a->etag[0] ? policy_revalidate(fs->pol, i->key, a, &fresh, &changed)
+			     : policy_stat_file(fs->pol, i->key, &fresh);
 	if (ret < 0)
 		return ret;
-	if (strcmp(fresh.etag, a->etag) != 0)
-		tfs_debug("'%s' changed in S3 (ETag %s -> %s)", i->key, a->etag, fresh.etag);
 	itable_set_attr(&fs->itab, i, &fresh);
+	if (changed)
+		file_changed(fs, i, fresh.etag);
 	*a = fresh;
 	return 0;
 }
@@ -156,7 +298,7 @@ static void tfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		return;
 	}
 	fill_stat(fs, ino, &a, &st);
-	fuse_reply_attr(req, &st, fs->timeout_s);
+	fuse_reply_attr(req, &st, kernel_timeout(fs, i->key));
 	(void)fi;
 }
 
@@ -193,12 +335,15 @@ static void tfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	policy_open_object(fs->pol, h->key, h->etag);
 	policy_stream_init(&h->stream);
 	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->keep_cache = 0;
+	/* the page cache is a tier too: kept while the version it was filled with is current */
+	fi->keep_cache = !fs->opts->direct_io && itable_keep_cache(&fs->itab, i, a.etag);
+	if (fi->keep_cache)
+		policy_note_open(fs->pol, h->key, h->etag, h->size);
 	fi->direct_io = fs->opts->direct_io;
+	handle_add(fs, &h->h, false);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
-		policy_stream_destroy(&h->stream);
-		free(h->key);
-		free(h);
+		handle_del(fs, &h->h);
+		file_free(h);
 	}
 }
 
@@ -234,9 +379,8 @@ static void tfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void tfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct tfs_file *h = (struct tfs_file *)(uintptr_t)fi->fh;
-	policy_stream_destroy(&h->stream);
-	free(h->key);
-	free(h);
+	handle_del(fs_of(req), &h->h);
+	file_free(h);
 	fuse_reply_err(req, 0);
 	(void)ino;
 }
@@ -262,9 +406,10 @@ static void tfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	}
 	fi->fh = (uint64_t)(uintptr_t)d;
 	fi->cache_readdir = 0;
+	handle_add(fs, &d->h, true);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
-		policy_listing_put(d->listing);
-		free(d);
+		handle_del(fs, &d->h);
+		dir_free(d);
 	}
 }
 
@@ -303,11 +448,13 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			break;
 		if (plus) {
 			if (a) {
-				struct tfs_inode *i = itable_link(&fs->itab, dir, name, a);
+				enum tfs_seen seen;
+				struct tfs_inode *i = itable_link(&fs->itab, dir, name, a, &seen);
 				if (!i)
 					break;
+				file_seen(fs, i, a, seen);
 				e.ino = i->ino;
-				e.attr_timeout = e.entry_timeout = fs->timeout_s;
+				e.attr_timeout = e.entry_timeout = kernel_timeout(fs, i->key);
 				fill_stat(fs, i->ino, a, &e.attr);
 			} else {
 				/* "." and "..": no lookup count is taken for them. */
@@ -337,8 +484,8 @@ static void tfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
 static void tfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
-	policy_listing_put(d->listing);
-	free(d);
+	handle_del(fs_of(req), &d->h);
+	dir_free(d);
 	fuse_reply_err(req, 0);
 	(void)ino;
 }
@@ -352,7 +499,6 @@ static void tfs_statfs(fuse_req_t req, fuse_ino_t ino)
 	sv.f_blocks = 1ull << 40 >> 12;
 	sv.f_files = 1ull << 30;
 	sv.f_namemax = NAME_MAX;
-	sv.f_flag = ST_RDONLY;
 	fuse_reply_statfs(req, &sv);
 	(void)ino;
 }
@@ -371,4 +517,19 @@ const struct fuse_lowlevel_ops tfs_ops = {
 	.readdirplus = tfs_readdirplus,
 	.releasedir = tfs_releasedir,
 	.statfs = tfs_statfs,
+	.getxattr = tfs_getxattr,
+	.listxattr = tfs_listxattr,
+	.setxattr = tfs_setxattr,
+	.removexattr = tfs_removexattr,
+	.setattr = tfs_setattr,
+	.mknod = tfs_mknod,
+	.mkdir = tfs_mkdir,
+	.unlink = tfs_unlink,
+	.rmdir = tfs_rmdir,
+	.symlink = tfs_symlink,
+	.rename = tfs_rename,
+	.link = tfs_link,
+	.create = tfs_create,
+	.write = tfs_write,
+	.fallocate = tfs_fallocate,
 };

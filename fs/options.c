@@ -10,15 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "fs_i.h"
+#include "l1.h"
 #include "util.h"
 
 enum {
 	KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_TTL, KEY_CHUNK, KEY_READAHEAD,
 	KEY_MEM, KEY_TIMEOUT, KEY_RETRIES, KEY_THREADS, KEY_RO, KEY_RW, KEY_ALLOW_OTHER,
-	KEY_L2_SIZE, KEY_L2_MIN_FREE, KEY_READ_AHEAD_KB,
+	KEY_L2_SIZE, KEY_L2_MIN_FREE, KEY_READ_AHEAD_KB, KEY_L1_SIZE, KEY_PROMOTE_AFTER,
+	KEY_DEMOTE_AFTER, KEY_DEMOTE_INTERVAL,
 };
 
 #define DEFAULT_READ_AHEAD_KB 1024 /* one FUSE request of the largest size */
@@ -47,6 +50,10 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("l2_size=", KEY_L2_SIZE),
 	FUSE_OPT_KEY("l2_min_free=", KEY_L2_MIN_FREE),
 	FUSE_OPT_KEY("read_ahead_kb=", KEY_READ_AHEAD_KB),
+	FUSE_OPT_KEY("l1_size=", KEY_L1_SIZE),
+	FUSE_OPT_KEY("promote_after=", KEY_PROMOTE_AFTER),
+	FUSE_OPT_KEY("demote_after=", KEY_DEMOTE_AFTER),
+	FUSE_OPT_KEY("demote_interval=", KEY_DEMOTE_INTERVAL),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -88,6 +95,11 @@ void tfs_print_help(const char *prog)
 	       "    -o chunk_size=SIZE     bytes per chunk, 64K..64M (default: 1M)\n"
 	       "    -o readahead=SIZE      most bytes read ahead of a sequential reader, 0 = off\n"
 	       "                           (default: %lluM)\n"
+	       "    -o l1_size=SIZE        RAM tier for promoted chunks, 0 = no L1 (default: 512M,\n"
+	       "                           at most an eighth of RAM)\n"
+	       "    -o promote_after=N     accesses before a chunk enters L1 (default: %u)\n"
+	       "    -o demote_after=DURATION  an L1 chunk not read this long leaves L1 (default: %us)\n"
+	       "    -o demote_interval=DURATION  how often demotion runs (default: %us)\n"
 	       "    -o mem_cache=SIZE      memory for chunks in flight and read ahead (default: %lluM)\n"
 	       "    -o fetch_threads=N     background fetch threads, 1..64 (default: %u)\n"
 	       "    -o cache_dir=PATH      directory of the on-disk (L2) cache (default:\n"
@@ -102,7 +114,9 @@ void tfs_print_help(const char *prog)
 	       "                           needs root (default: %u)\n"
 	       "\n"
 	       "FUSE options:\n"
-	       "    -o ro                  read-only (always: tierfs mounts read-only)\n"
+	       "    -o ro                  a read-only kernel mount (default: off; the data is\n"
+	       "                           read-only either way, but TTL settings need a writable\n"
+	       "                           mount)\n"
 	       "    -o allow_other         let other users see the mount (needs user_allow_other in\n"
 	       "                           /etc/fuse.conf unless root)\n"
 	       "\n"
@@ -110,6 +124,7 @@ void tfs_print_help(const char *prog)
 	       "or from the profile in ~/.aws/credentials.  Unmount with: fusermount3 -u MOUNTPOINT\n",
 	       prog, S3_DEFAULT_REGION, S3_DEFAULT_TIMEOUT_MS, S3_DEFAULT_RETRIES,
 	       POLICY_DEFAULT_TTL_S, (unsigned long long)(POLICY_DEFAULT_READAHEAD_MAX >> 20),
+	       L1_DEFAULT_PROMOTE_AFTER, L1_DEFAULT_DEMOTE_AFTER_S, L1_DEFAULT_DEMOTE_INTERVAL_S,
 	       (unsigned long long)(POLICY_DEFAULT_MEM_BYTES >> 20), POLICY_DEFAULT_FETCH_THREADS,
 	       (unsigned long long)(POLICY_DEFAULT_L2_SIZE >> 30), POLICY_DEFAULT_L2_MIN_FREE_PCT,
 	       DEFAULT_READ_AHEAD_KB);
@@ -144,7 +159,7 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_VERSION: o->version = true; return 0;
 	case KEY_FOREGROUND: o->foreground = true; return 0;
 	case KEY_DEBUG: o->debug = o->foreground = true; return 0;
-	case KEY_RO: return 0;
+	case KEY_RO: o->ro = true; return 0;
 	case KEY_RW:
 		fprintf(stderr, "tierfs: 'rw' is not supported: tierfs mounts read-only\n");
 		return -1;
@@ -195,6 +210,24 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_READ_AHEAD_KB:
 		if (tfs_parse_uint(val, 0, 65536, &o->read_ahead_kb) < 0)
 			return bad("read_ahead_kb (0..65536)", val);
+		return 0;
+	case KEY_L1_SIZE:
+		if (tfs_parse_size(val, &o->l1_size) < 0)
+			return bad("l1_size (a size, 0 for no L1)", val);
+		o->l1_size_set = true;
+		return 0;
+	case KEY_PROMOTE_AFTER:
+		if (tfs_parse_uint(val, 1, 1000000, &o->promote_after) < 0)
+			return bad("promote_after (1..1000000 accesses)", val);
+		return 0;
+	case KEY_DEMOTE_AFTER:
+		if (tfs_parse_duration(val, &o->demote_after_s) < 0 || o->demote_after_s == TFS_TTL_NEVER)
+			return bad("demote_after (a duration such as 30s, 10m, 1h)", val);
+		return 0;
+	case KEY_DEMOTE_INTERVAL:
+		if (tfs_parse_duration(val, &o->demote_interval_s) < 0 || o->demote_interval_s == 0 ||
+		    o->demote_interval_s == TFS_TTL_NEVER)
+			return bad("demote_interval (a duration of at least 1s)", val);
 		return 0;
 	case KEY_THREADS:
 		if (tfs_parse_uint(val, 1, 64, &v) < 0)
@@ -250,6 +283,9 @@ int tfs_parse_options(int argc, char **argv, struct tfs_options *o, struct fuse_
 	o->l2_size = POLICY_DEFAULT_L2_SIZE;
 	o->l2_min_free_pct = POLICY_DEFAULT_L2_MIN_FREE_PCT;
 	o->read_ahead_kb = DEFAULT_READ_AHEAD_KB;
+	o->promote_after = L1_DEFAULT_PROMOTE_AFTER;
+	o->demote_after_s = L1_DEFAULT_DEMOTE_AFTER_S;
+	o->demote_interval_s = L1_DEFAULT_DEMOTE_INTERVAL_S;
 
 	if (fuse_opt_parse(&args, o, opt_spec, opt_proc) == -1) {
 		fuse_opt_free_args(&args);
@@ -278,11 +314,20 @@ int tfs_parse_options(int argc, char **argv, struct tfs_options *o, struct fuse_
 	}
 	if (o->mem_bytes < 4 * o->chunk_size)
 		o->mem_bytes = 4 * o->chunk_size;
+	if (!o->l1_size_set) {
+		/* the seed's 512M, but never more than an eighth of RAM unless asked */
+		long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+		uint64_t eighth = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 8 : 0;
+		o->l1_size = eighth && eighth < L1_DEFAULT_SIZE ? eighth : L1_DEFAULT_SIZE;
+	}
 
 	/* The arguments libfuse sees: read-only always, names for /proc/mounts. */
-	char *fsname = tfs_strdup_printf("-ofsname=tierfs:%s,subtype=tierfs,ro,"
-					 "default_permissions%s",
-					 o->bucket, o->allow_other ? ",allow_other" : "");
+	/* The kernel mount is read-write unless -o ro is given, so that the TTL attributes can
+	 * be set; every change of data is refused with EROFS by tierfs itself. */
+	char *fsname = tfs_strdup_printf("-ofsname=tierfs:%s,subtype=tierfs,"
+					 "default_permissions%s%s",
+					 o->bucket, o->ro ? ",ro" : "",
+					 o->allow_other ? ",allow_other" : "");
 	if (!fsname)
 		return 2;
 	/* fsname must not contain commas: bucket names never do. */

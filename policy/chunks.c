@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "l1.h"
 #include "log.h"
 #include "policy_i.h"
 #include "util.h"
@@ -40,11 +41,21 @@ struct chunk {
 	enum chunk_state state;
 	bool linked, queued, on_lru, prefetched, used;
 	bool from_s3;           /* fetched from S3: to be written to L2 once ready */
+	bool in_l1;             /* on the L1 list (else on the transient LRU when READY) */
+	uint64_t accesses;      /* readers' accesses, with those L2 counted before it loaded */
+	uint64_t last_access_ms;
 	int err;
 	unsigned refs;
 	char *data;
 	size_t len;
 };
+
+static void free_list(struct policy *p, struct chunk *l);
+
+static uint64_t now_ms(const struct policy *p)
+{
+	return p->cfg.now_ms ? p->cfg.now_ms() : tfs_now_ms();
+}
 
 static uint64_t chunk_hash(const char *key, const char *etag, uint64_t idx)
 {
@@ -148,6 +159,46 @@ static void lru_front(struct policy *p, struct chunk *c)
 	c->on_lru = true;
 }
 
+static void l1_remove(struct policy *p, struct chunk *c)
+{
+	if (!c->in_l1)
+		return;
+	if (c->lru_prev)
+		c->lru_prev->lru_next = c->lru_next;
+	else
+		p->l1_head = c->lru_next;
+	if (c->lru_next)
+		c->lru_next->lru_prev = c->lru_prev;
+	else
+		p->l1_tail = c->lru_prev;
+	c->lru_prev = c->lru_next = NULL;
+	c->in_l1 = false;
+	p->l1_used -= c->len;
+	p->l1_entries--;
+	p->mem_used += c->len; /* back under the transient budget until it goes */
+}
+
+static void l1_front(struct policy *p, struct chunk *c)
+{
+	if (c->in_l1) {
+		if (p->l1_head == c)
+			return;
+		l1_remove(p, c);
+	} else {
+		lru_remove(p, c);
+	}
+	c->lru_next = p->l1_head;
+	if (p->l1_head)
+		p->l1_head->lru_prev = c;
+	p->l1_head = c;
+	if (!p->l1_tail)
+		p->l1_tail = c;
+	c->in_l1 = true;
+	p->l1_used += c->len;
+	p->l1_entries++;
+	p->mem_used -= c->len;
+}
+
 /* Unlinks c from the table; returns true when the table's reference was the last one. */
 static bool unlink_locked(struct policy *p, struct chunk *c)
 {
@@ -156,6 +207,7 @@ static bool unlink_locked(struct policy *p, struct chunk *c)
 		pp = &(*pp)->hnext;
 	*pp = c->hnext;
 	c->linked = false;
+	l1_remove(p, c);
 	lru_remove(p, c);
 	p->mem_used -= c->len;
 	return --c->refs == 0;
@@ -176,6 +228,138 @@ static struct chunk *evict_locked(struct policy *p, uint64_t want_free)
 		c = prev;
 	}
 	return victims;
+}
+
+/* L1 over l1_size: its least recently used chunks leave memory (L2 keeps them).  Returns a
+ * list of chunks to free once the lock is dropped. */
+static struct chunk *l1_evict_locked(struct policy *p, struct chunk *victims)
+{
+	struct chunk *c = p->l1_tail;
+	while (c && p->l1_used > p->cfg.l1_size) {
+		struct chunk *prev = c->lru_prev;
+		l1_remove(p, c);
+		atomic_fetch_add_explicit(&p->stats.l1_evictions, 1, memory_order_relaxed);
+		if (c->refs == 1 && unlink_locked(p, c)) {
+			c->qnext = victims;
+			victims = c;
+		} else if (c->linked) {
+			lru_front(p, c); /* in use: it goes with the transient ones */
+		}
+		c = prev;
+	}
+	return victims;
+}
+
+/* Counts a reader's access to the ready chunk c and promotes it to L1 at the threshold. */
+static struct chunk *access_locked(struct policy *p, struct chunk *c, bool count)
+{
+	struct chunk *victims = NULL;
+	if (count) {
+		c->accesses++;
+		c->last_access_ms = now_ms(p);
+		if (p->l2) /* a no-op until the chunk is in L2 */
+			l2_note_access(p->l2, c->key, c->etag, c->idx);
+	}
+	if (c->in_l1) {
+		if (count)
+			atomic_fetch_add_explicit(&p->stats.l1_hits, 1, memory_order_relaxed);
+		l1_front(p, c);
+	} else if (count && c->linked && p->cfg.l1_size &&
+		   l1_should_promote(c->accesses, p->cfg.promote_after)) {
+		l1_front(p, c);
+		atomic_fetch_add_explicit(&p->stats.promotions, 1, memory_order_relaxed);
+		victims = l1_evict_locked(p, NULL);
+	} else if (c->on_lru) {
+		lru_front(p, c);
+	}
+	return victims;
+}
+
+uint64_t policy_demote(struct policy *p)
+{
+	uint64_t n = 0, now = now_ms(p);
+	struct chunk *victims = NULL;
+	pthread_mutex_lock(&p->chunk_lock);
+	for (struct chunk *c = p->l1_tail, *prev; c; c = prev) {
+		prev = c->lru_prev;
+		if (!l1_should_demote(c->last_access_ms, now, p->cfg.demote_after_ms))
+			continue;
+		l1_remove(p, c);
+		n++;
+		if (c->refs == 1 && unlink_locked(p, c)) {
+			c->qnext = victims;
+			victims = c;
+		} else if (c->linked) {
+			lru_front(p, c);
+		}
+	}
+	pthread_mutex_unlock(&p->chunk_lock);
+	free_list(p, victims);
+	if (n) {
+		atomic_fetch_add_explicit(&p->stats.demotions, n, memory_order_relaxed);
+		tfs_debug("l1: demoted %llu chunks not read for %llu s", (unsigned long long)n,
+			  (unsigned long long)(p->cfg.demote_after_ms / 1000));
+	}
+	return n;
+}
+
+static void *demote_thread(void *arg)
+{
+	struct policy *p = arg;
+	pthread_mutex_lock(&p->chunk_lock);
+	while (!p->stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + p->cfg.demote_interval_ms % 1000 * 1000000;
+		ts.tv_sec += (time_t)(p->cfg.demote_interval_ms / 1000 + ns / 1000000000);
+		ts.tv_nsec = (long)(ns % 1000000000);
+		pthread_cond_timedwait(&p->queue_cond, &p->chunk_lock, &ts);
+		if (p->stopping)
+			break;
+		pthread_mutex_unlock(&p->chunk_lock);
+		policy_demote(p);
+		pthread_mutex_lock(&p->chunk_lock);
+	}
+	pthread_mutex_unlock(&p->chunk_lock);
+	return NULL;
+}
+
+void policy_object_changed(struct policy *p, const char *key, const char *etag)
+{
+	struct chunk *victims = NULL;
+	uint64_t n = 0;
+	pthread_mutex_lock(&p->chunk_lock);
+	for (size_t b = 0; b < p->chunk_buckets; b++)
+		for (struct chunk *c = p->chunk_tab[b], *next; c; c = next) {
+			next = c->hnext;
+			if (c->state != CH_READY || strcmp(c->key, key) != 0 ||
+			    strcmp(c->etag, etag) == 0)
+				continue;
+			n++;
+			if (unlink_locked(p, c)) {
+				c->qnext = victims;
+				victims = c;
+			}
+		}
+	pthread_mutex_unlock(&p->chunk_lock);
+	free_list(p, victims);
+	atomic_fetch_add_explicit(&p->stats.revalidated_changed, 1, memory_order_relaxed);
+	if (p->l2)
+		l2_open_version(p->l2, key, etag);
+	tfs_debug("'%s' changed: %llu chunks of old versions dropped from memory", key,
+		  (unsigned long long)n);
+}
+
+bool chunk_in_l1(struct policy *p, const char *key, const char *etag, uint64_t idx, size_t *len)
+{
+	uint64_t h = chunk_hash(key, etag, idx);
+	pthread_mutex_lock(&p->chunk_lock);
+	struct chunk *c = find_locked(p, key, etag, idx, h);
+	bool in = c && c->in_l1;
+	if (in)
+		*len = c->len;
+	pthread_mutex_unlock(&p->chunk_lock);
+	return in;
 }
 
 static void free_list(struct policy *p, struct chunk *l)
@@ -302,10 +486,12 @@ static void fetch_run(struct policy *p, struct chunk **run, int n, bool drop_ref
 	for (int i = 0; i < n; i++) {
 		bufs[i] = buf_get(p, run[i]->len);
 		size_t got = 0;
+		uint64_t acc = 0;
 		hit[i] = bufs[i] && p->l2 &&
 			 l2_read(p->l2, run[i]->key, run[i]->etag, run[i]->idx, bufs[i],
-				 run[i]->len, &got) == 0 && got == run[i]->len;
+				 run[i]->len, &got, &acc) == 0 && got == run[i]->len;
 		if (hit[i]) {
+			run[i]->accesses = acc; /* what L2 has counted of it, across mounts */
 			run[i]->data = bufs[i]; /* published by the state change in finish() */
 			run[i]->from_s3 = false;
 			finish(p, run[i], 0, drop_ref);
@@ -360,7 +546,8 @@ static void dequeue_locked(struct policy *p, struct chunk *c)
 	c->refs--; /* the queue's reference; the caller holds another */
 }
 
-int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, struct chunk **out)
+int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, bool count,
+	      struct chunk **out)
 {
 	uint64_t h = chunk_hash(o->key, o->etag, idx);
 	struct chunk *victims = NULL;
@@ -407,8 +594,7 @@ int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, str
 
 	pthread_mutex_lock(&p->chunk_lock);
 	if (c->state == CH_READY) {
-		if (c->on_lru)
-			lru_front(p, c);
+		victims = access_locked(p, c, count);
 		*out = c;
 	} else {
 		ret = c->err ? c->err : -EIO;
@@ -491,6 +677,12 @@ static void *fetch_thread(void *arg)
 
 int chunks_start(struct policy *p)
 {
+	if (p->cfg.l1_size && p->cfg.demote_interval_ms) {
+		int r = pthread_create(&p->demoter, NULL, demote_thread, p);
+		if (r)
+			return -r;
+		p->demoter_started = true;
+	}
 	p->threads = calloc(p->cfg.fetch_threads, sizeof(*p->threads));
 	if (!p->threads)
 		return -ENOMEM;
@@ -512,6 +704,9 @@ void chunks_stop(struct policy *p)
 	for (unsigned i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
 	p->nthreads = 0;
+	if (p->demoter_started)
+		pthread_join(p->demoter, NULL);
+	p->demoter_started = false;
 }
 
 void chunks_destroy(struct policy *p)

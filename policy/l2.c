@@ -328,8 +328,32 @@ void l2_stop(struct l2 *l)
 	free(l);
 }
 
+void l2_note_access(struct l2 *l, const char *key, const char *etag, uint64_t idx)
+{
+	struct ssd_id id;
+	ssd_id_init(&id, key, etag, idx);
+	pthread_mutex_lock(&l->lock);
+	struct l2_entry *x = *find_locked(l, id.ikey);
+	if (x) {
+		x->last_access = wall_ms();
+		x->accesses++;
+	}
+	pthread_mutex_unlock(&l->lock);
+}
+
+uint64_t l2_chunk_bytes(struct l2 *l, const char *key, const char *etag, uint64_t idx)
+{
+	struct ssd_id id;
+	ssd_id_init(&id, key, etag, idx);
+	pthread_mutex_lock(&l->lock);
+	struct l2_entry *x = *find_locked(l, id.ikey);
+	uint64_t n = x ? x->disk_bytes : 0;
+	pthread_mutex_unlock(&l->lock);
+	return n ? n - 4096 : 0; /* payload, rounded to blocks */
+}
+
 int l2_read(struct l2 *l, const char *key, const char *etag, uint64_t idx, char *buf, size_t cap,
-	    size_t *len)
+	    size_t *len, uint64_t *accesses)
 {
 	struct ssd_id id;
 	ssd_id_init(&id, key, etag, idx);
@@ -344,6 +368,8 @@ int l2_read(struct l2 *l, const char *key, const char *etag, uint64_t idx, char 
 		remove_locked(l, id.ikey); /* dropped by the store (failed verification) */
 	}
 	pthread_mutex_unlock(&l->lock);
+	if (accesses)
+		*accesses = acc;
 	if (ret == 0) {
 		atomic_fetch_add_explicit(&l->stats->l2_hits, 1, memory_order_relaxed);
 		if (acc)

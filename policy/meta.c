@@ -46,11 +46,9 @@ bool policy_name_ok(const char *name, size_t len, const char **why)
 	return false;
 }
 
-static bool fresh(const struct policy *p, uint64_t fetched_ms)
+static bool fresh(struct policy *p, const char *key, uint64_t fetched_ms)
 {
-	if (p->cfg.ttl_s == TFS_TTL_NEVER)
-		return true;
-	return tfs_now_ms() - fetched_ms < p->cfg.ttl_s * 1000;
+	return policy_fresh(p, key, fetched_ms, tfs_now_ms());
 }
 
 int meta_init(struct policy *p)
@@ -140,7 +138,7 @@ static struct tfs_listing *cache_get(struct policy *p, const char *key)
 	for (struct dir_entry *d = p->dir_tab[b]; d; d = d->hnext) {
 		if (strcmp(d->key, key) != 0)
 			continue;
-		if (fresh(p, d->listing->fetched_ms)) {
+		if (fresh(p, key, d->listing->fetched_ms)) {
 			l = d->listing;
 			atomic_fetch_add(&l->refs, 1);
 			lru_unlink(p, d);
@@ -417,7 +415,7 @@ static struct tfs_listing *load_listing(struct policy *p, const char *dir_key)
 	uint64_t age_ms = wall > now ? 0 : (now - wall) * 1000;
 	if (age_ms > tfs_now_ms())
 		goto out; /* older than this boot's monotonic clock can express: stale anyway */
-	if (!fresh(p, tfs_now_ms() - age_ms))
+	if (!fresh(p, dir_key, tfs_now_ms() - age_ms))
 		goto out;
 	l = calloc(1, sizeof(*l));
 	if (!l || (cnt && !(l->ents = calloc(cnt, sizeof(*l->ents)))))
@@ -540,7 +538,7 @@ static int load_attr(struct policy *p, const char *key, struct tfs_attr *out)
 	    get_bytes(&r, end, &mt, 8) && get_bytes(&r, end, &el, 1) && el < sizeof(out->etag) &&
 	    get_bytes(&r, end, out->etag, el)) {
 		uint64_t age_ms = wall > now ? 0 : (now - wall) * 1000;
-		if (age_ms <= tfs_now_ms() && fresh(p, tfs_now_ms() - age_ms)) {
+		if (age_ms <= tfs_now_ms() && fresh(p, key, tfs_now_ms() - age_ms)) {
 			out->etag[el] = '\0';
 			out->is_dir = dir;
 			out->mtime = (time_t)mt;
@@ -562,6 +560,39 @@ int policy_stat_file(struct policy *p, const char *key, struct tfs_attr *out)
 	out->mtime = o.mtime;
 	memcpy(out->etag, o.etag, sizeof(out->etag));
 	persist_attr(p, key, out);
+	return 0;
+}
+
+void policy_revalidation_kept(struct policy *p)
+{
+	atomic_fetch_add_explicit(&p->stats.revalidated_kept, 1, memory_order_relaxed);
+}
+
+int policy_revalidate(struct policy *p, const char *key, const struct tfs_attr *old,
+		      struct tfs_attr *out, bool *changed)
+{
+	struct s3_object o;
+	bool same = false;
+	*changed = false;
+	int ret = s3_head_if(p->s3, key, old->etag[0] ? old->etag : NULL, &o, &same);
+	if (ret < 0)
+		return ret;
+	if (same) {
+		*out = *old;
+		atomic_fetch_add_explicit(&p->stats.revalidated_kept, 1, memory_order_relaxed);
+	} else {
+		memset(out, 0, sizeof(*out));
+		out->size = o.size;
+		out->mtime = o.mtime;
+		memcpy(out->etag, o.etag, sizeof(out->etag));
+		if (strcmp(out->etag, old->etag) != 0) {
+			*changed = true;
+			policy_object_changed(p, key, out->etag); /* counts it */
+		} else {
+			atomic_fetch_add_explicit(&p->stats.revalidated_kept, 1, memory_order_relaxed);
+		}
+	}
+	persist_attr(p, key, out); /* the TTL restarts, across remounts too */
 	return 0;
 }
 

@@ -41,10 +41,16 @@
 
 struct policy_config {
 	uint64_t chunk_size;
-	uint64_t ttl_s;            /* freshness of metadata; TFS_TTL_NEVER for never */
+	uint64_t ttl_s;            /* the mount's default TTL; TFS_TTL_NEVER for never */
+	const char *root_key;      /* the mount's root prefix ("" or ending in '/'), not owned */
 	uint64_t mem_bytes;        /* cap of the in-memory chunk buffer */
 	uint64_t readahead_max;    /* bytes ahead of a sequential reader; 0 disables readahead */
 	unsigned fetch_threads;
+	uint64_t l1_size;          /* RAM tier capacity; 0 for no L1 */
+	uint64_t promote_after;    /* accesses before a chunk enters L1 */
+	uint64_t demote_after_ms;  /* an L1 chunk idle this long leaves L1 */
+	uint64_t demote_interval_ms;
+	uint64_t (*now_ms)(void);  /* monotonic clock in ms (tests inject one); NULL: the real one */
 	struct ssd_store *ssd;     /* the L2 store (not owned), or NULL for no L2 */
 	uint64_t l2_size;          /* L2 capacity in bytes */
 	uint64_t l2_min_free_pct;  /* free-space floor of the cache's file system, percent ... */
@@ -55,6 +61,8 @@ struct policy_stats {
 	_Atomic uint64_t chunk_hits, chunk_misses, chunk_waits, readahead_issued, readahead_used;
 	_Atomic uint64_t listings, lookups_direct, stale_reads;
 	_Atomic uint64_t l2_hits, l2_misses, l2_writes, l2_write_dropped, l2_evictions;
+	_Atomic uint64_t l1_hits, promotions, demotions, l1_evictions;
+	_Atomic uint64_t revalidated_kept, revalidated_changed;
 };
 
 struct tfs_attr {
@@ -103,13 +111,51 @@ int policy_lookup(struct policy *p, const char *dir_key, const char *name, struc
 /* Fresh attributes of the file key (HEAD). */
 int policy_stat_file(struct policy *p, const char *key, struct tfs_attr *out);
 
+/* Revalidates what is known of the file key (old): a conditional HEAD (If-None-Match).  304:
+ * *out = *old, every cached chunk stays, the TTL restarts.  A new ETag: *out is the new
+ * version, *changed is set, and the old version's chunks are dropped from memory and L2 (the
+ * caller tells the kernel).  Both outcomes are counted. */
+int policy_revalidate(struct policy *p, const char *key, const struct tfs_attr *old,
+		      struct tfs_attr *out, bool *changed);
+/* Fresh metadata (a listing, a lookup) confirmed a known file's ETag: counted as kept. */
+void policy_revalidation_kept(struct policy *p);
+/* The object key has a new version etag (however it was noticed: a revalidation, a listing):
+ * drop every other version's chunks, from memory and from L2, and count a change. */
+void policy_object_changed(struct policy *p, const char *key, const char *etag);
+
 /* L2 occupancy (0 when there is no L2) and a one-line summary of the statistics for the log. */
 void policy_l2_usage(struct policy *p, uint64_t *used, uint64_t *entries);
 void policy_stats_line(struct policy *p, char *buf, size_t n);
 
+/* Bytes of the object version (key, etag, size) held in L1 and in L2. */
+void policy_tier_usage(struct policy *p, const char *key, const char *etag, uint64_t size,
+		       uint64_t *l1, uint64_t *l2);
+/* L1 occupancy. */
+void policy_l1_usage(struct policy *p, uint64_t *used, uint64_t *entries);
+/* Runs the demotion pass now (it also runs every demote_interval); returns chunks demoted. */
+uint64_t policy_demote(struct policy *p);
+
+/* A file is opened with the kernel keeping its page cache: its reads may never reach tierfs,
+ * so the open counts as an access to its chunks in L2 (the first 1,024), which keeps L2 from
+ * evicting a file that is hot in the page cache. */
+void policy_note_open(struct policy *p, const char *key, const char *etag, uint64_t size);
+
 /* Tells policy that key is being opened at version etag: chunks of other versions are dropped
  * from L2. */
 void policy_open_object(struct policy *p, const char *key, const char *etag);
+
+/* ---- TTL settings (ttl.c): user.tierfs.ttl on a file's key or a directory's prefix ---- */
+
+int policy_ttl_set(struct policy *p, const char *key, uint64_t ttl_s);
+/* -ENODATA when key has no setting of its own. */
+int policy_ttl_get(struct policy *p, const char *key, uint64_t *ttl_s);
+int policy_ttl_remove(struct policy *p, const char *key);
+/* The TTL in force for key: its own setting, else the nearest directory's above it (up to the
+ * mount's root), else the mount's.  from (may be NULL) gets the key the setting is on, or ""
+ * for the mount's default. */
+uint64_t policy_ttl_effective(struct policy *p, const char *key, char *from, size_t fromsz);
+/* Whether something about key learned at learned_ms (monotonic) is still fresh at now_ms. */
+bool policy_fresh(struct policy *p, const char *key, uint64_t learned_ms, uint64_t now_ms);
 
 /* Drops every cached listing (e.g. after S3 reported a change). */
 void policy_forget_listings(struct policy *p);
@@ -128,6 +174,7 @@ struct policy_object {
 struct policy_stream {
 	pthread_mutex_t lock;
 	uint64_t next_off;      /* where a sequential reader reads next */
+	uint64_t last_counted;  /* the chunk whose access was counted last, plus one (0: none) */
 	uint64_t window;        /* readahead bytes, 0 when not sequential */
 	uint64_t ra_end;        /* readahead has been issued up to this offset */
 };

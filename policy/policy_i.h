@@ -15,6 +15,7 @@
 struct dir_entry;       /* meta.c */
 struct chunk;           /* chunks.c */
 struct l2;              /* l2.c */
+struct ttl_setting;     /* ttl.c */
 
 struct policy {
 	struct policy_config cfg;       /* immutable */
@@ -36,17 +37,28 @@ struct policy {
 	pthread_cond_t queue_cond;      /* signalled when the queue gains work or on stop */
 	struct chunk **chunk_tab;
 	size_t chunk_buckets;
-	struct chunk *lru_head, *lru_tail;  /* READY chunks, most recent first */
+	struct chunk *lru_head, *lru_tail;  /* READY chunks not in L1, most recent first */
+	struct chunk *l1_head, *l1_tail;    /* READY chunks in L1, most recent first */
+	uint64_t l1_used, l1_entries;       /* bytes and chunks in L1 (not in mem_used) */
 	struct chunk *queue_head, *queue_tail;
-	uint64_t mem_used;              /* bytes of all linked chunks, loading ones included */
+	uint64_t mem_used;              /* bytes of linked chunks outside L1, loading ones included */
 	bool stopping;
 	pthread_t *threads;
 	unsigned nthreads;
+	pthread_t demoter;              /* the demotion pass, every demote_interval */
+	bool demoter_started;
+
+	pthread_mutex_t ttl_lock;       /* guards ttl_tab and nttl (ttl.c) */
+	struct ttl_setting **ttl_tab;
+	size_t nttl;
 
 	pthread_mutex_t buf_lock;       /* guards bufs and nbufs: free chunk buffers for reuse */
 	char *bufs[32];
 	unsigned nbufs;
 };
+
+int ttl_init(struct policy *p);
+void ttl_destroy(struct policy *p);
 
 int meta_init(struct policy *p);
 /* Builds a listing of dir_key from ListObjectsV2 pages by the naming rules of meta.c (exposed
@@ -61,8 +73,12 @@ int chunks_start(struct policy *p);
 /* Stops the fetch threads (the table stays usable), then frees everything. */
 void chunks_stop(struct policy *p);
 void chunks_destroy(struct policy *p);
-/* Blocks until the chunk is ready; returns a referenced chunk. */
-int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, struct chunk **out);
+/* Blocks until the chunk is ready; returns a referenced chunk.  count: this is a reader's
+ * access (counted toward promotion). */
+int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, bool count,
+	      struct chunk **out);
+/* Whether the chunk is in memory, and in L1. */
+bool chunk_in_l1(struct policy *p, const char *key, const char *etag, uint64_t idx, size_t *len);
 /* Queues a background fetch of the chunk unless it is present or the budget is spent. */
 void chunk_prefetch(struct policy *p, const struct policy_object *o, uint64_t idx);
 void chunk_put(struct policy *p, struct chunk *c);
@@ -84,7 +100,7 @@ int l2_start(struct ssd_store *ssd, const struct l2_config *cfg, struct policy_s
 void l2_stop(struct l2 *l);
 /* A verified chunk from L2, counting the access; -ENOENT on a miss. */
 int l2_read(struct l2 *l, const char *key, const char *etag, uint64_t idx, char *buf, size_t cap,
-	    size_t *len);
+	    size_t *len, uint64_t *accesses);
 /* Hints that chunks first..first+n-1 of this version will be read from L2 soon. */
 void l2_will_read(struct l2 *l, const char *key, const char *etag, uint64_t first, size_t n);
 /* Queues a fill; done(owner, obj) is called (from the writer thread, no lock held) when data is
@@ -94,6 +110,11 @@ int l2_write_async(struct l2 *l, const char *key, const char *etag, uint64_t idx
 /* Waits until every queued fill is written. */
 void l2_flush(struct l2 *l);
 void l2_usage(struct l2 *l, uint64_t *used, uint64_t *entries);
+/* A reader accessed the chunk in memory (L1 or the buffer): L2's eviction order learns it,
+ * so that L2 keeps what L1 holds (inclusion). */
+void l2_note_access(struct l2 *l, const char *key, const char *etag, uint64_t idx);
+/* The payload bytes of the chunk in L2, or 0 when absent. */
+uint64_t l2_chunk_bytes(struct l2 *l, const char *key, const char *etag, uint64_t idx);
 /* Records that key now has etag; the chunks of any other version are dropped. */
 void l2_open_version(struct l2 *l, const char *key, const char *etag);
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "l1.h"
 #include "log.h"
 #include "policy_i.h"
 #include "util.h"
@@ -29,9 +30,17 @@ struct policy *policy_new(const struct policy_config *cfg, struct s3_client *s3,
 	}
 	if (p->cfg.mem_bytes < 4 * p->cfg.chunk_size)
 		p->cfg.mem_bytes = 4 * p->cfg.chunk_size;
+	if (cfg->ssd && cfg->l2_size && p->cfg.l1_size > cfg->l2_size)
+		p->cfg.l1_size = cfg->l2_size; /* L2 holds everything L1 does: L1 cannot be larger */
+	if (!p->cfg.demote_interval_ms)
+		p->cfg.demote_interval_ms = L1_DEFAULT_DEMOTE_INTERVAL_S * 1000;
 	p->s3 = s3;
-	if ((ret = meta_init(p)) < 0)
+	if (!p->cfg.root_key)
+		p->cfg.root_key = "";
+	if ((ret = ttl_init(p)) < 0)
 		goto fail_free;
+	if ((ret = meta_init(p)) < 0)
+		goto fail_ttl;
 	if ((ret = chunks_init(p)) < 0)
 		goto fail_meta;
 	if (cfg->ssd && cfg->l2_size) {
@@ -50,6 +59,8 @@ fail_chunks:
 	chunks_destroy(p);
 fail_meta:
 	meta_destroy(p);
+fail_ttl:
+	ttl_destroy(p);
 fail_free:
 	free(p);
 fail:
@@ -65,6 +76,7 @@ void policy_free(struct policy *p)
 	l2_stop(p->l2);   /* ... and the queued ones are written (they hold chunk references) */
 	chunks_destroy(p);
 	meta_destroy(p);
+	ttl_destroy(p);
 	free(p);
 }
 
@@ -73,6 +85,38 @@ void policy_quiesce(struct policy *p)
 	chunks_stop(p);
 	if (p->l2)
 		l2_flush(p->l2);
+}
+
+void policy_tier_usage(struct policy *p, const char *key, const char *etag, uint64_t size,
+		       uint64_t *l1, uint64_t *l2)
+{
+	uint64_t cs = p->cfg.chunk_size, n = (size + cs - 1) / cs;
+	*l1 = *l2 = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		size_t len;
+		uint64_t want = i + 1 < n ? cs : size - i * cs;
+		if (chunk_in_l1(p, key, etag, i, &len))
+			*l1 += len;
+		if (p->l2 && l2_chunk_bytes(p->l2, key, etag, i))
+			*l2 += want;
+	}
+}
+
+void policy_note_open(struct policy *p, const char *key, const char *etag, uint64_t size)
+{
+	uint64_t n = (size + p->cfg.chunk_size - 1) / p->cfg.chunk_size;
+	if (!p->l2)
+		return;
+	for (uint64_t i = 0; i < n && i < 1024; i++)
+		l2_note_access(p->l2, key, etag, i);
+}
+
+void policy_l1_usage(struct policy *p, uint64_t *used, uint64_t *entries)
+{
+	pthread_mutex_lock(&p->chunk_lock);
+	*used = p->l1_used;
+	*entries = p->l1_entries;
+	pthread_mutex_unlock(&p->chunk_lock);
 }
 
 void policy_l2_usage(struct policy *p, uint64_t *used, uint64_t *entries)
@@ -92,16 +136,21 @@ void policy_stats_line(struct policy *p, char *buf, size_t n)
 {
 	const struct s3_stats *s3 = s3_client_stats(p->s3);
 	const struct policy_stats *st = &p->stats;
-	uint64_t used, entries;
+	uint64_t used, entries, l1u, l1e;
 	policy_l2_usage(p, &used, &entries);
+	policy_l1_usage(p, &l1u, &l1e);
 	const struct ssd_stats *ss = p->cfg.ssd ? ssd_stats(p->cfg.ssd) : NULL;
 	snprintf(buf, n,
-		 "stats: s3 get=%llu head=%llu list=%llu bytes=%llu errors=%llu retries=%llu; "
+		 "stats: s3 get=%llu head=%llu list=%llu bytes=%llu get_bytes=%llu errors=%llu "
+		 "retries=%llu; "
 		 "l2 hits=%llu misses=%llu writes=%llu dropped=%llu evictions=%llu "
 		 "checksum_failures=%llu orphans_reclaimed=%llu used=%llu entries=%llu; "
-		 "memory hits=%llu misses=%llu waits=%llu readahead issued=%llu used=%llu",
+		 "memory hits=%llu misses=%llu waits=%llu readahead issued=%llu used=%llu; "
+		 "l1 hits=%llu promotions=%llu demotions=%llu evictions=%llu used=%llu entries=%llu; "
+		 "revalidations kept=%llu changed=%llu",
 		 (unsigned long long)s3->requests_get, (unsigned long long)s3->requests_head,
 		 (unsigned long long)s3->requests_list, (unsigned long long)s3->bytes_down,
+		 (unsigned long long)s3->get_bytes,
 		 (unsigned long long)s3->errors, (unsigned long long)s3->retries,
 		 (unsigned long long)st->l2_hits, (unsigned long long)st->l2_misses,
 		 (unsigned long long)st->l2_writes, (unsigned long long)st->l2_write_dropped,
@@ -111,7 +160,11 @@ void policy_stats_line(struct policy *p, char *buf, size_t n)
 		 (unsigned long long)entries, (unsigned long long)st->chunk_hits,
 		 (unsigned long long)st->chunk_misses, (unsigned long long)st->chunk_waits,
 		 (unsigned long long)st->readahead_issued,
-		 (unsigned long long)st->readahead_used);
+		 (unsigned long long)st->readahead_used, (unsigned long long)st->l1_hits,
+		 (unsigned long long)st->promotions, (unsigned long long)st->demotions,
+		 (unsigned long long)st->l1_evictions, (unsigned long long)l1u,
+		 (unsigned long long)l1e, (unsigned long long)st->revalidated_kept,
+		 (unsigned long long)st->revalidated_changed);
 }
 
 const struct policy_config *policy_config(const struct policy *p) { return &p->cfg; }
@@ -190,7 +243,15 @@ int policy_read(struct policy *p, const struct policy_object *o, struct policy_s
 
 	for (uint64_t i = first; i <= last; i++) {
 		struct chunk *c;
-		if ((ret = chunk_get(p, o, i, &c)) < 0) {
+		/* one access per chunk per pass of this reader, however many reads it takes */
+		bool count = true;
+		if (s) {
+			pthread_mutex_lock(&s->lock);
+			count = s->last_counted != i + 1;
+			s->last_counted = i + 1;
+			pthread_mutex_unlock(&s->lock);
+		}
+		if ((ret = chunk_get(p, o, i, count, &c)) < 0) {
 			policy_read_release(p, out);
 			return ret;
 		}

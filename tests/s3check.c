@@ -91,6 +91,11 @@ int main(int argc, char **argv)
 	g = (struct s3_get){ .key = "obj.bin", .if_none_match = o.etag };
 	CHECK(s3_get(c, &g) == 0 && g.not_modified && g.len == 0);
 	free(g.buf);
+	bool nm = false;
+	struct s3_object o2;
+	CHECK(s3_head_if(c, "obj.bin", o.etag, &o2, &nm) == 0 && nm);
+	CHECK(s3_head_if(c, "obj.bin", "\"not-the-etag\"", &o2, &nm) == 0 && !nm &&
+	      o2.size == OBJ_SIZE);
 	g = (struct s3_get){ .key = "obj.bin", .if_none_match = "\"not-the-etag\"" };
 	CHECK(s3_get(c, &g) == 0 && !g.not_modified && g.len == OBJ_SIZE);
 	free(g.buf);
@@ -137,7 +142,7 @@ int main(int argc, char **argv)
 	s3_client_free(wc);
 
 	const struct s3_stats *st = s3_client_stats(c);
-	CHECK(st->requests_head >= 2 && st->requests_get >= 8 && st->not_modified == 1);
+	CHECK(st->requests_head >= 4 && st->requests_get >= 8 && st->not_modified == 2);
 	s3_client_free(c);
 	return CHECK_SUMMARY();
 }

@@ -205,7 +205,8 @@ def test_capacity_keeps_hot_data(own_server, tmpdir_short):
     cap = 10 * mib
     opts = ["ttl=1h", f"l2_size={cap}", "mem_cache=4M", "readahead=0"]
     with mount_at(own_server, "cap", mnt, cache, opts) as m:
-        for i in range(4):   # hot.bin is read again and again, from L2 once out of memory
+        for i in range(4):   # hot.bin is read again and again (from the page cache: the
+                             # opens tell L2 it is in use)
             assert read_file(os.path.join(mnt, "hot.bin")) == hot
             read_file(os.path.join(mnt, f"filler{i}.bin"))
         assert read_file(os.path.join(mnt, "stream.bin")) == files["stream.bin"]

@@ -183,6 +183,41 @@ static void test_store(void)
 	free(dir);
 }
 
+/* TTL settings persist in the store and come back at the next start. */
+static void test_ttl_persist(void)
+{
+	char *dir = mkdtemp_dir();
+	struct ssd_store *s;
+	struct policy p;
+	uint64_t v;
+	CHECK(ssd_open(dir, CS, &s) == 0);
+	memset(&p, 0, sizeof(p));
+	p.cfg.ttl_s = 60;
+	p.cfg.root_key = "";
+	p.cfg.ssd = s;
+	CHECK(ttl_init(&p) == 0);
+	CHECK(policy_ttl_set(&p, "logs/", 7200) == 0);
+	CHECK(policy_ttl_set(&p, "logs/today.txt", 30) == 0);
+	CHECK(policy_ttl_set(&p, "gone", 1) == 0);
+	CHECK(policy_ttl_remove(&p, "gone") == 0);
+	ttl_destroy(&p);
+	ssd_close(s);
+	CHECK(ssd_open(dir, CS, &s) == 0);
+	memset(&p, 0, sizeof(p));
+	p.cfg.ttl_s = 60;
+	p.cfg.root_key = "";
+	p.cfg.ssd = s;
+	CHECK(ttl_init(&p) == 0);
+	CHECK(policy_ttl_get(&p, "logs/", &v) == 0 && v == 7200);
+	CHECK(policy_ttl_get(&p, "logs/today.txt", &v) == 0 && v == 30);
+	CHECK(policy_ttl_get(&p, "gone", &v) == -ENODATA);
+	CHECK(policy_ttl_effective(&p, "logs/old.txt", NULL, 0) == 7200);
+	ttl_destroy(&p);
+	ssd_close(s);
+	rm_rf(dir);
+	free(dir);
+}
+
 static int count_one(void *ctx, const struct ssd_entry *e)
 {
 	(*(uint64_t *)ctx)++;
@@ -230,6 +265,7 @@ int main(int argc, char **argv)
 	tfs_log_set_level(TFS_LOG_ERROR);
 	test_evict_order();
 	test_store();
+	test_ttl_persist();
 	test_startup(startup);
 	return CHECK_SUMMARY();
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "l1.h"
 #include "log.h"
 #include "policy_i.h"
 #include "s3.h"
@@ -186,6 +187,63 @@ static void test_error_xml(void)
 	CHECK(code[0] == 0 && msg[0] == 0);
 }
 
+/* TTL resolution and freshness, driven with explicit times (the clock is an argument). */
+static void test_ttl(void)
+{
+	struct policy p;
+	char from[256];
+	uint64_t v;
+	memset(&p, 0, sizeof(p));
+	p.cfg.ttl_s = 60;
+	p.cfg.root_key = "mnt/";
+	CHECK(ttl_init(&p) == 0);
+
+	CHECK(policy_ttl_effective(&p, "mnt/a/b/c.txt", from, sizeof(from)) == 60 && !from[0]);
+	CHECK(policy_ttl_set(&p, "mnt/a/", 300) == 0);
+	CHECK(policy_ttl_effective(&p, "mnt/a/b/c.txt", from, sizeof(from)) == 300);
+	CHECK(strcmp(from, "mnt/a/") == 0);
+	CHECK(policy_ttl_effective(&p, "mnt/a/", from, sizeof(from)) == 300); /* its own */
+	CHECK(policy_ttl_effective(&p, "mnt/ab.txt", NULL, 0) == 60); /* a sibling prefix: no */
+	CHECK(policy_ttl_set(&p, "mnt/a/b/c.txt", 5) == 0);            /* the nearest wins */
+	CHECK(policy_ttl_effective(&p, "mnt/a/b/c.txt", from, sizeof(from)) == 5);
+	CHECK(strcmp(from, "mnt/a/b/c.txt") == 0);
+	CHECK(policy_ttl_set(&p, "mnt/", TFS_TTL_NEVER) == 0);          /* the mount's root */
+	CHECK(policy_ttl_effective(&p, "mnt/z/y", NULL, 0) == TFS_TTL_NEVER);
+	CHECK(policy_ttl_set(&p, "", 1) == 0);                          /* above the root: ignored */
+	CHECK(policy_ttl_remove(&p, "mnt/") == 0);
+	CHECK(policy_ttl_effective(&p, "mnt/z/y", NULL, 0) == 60);
+	CHECK(policy_ttl_get(&p, "mnt/a/", &v) == 0 && v == 300);
+	CHECK(policy_ttl_get(&p, "mnt/a/b/", &v) == -ENODATA);
+	CHECK(policy_ttl_remove(&p, "mnt/a/b/") == -ENODATA);
+	CHECK(policy_ttl_remove(&p, "mnt/a/b/c.txt") == 0);
+	CHECK(policy_ttl_effective(&p, "mnt/a/b/c.txt", NULL, 0) == 300);
+
+	/* freshness at chosen times: learned at t=1000 ms, TTL 300 s from mnt/a/ */
+	CHECK(policy_fresh(&p, "mnt/a/x", 1000, 1000));
+	CHECK(policy_fresh(&p, "mnt/a/x", 1000, 1000 + 299999));
+	CHECK(!policy_fresh(&p, "mnt/a/x", 1000, 1000 + 300000));
+	CHECK(!policy_fresh(&p, "mnt/other", 1000, 1000 + 60000));  /* the mount's 60 s */
+	CHECK(!policy_fresh(&p, "mnt/a/x", 0, 1));                   /* never learned */
+	CHECK(policy_ttl_set(&p, "mnt/a/", 0) == 0);                 /* 0: always ask */
+	CHECK(!policy_fresh(&p, "mnt/a/x", 1000, 1000));
+	CHECK(policy_ttl_set(&p, "mnt/a/", TFS_TTL_NEVER) == 0);
+	CHECK(policy_fresh(&p, "mnt/a/x", 1000, UINT64_MAX / 2));
+	ttl_destroy(&p);
+}
+
+/* L1's rules at chosen times. */
+static void test_l1_rules(void)
+{
+	CHECK(!l1_should_promote(4, 5));
+	CHECK(l1_should_promote(5, 5));
+	CHECK(l1_should_promote(6, 5));
+	CHECK(!l1_should_promote(100, 0)); /* 0: never */
+	uint64_t hour = 3600 * 1000;
+	CHECK(!l1_should_demote(10 * hour, 10 * hour + hour - 1, hour));
+	CHECK(l1_should_demote(10 * hour, 11 * hour, hour));
+	CHECK(!l1_should_demote(10 * hour, 9 * hour, hour)); /* a clock going back demotes nothing */
+}
+
 int main(void)
 {
 	tfs_log_set_level(TFS_LOG_ERROR);
@@ -195,5 +253,7 @@ int main(void)
 	test_name_ok();
 	test_list_xml();
 	test_error_xml();
+	test_ttl();
+	test_l1_rules();
 	return CHECK_SUMMARY();
 }
