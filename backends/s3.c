@@ -209,6 +209,13 @@ void s3_client_free(struct s3_client *c)
 const struct s3_stats *s3_client_stats(const struct s3_client *c) { return &c->stats; }
 const char *s3_client_bucket(const struct s3_client *c) { return c->cfg.bucket; }
 
+void s3_client_reset_stats(struct s3_client *c)
+{
+	_Atomic uint64_t *f = (_Atomic uint64_t *)&c->stats;
+	for (size_t i = 0; i < sizeof(c->stats) / sizeof(uint64_t); i++)
+		atomic_store_explicit(&f[i], 0, memory_order_relaxed);
+}
+
 static CURL *pool_get(struct s3_client *c)
 {
 	CURL *h = NULL;

@@ -68,6 +68,7 @@ struct s3_client;
 struct s3_client *s3_client_new(const struct s3_config *cfg, int *err);
 void s3_client_free(struct s3_client *c);
 const struct s3_stats *s3_client_stats(const struct s3_client *c);
+void s3_client_reset_stats(struct s3_client *c);
 const char *s3_client_bucket(const struct s3_client *c);
 
 int s3_head(struct s3_client *c, const char *key, struct s3_object *out);

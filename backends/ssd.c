@@ -488,6 +488,13 @@ void ssd_close(struct ssd_store *s)
 }
 
 const struct ssd_stats *ssd_stats(const struct ssd_store *s) { return &s->stats; }
+
+void ssd_reset_stats(struct ssd_store *s)
+{
+	s->stats.checksum_failures = 0;
+	s->stats.write_errors = 0;
+	s->stats.orphans_reclaimed = 0;
+}
 const char *ssd_dir(const struct ssd_store *s) { return s->dir; }
 
 uint64_t ssd_disk_bytes(struct ssd_store *s)
@@ -746,6 +753,97 @@ int ssd_remove_other_versions(struct ssd_store *s, const char *key, const char *
 			cb(ctx, &x.entries[i]);
 	free(x.entries);
 	return ret;
+}
+
+struct match_ctx {
+	bool (*match)(void *ctx, const char *key);
+	void *ctx;
+	struct ssd_entry *entries;
+	size_t n, cap;
+};
+
+static int match_one(void *arg, const unsigned char *k, const char *v, size_t vl)
+{
+	struct match_ctx *m = arg;
+	struct value val;
+	if (decode_value((const unsigned char *)v, vl, &val) < 0)
+		return 0;
+	char *key = strndup(val.key, val.keylen);
+	if (!key)
+		return -ENOMEM;
+	bool yes = m->match(m->ctx, key);
+	free(key);
+	if (!yes)
+		return 0;
+	if (m->n == m->cap) {
+		size_t nc = m->cap ? m->cap * 2 : 64;
+		struct ssd_entry *ne = realloc(m->entries, nc * sizeof(*ne));
+		if (!ne)
+			return -ENOMEM;
+		m->entries = ne;
+		m->cap = nc;
+	}
+	fill_entry(&m->entries[m->n++], k, &val);
+	return 0;
+}
+
+struct meta_match {
+	bool (*match)(void *ctx, const char *key);
+	void *ctx;
+	char **names;
+	size_t n, cap;
+};
+
+static int meta_match_one(void *arg, const char *name, const void *val, size_t len)
+{
+	struct meta_match *m = arg;
+	if (!m->match(m->ctx, name))
+		return 0;
+	if (m->n == m->cap) {
+		size_t nc = m->cap ? m->cap * 2 : 64;
+		char **nn = realloc(m->names, nc * sizeof(*nn));
+		if (!nn)
+			return -ENOMEM;
+		m->names = nn;
+		m->cap = nc;
+	}
+	if (!(m->names[m->n] = strdup(name)))
+		return -ENOMEM;
+	m->n++;
+	(void)val;
+	(void)len;
+	return 0;
+}
+
+long ssd_remove_matching(struct ssd_store *s, bool (*match)(void *ctx, const char *key),
+			 void *ctx, const char *nss, void (*cb)(void *cb_ctx, const struct ssd_entry *e),
+			 void *cb_ctx)
+{
+	struct match_ctx m = { .match = match, .ctx = ctx };
+	int ret = iterate(s, (const unsigned char *)"c", 1, match_one, &m);
+	long n = 0;
+	for (size_t i = 0; i < m.n; i++)
+		if (ssd_remove(s, m.entries[i].ikey) == 0) {
+			n++;
+			if (cb)
+				cb(cb_ctx, &m.entries[i]);
+		}
+	free(m.entries);
+	for (const char *ns = nss; ns && *ns; ns++)
+		ssd_meta_remove_matching(s, *ns, match, ctx);
+	return ret < 0 ? ret : n;
+}
+
+void ssd_meta_remove_matching(struct ssd_store *s, char ns,
+			      bool (*match)(void *ctx, const char *name), void *ctx)
+{
+	struct meta_match mm = { .match = match, .ctx = ctx };
+	ssd_meta_foreach(s, ns, meta_match_one, &mm); /* collect first: no writes under it */
+	for (size_t i = 0; i < mm.n; i++) {
+		ssd_meta_delete(s, ns, mm.names[i]);
+		free(mm.names[i]);
+	}
+	free(mm.names);
 }
 
 long ssd_reclaim_orphans(struct ssd_store *s, const _Atomic bool *stop)

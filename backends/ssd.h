@@ -61,6 +61,7 @@ struct ssd_stats {
 int ssd_open(const char *dir, uint64_t chunk_size, struct ssd_store **out);
 void ssd_close(struct ssd_store *s);
 const struct ssd_stats *ssd_stats(const struct ssd_store *s);
+void ssd_reset_stats(struct ssd_store *s);
 const char *ssd_dir(const struct ssd_store *s);
 
 /* Reads the payload of id into buf (cap bytes).  -ENOENT when absent; a chunk that fails
@@ -84,6 +85,15 @@ int ssd_foreach(struct ssd_store *s, int (*cb)(void *ctx, const struct ssd_entry
 /* Removes every chunk of key whose ETag is not keep_etag; cb (may be NULL) sees each one. */
 int ssd_remove_other_versions(struct ssd_store *s, const char *key, const char *keep_etag,
 			      void (*cb)(void *ctx, const struct ssd_entry *e), void *ctx);
+/* Removes every chunk whose object key match() accepts (a scan of the index: keys are stored
+ * as digests), and every metadata record of namespaces nss whose name it accepts; cb (may be
+ * NULL) sees each chunk removed.  Returns the number of chunks removed or -errno. */
+long ssd_remove_matching(struct ssd_store *s, bool (*match)(void *ctx, const char *key),
+			 void *ctx, const char *nss, void (*cb)(void *cb_ctx, const struct ssd_entry *e),
+			 void *cb_ctx);
+/* Deletes the records of namespace ns whose name match() accepts. */
+void ssd_meta_remove_matching(struct ssd_store *s, char ns,
+			      bool (*match)(void *ctx, const char *name), void *ctx);
 /* Punches the holes of slots that hold data but are free (left by a crash); stops early when
  * *stop becomes true.  Returns the number of slots reclaimed or -errno. */
 long ssd_reclaim_orphans(struct ssd_store *s, const _Atomic bool *stop);

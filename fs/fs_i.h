@@ -76,6 +76,10 @@ void itable_forget(struct tfs_itable *t, fuse_ino_t ino, uint64_t n);
 void itable_get_attr(struct tfs_itable *t, struct tfs_inode *i, struct tfs_attr *a, uint64_t *ms);
 void itable_set_attr(struct tfs_itable *t, struct tfs_inode *i, const struct tfs_attr *a);
 void itable_expire_attr(struct tfs_itable *t, struct tfs_inode *i);
+/* Expires the attributes (and the page-cache version) of every inode whose key match() accepts
+ * (every inode when match is NULL); stores up to max of their numbers in out, returns how many. */
+size_t itable_expire_matching(struct tfs_itable *t, bool (*match)(void *ctx, const char *key),
+			      void *ctx, fuse_ino_t *out, size_t max);
 
 /* ---- ops.c ---- */
 
@@ -95,7 +99,7 @@ struct tfs_notifier {
  * with an asynchronous RELEASE) are freed at shutdown. */
 struct tfs_handle {
 	struct tfs_handle *prev, *next;
-	bool is_dir;
+	void (*free_fn)(struct tfs_handle *h);
 };
 
 struct tfs_fs {
@@ -108,12 +112,15 @@ struct tfs_fs {
 	struct tfs_itable itab;
 	uid_t uid;
 	gid_t gid;
+	bool warned_ctl_name;       /* racy by design: at worst a second warning */
 	time_t mount_time;
 };
 
 extern const struct fuse_lowlevel_ops tfs_ops;
 
 void handles_init(struct tfs_fs *fs);
+void handle_add(struct tfs_fs *fs, struct tfs_handle *h, void (*free_fn)(struct tfs_handle *));
+void handle_del(struct tfs_fs *fs, struct tfs_handle *h);
 /* Frees every handle still open (after the session ended). */
 void handles_free_all(struct tfs_fs *fs);
 
@@ -121,6 +128,22 @@ int notifier_start(struct tfs_notifier *n, struct fuse_session *se);
 void notifier_stop(struct tfs_notifier *n);
 /* Queues "drop the kernel's cached pages and attributes of ino". */
 void notify_inval(struct tfs_fs *fs, fuse_ino_t ino);
+
+/* ---- ctl.c: MOUNT/.tierfs ---- */
+
+#define CTL_DIR_NAME ".tierfs"
+bool ctl_is_ino(fuse_ino_t ino);
+/* Handles a lookup of .tierfs in the root or of a name in .tierfs; false when not ours. */
+bool ctl_lookup(fuse_req_t req, struct tfs_fs *fs, fuse_ino_t parent, const char *name);
+void ctl_getattr(fuse_req_t req, struct tfs_fs *fs, fuse_ino_t ino);
+void ctl_setattr(fuse_req_t req, struct tfs_fs *fs, fuse_ino_t ino, int to_set);
+void ctl_readdir(fuse_req_t req, struct tfs_fs *fs, size_t size, off_t off, bool plus);
+void ctl_open(fuse_req_t req, struct tfs_fs *fs, fuse_ino_t ino, struct fuse_file_info *fi);
+void ctl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void ctl_write(fuse_req_t req, struct tfs_fs *fs, const char *data, size_t size,
+	       struct fuse_file_info *fi);
+void ctl_flush(fuse_req_t req, struct tfs_fs *fs, struct fuse_file_info *fi);
+void ctl_release(fuse_req_t req, struct tfs_fs *fs, struct fuse_file_info *fi);
 
 /* ---- xattr.c: extended attributes, and EROFS for every change ---- */
 
@@ -141,8 +164,6 @@ void tfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 void tfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
 void tfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		struct fuse_file_info *fi);
-void tfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-	       struct fuse_file_info *fi);
 void tfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
 		   struct fuse_file_info *fi);
 

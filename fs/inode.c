@@ -208,6 +208,24 @@ void itable_set_attr(struct tfs_itable *t, struct tfs_inode *i, const struct tfs
 	pthread_mutex_unlock(&t->lock);
 }
 
+size_t itable_expire_matching(struct tfs_itable *t, bool (*match)(void *ctx, const char *key),
+			      void *ctx, fuse_ino_t *out, size_t max)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&t->lock);
+	for (size_t b = 0; b < t->nbuckets; b++)
+		for (struct tfs_inode *i = t->by_ino[b]; i; i = i->ino_next) {
+			if (i->ino == FUSE_ROOT_ID || (match && !match(ctx, i->key)))
+				continue;
+			i->attr_ms = 0;
+			i->cache_etag[0] = '\0';
+			if (n < max)
+				out[n++] = i->ino;
+		}
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
 void itable_expire_attr(struct tfs_itable *t, struct tfs_inode *i)
 {
 	pthread_mutex_lock(&t->lock);

@@ -34,9 +34,9 @@ void handles_init(struct tfs_fs *fs)
 	fs->handles.prev = fs->handles.next = &fs->handles;
 }
 
-static void handle_add(struct tfs_fs *fs, struct tfs_handle *h, bool is_dir)
+void handle_add(struct tfs_fs *fs, struct tfs_handle *h, void (*free_fn)(struct tfs_handle *))
 {
-	h->is_dir = is_dir;
+	h->free_fn = free_fn;
 	pthread_mutex_lock(&fs->handles_lock);
 	h->next = fs->handles.next;
 	h->prev = &fs->handles;
@@ -45,7 +45,7 @@ static void handle_add(struct tfs_fs *fs, struct tfs_handle *h, bool is_dir)
 	pthread_mutex_unlock(&fs->handles_lock);
 }
 
-static void handle_del(struct tfs_fs *fs, struct tfs_handle *h)
+void handle_del(struct tfs_fs *fs, struct tfs_handle *h)
 {
 	pthread_mutex_lock(&fs->handles_lock);
 	h->prev->next = h->next;
@@ -53,15 +53,17 @@ static void handle_del(struct tfs_fs *fs, struct tfs_handle *h)
 	pthread_mutex_unlock(&fs->handles_lock);
 }
 
-static void file_free(struct tfs_file *f)
+static void file_free(struct tfs_handle *h)
 {
+	struct tfs_file *f = (struct tfs_file *)h;
 	policy_stream_destroy(&f->stream);
 	free(f->key);
 	free(f);
 }
 
-static void dir_free(struct dir_handle *d)
+static void dir_free(struct tfs_handle *h)
 {
+	struct dir_handle *d = (struct dir_handle *)h;
 	policy_listing_put(d->listing);
 	free(d);
 }
@@ -72,10 +74,7 @@ void handles_free_all(struct tfs_fs *fs)
 	while (fs->handles.next != &fs->handles) {
 		struct tfs_handle *h = fs->handles.next;
 		handle_del(fs, h);
-		if (h->is_dir)
-			dir_free((struct dir_handle *)h);
-		else
-			file_free((struct tfs_file *)h);
+		h->free_fn(h);
 		n++;
 	}
 	if (n)
@@ -220,6 +219,8 @@ static void tfs_init(void *userdata, struct fuse_conn_info *conn)
 static void tfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct tfs_fs *fs = fs_of(req);
+	if (ctl_lookup(req, fs, parent, name))
+		return;
 	struct tfs_inode *dir = itable_get(&fs->itab, parent);
 	struct tfs_attr a;
 	if (!dir || !dir->is_dir) {
@@ -249,7 +250,8 @@ static void tfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void tfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	itable_forget(&fs_of(req)->itab, ino, nlookup);
+	if (!ctl_is_ino(ino))
+		itable_forget(&fs_of(req)->itab, ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -257,7 +259,8 @@ static void tfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_da
 {
 	struct tfs_fs *fs = fs_of(req);
 	for (size_t n = 0; n < count; n++)
-		itable_forget(&fs->itab, forgets[n].ino, forgets[n].nlookup);
+		if (!ctl_is_ino(forgets[n].ino))
+			itable_forget(&fs->itab, forgets[n].ino, forgets[n].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -285,6 +288,10 @@ static int current_attr(struct tfs_fs *fs, struct tfs_inode *i, struct tfs_attr 
 static void tfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct tfs_fs *fs = fs_of(req);
+	if (ctl_is_ino(ino)) {
+		ctl_getattr(req, fs, ino);
+		return;
+	}
 	struct tfs_inode *i = itable_get(&fs->itab, ino);
 	struct tfs_attr a;
 	struct stat st;
@@ -305,6 +312,10 @@ static void tfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 static void tfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct tfs_fs *fs = fs_of(req);
+	if (ctl_is_ino(ino)) {
+		ctl_open(req, fs, ino, fi);
+		return;
+	}
 	struct tfs_inode *i = itable_get(&fs->itab, ino);
 	struct tfs_attr a;
 	if (!i) {
@@ -340,10 +351,10 @@ static void tfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fi->keep_cache)
 		policy_note_open(fs->pol, h->key, h->etag, h->size);
 	fi->direct_io = fs->opts->direct_io;
-	handle_add(fs, &h->h, false);
+	handle_add(fs, &h->h, file_free);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		handle_del(fs, &h->h);
-		file_free(h);
+		file_free(&h->h);
 	}
 }
 
@@ -351,6 +362,10 @@ static void tfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	struct tfs_fs *fs = fs_of(req);
+	if (ctl_is_ino(ino)) {
+		ctl_read(req, ino, size, off, fi);
+		return;
+	}
 	struct tfs_file *h = (struct tfs_file *)(uintptr_t)fi->fh;
 	struct policy_object o = { .key = h->key, .etag = h->etag, .size = h->size };
 	struct policy_read r;
@@ -376,11 +391,42 @@ static void tfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	policy_read_release(fs->pol, &r);
 }
 
+static void tfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		      struct fuse_file_info *fi)
+{
+	if (ctl_is_ino(ino))
+		ctl_write(req, fs_of(req), buf, size, fi);
+	else
+		fuse_reply_err(req, EROFS);
+	(void)off;
+}
+
+static void tfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (ctl_is_ino(ino))
+		ctl_flush(req, fs_of(req), fi);
+	else
+		fuse_reply_err(req, 0);
+}
+
+static void tfs_setattr_ops(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+			    struct fuse_file_info *fi)
+{
+	if (ctl_is_ino(ino))
+		ctl_setattr(req, fs_of(req), ino, to_set);
+	else
+		tfs_setattr(req, ino, attr, to_set, fi);
+}
+
 static void tfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (ctl_is_ino(ino)) {
+		ctl_release(req, fs_of(req), fi);
+		return;
+	}
 	struct tfs_file *h = (struct tfs_file *)(uintptr_t)fi->fh;
 	handle_del(fs_of(req), &h->h);
-	file_free(h);
+	file_free(&h->h);
 	fuse_reply_err(req, 0);
 	(void)ino;
 }
@@ -388,6 +434,11 @@ static void tfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 static void tfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct tfs_fs *fs = fs_of(req);
+	if (ctl_is_ino(ino)) {
+		fi->fh = 0;
+		fuse_reply_open(req, fi);
+		return;
+	}
 	struct tfs_inode *i = itable_get(&fs->itab, ino);
 	if (!i || !i->is_dir) {
 		fuse_reply_err(req, i ? ENOTDIR : ENOENT);
@@ -406,10 +457,10 @@ static void tfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	}
 	fi->fh = (uint64_t)(uintptr_t)d;
 	fi->cache_readdir = 0;
-	handle_add(fs, &d->h, true);
+	handle_add(fs, &d->h, dir_free);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		handle_del(fs, &d->h);
-		dir_free(d);
+		dir_free(&d->h);
 	}
 }
 
@@ -417,29 +468,45 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
 	struct tfs_fs *fs = fs_of(req);
+	if (ctl_is_ino(ino)) {
+		ctl_readdir(req, fs, size, off, plus);
+		return;
+	}
 	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
 	struct tfs_inode *dir = itable_get(&fs->itab, ino);
 	struct tfs_listing *l = d->listing;
 	char *buf = malloc(size);
 	size_t pos = 0;
+	/* .tierfs is reachable by name but not listed, so that cp -r, find, du and rsync of a
+	 * mount see exactly the bucket (an S3 prefix of that name is hidden, see below) */
+	off_t extra = 0;
+	bool root = ino == FUSE_ROOT_ID;
 	if (!buf || !dir) {
 		free(buf);
 		fuse_reply_err(req, buf ? ENOENT : ENOMEM);
 		return;
 	}
-	/* Offset k: 0 is ".", 1 "..", entry i is at i + 2; each cookie is the offset of the next. */
-	for (off_t k = off; k < (off_t)l->n + 2; k++) {
+	/* Offset k: 0 is ".", 1 "..", entry i at i + 2; each cookie is the offset of the next. */
+	for (off_t k = off; k < (off_t)l->n + 2 + extra; k++) {
 		struct stat st = { 0 };
 		struct fuse_entry_param e = { 0 };
 		const char *name;
 		const struct tfs_attr *a = NULL;
+		if (k >= 2 && root && strcmp(l->ents[k - 2].name, CTL_DIR_NAME) == 0) {
+			if (!fs->warned_ctl_name) {
+				fs->warned_ctl_name = true;
+				tfs_warn("hiding the S3 prefix '%s%s/': the name is reserved for the "
+					 "control directory", dir->key, CTL_DIR_NAME);
+			}
+			continue;
+		}
 		if (k < 2) {
 			name = k == 0 ? "." : "..";
 			st.st_mode = S_IFDIR;
 			st.st_ino = k == 0 ? ino : dir->parent ? dir->parent : FUSE_ROOT_ID;
 		} else {
-			name = l->ents[k - 2].name;
-			a = &l->ents[k - 2].attr;
+			name = l->ents[k - 2 - extra].name;
+			a = &l->ents[k - 2 - extra].attr;
 			st.st_mode = a->is_dir ? S_IFDIR : S_IFREG;
 		}
 		size_t need = plus ? fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0)
@@ -483,9 +550,13 @@ static void tfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
 
 static void tfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (ctl_is_ino(ino)) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
 	handle_del(fs_of(req), &d->h);
-	dir_free(d);
+	dir_free(&d->h);
 	fuse_reply_err(req, 0);
 	(void)ino;
 }
@@ -521,7 +592,8 @@ const struct fuse_lowlevel_ops tfs_ops = {
 	.listxattr = tfs_listxattr,
 	.setxattr = tfs_setxattr,
 	.removexattr = tfs_removexattr,
-	.setattr = tfs_setattr,
+	.setattr = tfs_setattr_ops,
+	.flush = tfs_flush,
 	.mknod = tfs_mknod,
 	.mkdir = tfs_mkdir,
 	.unlink = tfs_unlink,

@@ -66,6 +66,10 @@ static bool is_owner(fuse_req_t req, const struct tfs_fs *fs)
 
 void tfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	if (ctl_is_ino(ino)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
 	struct tfs_fs *fs = fs_of(req);
 	struct tfs_inode *i = itable_get(&fs->itab, ino);
 	char v[4400], from[4096], path[4200];
@@ -125,6 +129,13 @@ void tfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 
 void tfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+	if (ctl_is_ino(ino)) {
+		if (size == 0)
+			fuse_reply_xattr(req, 0);
+		else
+			fuse_reply_buf(req, NULL, 0); /* an empty list, not a size */
+		return;
+	}
 	struct tfs_fs *fs = fs_of(req);
 	struct tfs_inode *i = itable_get(&fs->itab, ino);
 	char buf[256];
@@ -161,6 +172,10 @@ static bool is_readonly_name(const char *name)
 void tfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 		  size_t size, int flags)
 {
+	if (ctl_is_ino(ino)) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
 	struct tfs_fs *fs = fs_of(req);
 	struct tfs_inode *i = itable_get(&fs->itab, ino);
 	char v[TTL_VALUE_MAX + 1];
@@ -216,6 +231,10 @@ void tfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *
 
 void tfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+	if (ctl_is_ino(ino)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
 	struct tfs_fs *fs = fs_of(req);
 	struct tfs_inode *i = itable_get(&fs->itab, ino);
 	if (!i) {
@@ -269,11 +288,6 @@ void tfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *
 }
 void tfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		struct fuse_file_info *fi)
-{
-	erofs(req);
-}
-void tfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-	       struct fuse_file_info *fi)
 {
 	erofs(req);
 }

@@ -260,9 +260,10 @@ static struct chunk *access_locked(struct policy *p, struct chunk *c, bool count
 		if (p->l2) /* a no-op until the chunk is in L2 */
 			l2_note_access(p->l2, c->key, c->etag, c->idx);
 	}
+	if (count)
+		atomic_fetch_add_explicit(c->in_l1 ? &p->stats.l1_hits : &p->stats.l1_misses, 1,
+					  memory_order_relaxed);
 	if (c->in_l1) {
-		if (count)
-			atomic_fetch_add_explicit(&p->stats.l1_hits, 1, memory_order_relaxed);
 		l1_front(p, c);
 	} else if (count && c->linked && p->cfg.l1_size &&
 		   l1_should_promote(c->accesses, p->cfg.promote_after)) {
@@ -322,6 +323,28 @@ static void *demote_thread(void *arg)
 	}
 	pthread_mutex_unlock(&p->chunk_lock);
 	return NULL;
+}
+
+uint64_t chunks_drop_matching(struct policy *p, bool (*match)(void *ctx, const char *key),
+			      void *ctx)
+{
+	struct chunk *victims = NULL;
+	uint64_t n = 0;
+	pthread_mutex_lock(&p->chunk_lock);
+	for (size_t b = 0; b < p->chunk_buckets; b++)
+		for (struct chunk *c = p->chunk_tab[b], *next; c; c = next) {
+			next = c->hnext;
+			if (c->state != CH_READY || !match(ctx, c->key))
+				continue;
+			n++;
+			if (unlink_locked(p, c)) { /* in use: freed by its last reader */
+				c->qnext = victims;
+				victims = c;
+			}
+		}
+	pthread_mutex_unlock(&p->chunk_lock);
+	free_list(p, victims);
+	return n;
 }
 
 void policy_object_changed(struct policy *p, const char *key, const char *etag)
@@ -486,10 +509,12 @@ static void fetch_run(struct policy *p, struct chunk **run, int n, bool drop_ref
 	for (int i = 0; i < n; i++) {
 		bufs[i] = buf_get(p, run[i]->len);
 		size_t got = 0;
-		uint64_t acc = 0;
+		uint64_t acc = 0, t0 = tfs_now_ns();
 		hit[i] = bufs[i] && p->l2 &&
 			 l2_read(p->l2, run[i]->key, run[i]->etag, run[i]->idx, bufs[i],
 				 run[i]->len, &got, &acc) == 0 && got == run[i]->len;
+		if (hit[i])
+			policy_lat_record(p, TIER_L2, (tfs_now_ns() - t0) / 1000);
 		if (hit[i]) {
 			run[i]->accesses = acc; /* what L2 has counted of it, across mounts */
 			run[i]->data = bufs[i]; /* published by the state change in finish() */
@@ -506,7 +531,10 @@ static void fetch_run(struct policy *p, struct chunk **run, int n, bool drop_ref
 		bool nomem = false;
 		while (b < n && !hit[b])
 			nomem |= !bufs[b++];
+		uint64_t t0 = tfs_now_ns();
 		int ret = nomem ? -ENOMEM : fetch_s3(p, run + a, bufs + a, b - a);
+		if (ret == 0)
+			policy_lat_record(p, TIER_S3, (tfs_now_ns() - t0) / 1000);
 		for (int i = a; i < b; i++) {
 			if (ret == 0) {
 				run[i]->data = bufs[i];
@@ -549,15 +577,18 @@ static void dequeue_locked(struct policy *p, struct chunk *c)
 int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, bool count,
 	      struct chunk **out)
 {
-	uint64_t h = chunk_hash(o->key, o->etag, idx);
+	uint64_t h = chunk_hash(o->key, o->etag, idx), t0 = tfs_now_ns();
 	struct chunk *victims = NULL;
 	int ret = 0;
+	bool served_from_memory = false;
 
 	pthread_mutex_lock(&p->chunk_lock);
 	struct chunk *c = find_locked(p, o->key, o->etag, idx, h);
 	bool mine = false;
 	if (c) {
 		c->refs++;
+		if (c->state == CH_LOADING) /* not ready: a miss, though one on its way */
+			atomic_fetch_add_explicit(&p->stats.chunk_misses, 1, memory_order_relaxed);
 		if (c->state == CH_LOADING && c->queued) {
 			/* Queued for readahead but not started: the reader fetches it now. */
 			dequeue_locked(p, c);
@@ -568,6 +599,7 @@ int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, boo
 				pthread_cond_wait(&p->chunk_done, &p->chunk_lock);
 		} else {
 			atomic_fetch_add_explicit(&p->stats.chunk_hits, 1, memory_order_relaxed);
+			served_from_memory = true;
 		}
 		if (c->prefetched && !c->used) {
 			c->used = true;
@@ -594,8 +626,11 @@ int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, boo
 
 	pthread_mutex_lock(&p->chunk_lock);
 	if (c->state == CH_READY) {
+		bool l1 = c->in_l1;
 		victims = access_locked(p, c, count);
 		*out = c;
+		if (served_from_memory && count)
+			policy_lat_record(p, l1 ? TIER_L1 : TIER_MEM, (tfs_now_ns() - t0) / 1000);
 	} else {
 		ret = c->err ? c->err : -EIO;
 		victims = put_locked(c);

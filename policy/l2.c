@@ -123,6 +123,8 @@ static int load_one(void *arg, const struct ssd_entry *e)
 	return 0;
 }
 
+struct ssd_store *l2_store(struct l2 *l) { return l->ssd; }
+
 void l2_usage(struct l2 *l, uint64_t *used, uint64_t *entries)
 {
 	pthread_mutex_lock(&l->lock);
@@ -435,7 +437,7 @@ void l2_flush(struct l2 *l)
 	pthread_mutex_unlock(&l->lock);
 }
 
-static void forget_version(void *arg, const struct ssd_entry *e)
+void l2_forget(void *arg, const struct ssd_entry *e)
 {
 	struct l2 *l = arg;
 	pthread_mutex_lock(&l->lock);
@@ -456,7 +458,7 @@ void l2_open_version(struct l2 *l, const char *key, const char *etag)
 		char kbuf[200];
 		tfs_debug("cache: '%s' has a new ETag: dropping the chunks of other versions",
 			  tfs_printable(key, kbuf, sizeof(kbuf)));
-		ssd_remove_other_versions(l->ssd, key, etag, forget_version, l);
+		ssd_remove_other_versions(l->ssd, key, etag, l2_forget, l);
 	}
 	ssd_meta_put(l->ssd, 'o', key, etag, strlen(etag));
 }

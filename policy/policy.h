@@ -57,11 +57,24 @@ struct policy_config {
 	uint64_t l2_min_free_bytes;/* ... or bytes, whichever is more */
 };
 
+/* Latency histograms: fixed buckets, upper bounds in microseconds; the last is +Inf. */
+#define POLICY_LAT_BUCKETS 16
+extern const uint64_t policy_lat_bounds_us[POLICY_LAT_BUCKETS - 1];
+enum policy_tier { TIER_L1, TIER_MEM, TIER_L2, TIER_S3, POLICY_NTIERS };
+
+struct policy_lat {
+	_Atomic uint64_t bucket[POLICY_LAT_BUCKETS];
+	_Atomic uint64_t count, sum_us;
+};
+
 struct policy_stats {
 	_Atomic uint64_t chunk_hits, chunk_misses, chunk_waits, readahead_issued, readahead_used;
 	_Atomic uint64_t listings, lookups_direct, stale_reads;
 	_Atomic uint64_t l2_hits, l2_misses, l2_writes, l2_write_dropped, l2_evictions;
-	_Atomic uint64_t l1_hits, promotions, demotions, l1_evictions;
+	_Atomic uint64_t l1_hits, l1_misses, promotions, demotions, l1_evictions;
+	_Atomic uint64_t warm_files_total, warm_files_done, warm_bytes, warm_errors;
+	_Atomic uint64_t warm_running;
+	struct policy_lat lat[POLICY_NTIERS];  /* time to serve a chunk, by the tier serving it */
 	_Atomic uint64_t revalidated_kept, revalidated_changed;
 };
 
@@ -122,6 +135,47 @@ void policy_revalidation_kept(struct policy *p);
 /* The object key has a new version etag (however it was noticed: a revalidation, a listing):
  * drop every other version's chunks, from memory and from L2, and count a change. */
 void policy_object_changed(struct policy *p, const char *key, const char *etag);
+
+/* Everything the statistics files show, taken at one moment. */
+struct policy_snapshot {
+	struct policy_stats st;          /* a copy (atomics read one by one) */
+	uint64_t s3_get, s3_head, s3_list, s3_bytes, s3_get_bytes, s3_errors, s3_retries,
+		 s3_not_modified;
+	uint64_t checksum_failures, orphans_reclaimed;
+	uint64_t l1_used, l1_entries, l1_capacity;
+	uint64_t mem_used, mem_capacity;
+	uint64_t l2_used, l2_entries, l2_capacity;
+	uint64_t uptime_ms;
+	bool has_l2;
+};
+void policy_snapshot(struct policy *p, struct policy_snapshot *out);
+/* Latency quantile q (0..1) of a histogram, in ms, interpolated within its bucket. */
+double policy_lat_quantile(const struct policy_lat *h, double q);
+/* Zeroes every counter (not the gauges: bytes and entries held). */
+void policy_reset_stats(struct policy *p);
+
+/* ---- administration (admin.c): what the control file asks for ---- */
+
+/* What an invalidation names: a path relative to the mount's root (a file, or a directory and
+ * everything below it; "" is everything), or a shell-style glob (*, ?, [...]) matched against
+ * relative keys, a match on a directory covering everything below it. */
+struct policy_match {
+	char *root;
+	char *path;   /* path mode: relative, no leading or trailing '/' */
+	char *glob;   /* glob mode */
+};
+int policy_match_init(struct policy *p, const char *spec, struct policy_match *m);
+void policy_match_free(struct policy_match *m);
+bool policy_match_key(const struct policy_match *m, const char *key);
+
+/* Drops everything cached of what m names: chunks in memory and L2, persisted attributes, and
+ * every listing (a listing names versions).  Returns the chunks dropped. */
+uint64_t policy_invalidate(struct policy *p, const struct policy_match *m);
+/* Drops everything cached: L1, memory, L2, listings, attributes. */
+uint64_t policy_purge(struct policy *p);
+/* Queues fetching key (a file) or everything below it (a directory prefix) into L2, in the
+ * background; progress in the warm_* statistics. */
+int policy_warm(struct policy *p, const char *key, bool is_dir);
 
 /* L2 occupancy (0 when there is no L2) and a one-line summary of the statistics for the log. */
 void policy_l2_usage(struct policy *p, uint64_t *used, uint64_t *entries);

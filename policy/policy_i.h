@@ -16,11 +16,20 @@ struct dir_entry;       /* meta.c */
 struct chunk;           /* chunks.c */
 struct l2;              /* l2.c */
 struct ttl_setting;     /* ttl.c */
+struct warm_req;        /* admin.c */
 
 struct policy {
 	struct policy_config cfg;       /* immutable */
 	struct s3_client *s3;           /* not owned */
 	struct l2 *l2;                  /* NULL when there is no L2 */
+	uint64_t started_ms;            /* monotonic, for uptime */
+
+	/* warm (admin.c): a queue of paths to fetch into L2, served by one thread */
+	pthread_mutex_t warm_lock;      /* guards warm_head, warm_tail, warm_stop */
+	pthread_cond_t warm_cond;
+	struct warm_req *warm_head, *warm_tail;
+	bool warm_stop, warm_started;
+	pthread_t warm_thread;
 	struct policy_stats stats;
 
 	/* metadata: cached directory listings, LRU */
@@ -57,6 +66,12 @@ struct policy {
 	unsigned nbufs;
 };
 
+void policy_lat_record(struct policy *p, enum policy_tier t, uint64_t us);
+
+int admin_init(struct policy *p);
+/* Stops the warm thread (queued work is dropped). */
+void admin_stop(struct policy *p);
+
 int ttl_init(struct policy *p);
 void ttl_destroy(struct policy *p);
 
@@ -77,6 +92,9 @@ void chunks_destroy(struct policy *p);
  * access (counted toward promotion). */
 int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, bool count,
 	      struct chunk **out);
+/* Drops from memory every chunk whose key match() accepts; returns how many. */
+uint64_t chunks_drop_matching(struct policy *p, bool (*match)(void *ctx, const char *key),
+			      void *ctx);
 /* Whether the chunk is in memory, and in L1. */
 bool chunk_in_l1(struct policy *p, const char *key, const char *etag, uint64_t idx, size_t *len);
 /* Queues a background fetch of the chunk unless it is present or the budget is spent. */
@@ -115,6 +133,9 @@ void l2_usage(struct l2 *l, uint64_t *used, uint64_t *entries);
 void l2_note_access(struct l2 *l, const char *key, const char *etag, uint64_t idx);
 /* The payload bytes of the chunk in L2, or 0 when absent. */
 uint64_t l2_chunk_bytes(struct l2 *l, const char *key, const char *etag, uint64_t idx);
+/* Forgets a chunk the store removed (a callback for ssd_remove_*; arg is the l2). */
+void l2_forget(void *arg, const struct ssd_entry *e);
+struct ssd_store *l2_store(struct l2 *l);
 /* Records that key now has etag; the chunks of any other version are dropped. */
 void l2_open_version(struct l2 *l, const char *key, const char *etag);
 

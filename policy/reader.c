@@ -8,6 +8,7 @@
  * window, so a random reader pays for no readahead.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,87 @@
 #include "log.h"
 #include "policy_i.h"
 #include "util.h"
+
+const uint64_t policy_lat_bounds_us[POLICY_LAT_BUCKETS - 1] = {
+	25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,
+	10000000,
+};
+
+void policy_lat_record(struct policy *p, enum policy_tier t, uint64_t us)
+{
+	struct policy_lat *h = &p->stats.lat[t];
+	int b = 0;
+	while (b < POLICY_LAT_BUCKETS - 1 && us > policy_lat_bounds_us[b])
+		b++;
+	atomic_fetch_add_explicit(&h->bucket[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->sum_us, us, memory_order_relaxed);
+}
+
+double policy_lat_quantile(const struct policy_lat *h, double q)
+{
+	uint64_t n = h->count, seen = 0;
+	if (!n)
+		return 0;
+	uint64_t want = (uint64_t)(q * (double)n + 0.5);
+	if (want < 1)
+		want = 1;
+	for (int b = 0; b < POLICY_LAT_BUCKETS; b++) {
+		uint64_t c = h->bucket[b];
+		if (seen + c >= want && c) {
+			double lo = b ? (double)policy_lat_bounds_us[b - 1] : 0;
+			double hi = b < POLICY_LAT_BUCKETS - 1 ? (double)policy_lat_bounds_us[b] : lo * 2;
+			return (lo + (hi - lo) * (double)(want - seen) / (double)c) / 1000.0;
+		}
+		seen += c;
+	}
+	return (double)policy_lat_bounds_us[POLICY_LAT_BUCKETS - 2] / 1000.0;
+}
+
+void policy_snapshot(struct policy *p, struct policy_snapshot *o)
+{
+	memset(o, 0, sizeof(*o));
+	const _Atomic uint64_t *src = (const _Atomic uint64_t *)&p->stats;
+	uint64_t *dst = (uint64_t *)&o->st;
+	for (size_t i = 0; i < sizeof(p->stats) / sizeof(uint64_t); i++)
+		dst[i] = atomic_load_explicit(&src[i], memory_order_relaxed);
+	const struct s3_stats *s3 = s3_client_stats(p->s3);
+	o->s3_get = s3->requests_get;
+	o->s3_head = s3->requests_head;
+	o->s3_list = s3->requests_list;
+	o->s3_bytes = s3->bytes_down;
+	o->s3_get_bytes = s3->get_bytes;
+	o->s3_errors = s3->errors;
+	o->s3_retries = s3->retries;
+	o->s3_not_modified = s3->not_modified;
+	if (p->cfg.ssd) {
+		o->checksum_failures = ssd_stats(p->cfg.ssd)->checksum_failures;
+		o->orphans_reclaimed = ssd_stats(p->cfg.ssd)->orphans_reclaimed;
+	}
+	policy_l1_usage(p, &o->l1_used, &o->l1_entries);
+	o->l1_capacity = p->cfg.l1_size;
+	pthread_mutex_lock(&p->chunk_lock);
+	o->mem_used = p->mem_used;
+	pthread_mutex_unlock(&p->chunk_lock);
+	o->mem_capacity = p->cfg.mem_bytes;
+	policy_l2_usage(p, &o->l2_used, &o->l2_entries);
+	o->l2_capacity = p->l2 ? p->cfg.l2_size : 0;
+	o->has_l2 = p->l2 != NULL;
+	o->uptime_ms = tfs_now_ms() - p->started_ms;
+}
+
+void policy_reset_stats(struct policy *p)
+{
+	_Atomic uint64_t *f = (_Atomic uint64_t *)&p->stats;
+	size_t keep_from = offsetof(struct policy_stats, warm_files_total) / sizeof(uint64_t);
+	size_t keep_to = offsetof(struct policy_stats, lat) / sizeof(uint64_t);
+	for (size_t i = 0; i < sizeof(p->stats) / sizeof(uint64_t); i++)
+		if (i < keep_from || i >= keep_to) /* a warm in progress keeps its progress */
+			atomic_store_explicit(&f[i], 0, memory_order_relaxed);
+	s3_client_reset_stats(p->s3);
+	if (p->cfg.ssd)
+		ssd_reset_stats(p->cfg.ssd);
+}
 
 struct policy *policy_new(const struct policy_config *cfg, struct s3_client *s3, int *err)
 {
@@ -35,8 +117,10 @@ struct policy *policy_new(const struct policy_config *cfg, struct s3_client *s3,
 	if (!p->cfg.demote_interval_ms)
 		p->cfg.demote_interval_ms = L1_DEFAULT_DEMOTE_INTERVAL_S * 1000;
 	p->s3 = s3;
+	p->started_ms = tfs_now_ms();
 	if (!p->cfg.root_key)
 		p->cfg.root_key = "";
+	admin_init(p);
 	if ((ret = ttl_init(p)) < 0)
 		goto fail_free;
 	if ((ret = meta_init(p)) < 0)
@@ -72,6 +156,7 @@ void policy_free(struct policy *p)
 {
 	if (!p)
 		return;
+	admin_stop(p);    /* the warm thread reads through everything below */
 	chunks_stop(p);   /* no new fills after this ... */
 	l2_stop(p->l2);   /* ... and the queued ones are written (they hold chunk references) */
 	chunks_destroy(p);
@@ -82,6 +167,7 @@ void policy_free(struct policy *p)
 
 void policy_quiesce(struct policy *p)
 {
+	admin_stop(p);
 	chunks_stop(p);
 	if (p->l2)
 		l2_flush(p->l2);

@@ -204,6 +204,7 @@ def test_promotion_and_demotion(s3, bucket, mount):
         t = tier(path)
         assert t["l1"] == "0" and t["size"] == str(len(body)), (n, t)
     assert read(path) == body                  # the third access
+    util.wait_for(lambda: tier(path)["l2"] == str(len(body)), 10, "the L2 writer")
     t = tier(path)
     assert t["l1"] == str(len(body)) and t["l2"] == str(len(body)), t
     deadline = time.monotonic() + 10           # demote_after 2 s + a 1 s pass, waited out
