@@ -32,6 +32,10 @@ tierfs has mounted bucket 'demo' (s3rver at $ENDPOINT) read-only at ./mnt.  Try:
   cat mnt/logs/2026/11/15.log | head
   time cp mnt/datasets/big.bin /tmp/big.bin      # 64 MiB through tierfs
   find mnt/photos | wc -l
+  cat mnt/.tierfs/stats                          # what each tier did
+  setfattr -n user.tierfs.ttl -v 1h mnt/logs     # freshness per directory
+  getfattr -d -m - mnt/logs/2026/11/15.log       # TTL in force, tiers, ETag
+  contrib/tierfsctl warm mnt/photos              # fetch a tree into the disk cache
 Stop the demo with:   contrib/demo.sh stop        (or: fusermount3 -u mnt)
 The daemon logs to syslog; run build/fs/tierfs with -f to see its log on the terminal.
 TXT
