@@ -131,31 +131,44 @@ static struct chunk *find_locked(struct policy *p, const char *key, const char *
 	return NULL;
 }
 
+/* The two recency lists (the transient LRU and L1) share the links of a chunk, which is on at
+ * most one of them. */
+static void list_unlink(struct chunk **head, struct chunk **tail, struct chunk *c)
+{
+	if (c->lru_prev)
+		c->lru_prev->lru_next = c->lru_next;
+	else
+		*head = c->lru_next;
+	if (c->lru_next)
+		c->lru_next->lru_prev = c->lru_prev;
+	else
+		*tail = c->lru_prev;
+	c->lru_prev = c->lru_next = NULL;
+}
+
+static void list_push_front(struct chunk **head, struct chunk **tail, struct chunk *c)
+{
+	c->lru_prev = NULL;
+	c->lru_next = *head;
+	if (*head)
+		(*head)->lru_prev = c;
+	*head = c;
+	if (!*tail)
+		*tail = c;
+}
+
 static void lru_remove(struct policy *p, struct chunk *c)
 {
 	if (!c->on_lru)
 		return;
-	if (c->lru_prev)
-		c->lru_prev->lru_next = c->lru_next;
-	else
-		p->lru_head = c->lru_next;
-	if (c->lru_next)
-		c->lru_next->lru_prev = c->lru_prev;
-	else
-		p->lru_tail = c->lru_prev;
-	c->lru_prev = c->lru_next = NULL;
+	list_unlink(&p->lru_head, &p->lru_tail, c);
 	c->on_lru = false;
 }
 
 static void lru_front(struct policy *p, struct chunk *c)
 {
 	lru_remove(p, c);
-	c->lru_next = p->lru_head;
-	if (p->lru_head)
-		p->lru_head->lru_prev = c;
-	p->lru_head = c;
-	if (!p->lru_tail)
-		p->lru_tail = c;
+	list_push_front(&p->lru_head, &p->lru_tail, c);
 	c->on_lru = true;
 }
 
@@ -163,15 +176,7 @@ static void l1_remove(struct policy *p, struct chunk *c)
 {
 	if (!c->in_l1)
 		return;
-	if (c->lru_prev)
-		c->lru_prev->lru_next = c->lru_next;
-	else
-		p->l1_head = c->lru_next;
-	if (c->lru_next)
-		c->lru_next->lru_prev = c->lru_prev;
-	else
-		p->l1_tail = c->lru_prev;
-	c->lru_prev = c->lru_next = NULL;
+	list_unlink(&p->l1_head, &p->l1_tail, c);
 	c->in_l1 = false;
 	p->l1_used -= c->len;
 	p->l1_entries--;
@@ -187,12 +192,7 @@ static void l1_front(struct policy *p, struct chunk *c)
 	} else {
 		lru_remove(p, c);
 	}
-	c->lru_next = p->l1_head;
-	if (p->l1_head)
-		p->l1_head->lru_prev = c;
-	p->l1_head = c;
-	if (!p->l1_tail)
-		p->l1_tail = c;
+	list_push_front(&p->l1_head, &p->l1_tail, c);
 	c->in_l1 = true;
 	p->l1_used += c->len;
 	p->l1_entries++;
