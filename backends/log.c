@@ -3,7 +3,10 @@
  */
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +16,8 @@
 
 static _Atomic int log_level = TFS_LOG_INFO;
 static _Atomic bool log_syslog;
+static _Atomic int log_fd = STDERR_FILENO;  /* where lines go when not to syslog */
+static char *log_path;                      /* set once, before any thread runs */
 
 static const char *const level_names[] = { "error", "warning", "info", "debug" };
 
@@ -24,6 +29,41 @@ void tfs_log_use_syslog(bool on)
 	if (on)
 		openlog("tierfs", LOG_PID, LOG_DAEMON);
 	log_syslog = on;
+}
+
+int tfs_log_to_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	free(log_path);
+	log_path = strdup(path);
+	int old = atomic_exchange(&log_fd, fd);
+	if (old != STDERR_FILENO)
+		close(old);
+	log_syslog = false;
+	return 0;
+}
+
+int tfs_log_reopen(void)
+{
+	if (!log_path)
+		return 0;
+	int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	int old = atomic_exchange(&log_fd, fd);
+	if (old != STDERR_FILENO)
+		close(old); /* a racing writer may lose one line to the closed descriptor */
+	return 0;
+}
+
+int tfs_log_level_from_name(const char *name)
+{
+	for (int i = 0; i <= TFS_LOG_DEBUG; i++)
+		if (strcmp(name, level_names[i]) == 0)
+			return i;
+	return -1;
 }
 
 void tfs_log(enum tfs_log_level level, const char *fmt, ...)
@@ -60,6 +100,6 @@ void tfs_log(enum tfs_log_level level, const char *fmt, ...)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
 	/* One write per line so that lines from threads never interleave. */
-	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+	ssize_t w = write(log_fd, line, (size_t)n);
 	(void)w;
 }

@@ -16,6 +16,12 @@ void tfs_log_set_level(enum tfs_log_level level);
 enum tfs_log_level tfs_log_get_level(void);
 /* Send lines to syslog instead of stderr (after daemonizing). */
 void tfs_log_use_syslog(bool on);
+/* Send lines to a file (appended; 0600 when created); 0 or -errno.  tfs_log_reopen opens the
+ * same path again (after log rotation moved the file away). */
+int tfs_log_to_file(const char *path);
+int tfs_log_reopen(void);
+/* Parses "error", "warning", "info", "debug"; -1 otherwise. */
+int tfs_log_level_from_name(const char *name);
 
 void tfs_log(enum tfs_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

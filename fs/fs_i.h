@@ -19,6 +19,9 @@ struct tfs_options {
 	char *prefix;       /* "" or a prefix ending in '/' */
 	char *mountpoint;
 	char *endpoint, *region, *profile, *cache_dir, *ca_file;
+	char *config, *log_file, *log_level;
+	char *config_bucket, *config_mountpoint; /* bucket = and mountpoint = of the config file */
+	char *kernel_opts;  /* kernel mount flags passed on to FUSE: nosuid,nodev,noatime,... */
 	bool path_style, anonymous, allow_other, foreground, debug, direct_io, ro;
 	uint64_t ttl_s, chunk_size, readahead_max, mem_bytes;
 	uint64_t l2_size, l2_min_free_pct, l2_min_free_bytes;

@@ -6,6 +6,7 @@
  * not be made (no credentials, bucket unreachable or refused, FUSE errors), 2 on bad options.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +106,34 @@ static int check_bucket(struct s3_client *s3, const struct tfs_options *o, bool 
 	return ret;
 }
 
+/* SIGHUP: reopen the log file (after rotation).  SIGUSR1: the statistics to the log. */
+static void *signal_thread(void *arg)
+{
+	struct tfs_fs *fs = arg;
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, SIGUSR2); /* the main thread's "stop" */
+	for (;;) {
+		int sig;
+		if (sigwait(&sigs, &sig) != 0 || sig == SIGUSR2)
+			break;
+		if (sig == SIGHUP) {
+			int r = tfs_log_reopen();
+			if (r < 0)
+				tfs_err("cannot reopen the log file: %s", strerror(-r));
+			else
+				tfs_info("log file reopened (SIGHUP)");
+		} else {
+			char line[1024];
+			policy_stats_line(fs->pol, line, sizeof(line));
+			tfs_info("%s (SIGUSR1)", line);
+		}
+	}
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args fargs = FUSE_ARGS_INIT(0, NULL);
@@ -117,6 +146,17 @@ int main(int argc, char **argv)
 	struct ssd_store *ssd = NULL;
 	char *cache_dir = NULL;
 
+	/* SIGHUP, SIGUSR1 (and SIGUSR2, the signal thread's stop) go to one thread, by sigwait:
+	 * blocked here, before anything (RocksDB, curl) starts a thread that would inherit an
+	 * open mask and let libfuse's SIGHUP handler end the session.  One arriving before the
+	 * signal thread runs waits, pending, for it. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
 	int r = tfs_parse_options(argc, argv, &opts, &fargs);
 	if (r >= 0) {
 		tfs_options_free(&opts);
@@ -124,6 +164,14 @@ int main(int argc, char **argv)
 		return r;
 	}
 	tfs_log_set_level(opts.debug ? TFS_LOG_DEBUG : TFS_LOG_INFO);
+	if (opts.log_level)
+		tfs_log_set_level((enum tfs_log_level)tfs_log_level_from_name(opts.log_level));
+	if (opts.log_file && (ret = tfs_log_to_file(opts.log_file)) < 0) {
+		fprintf(stderr, "tierfs: cannot open log file '%s': %s\n", opts.log_file,
+			strerror(-ret));
+		status = 2;
+		goto out_opts;
+	}
 	umask(077); /* the cache directory and everything in it: owner only */
 
 	/* Credentials, region, endpoint: command line over environment over files. */
@@ -188,7 +236,7 @@ int main(int argc, char **argv)
 		 cache_dir ? cache_dir : "in memory only");
 	if (fuse_daemonize(opts.foreground) != 0)
 		goto out_unmount;
-	if (!opts.foreground)
+	if (!opts.foreground && !opts.log_file)
 		tfs_log_use_syslog(true);
 
 	/* Threads start after daemonizing: fork keeps only the calling thread. */
@@ -216,6 +264,8 @@ int main(int argc, char **argv)
 
 	if (notifier_start(&fs.notifier, se) < 0)
 		goto out_policy;
+	pthread_t sigthread;
+	bool sig_started = pthread_create(&sigthread, NULL, signal_thread, &fs) == 0;
 	loop = fuse_loop_cfg_create();
 	if (!loop)
 		goto out_policy;
@@ -229,6 +279,10 @@ int main(int argc, char **argv)
 	else
 		tfs_info("unmounting %s", opts.mountpoint);
 	fuse_loop_cfg_destroy(loop);
+	if (sig_started) {
+		pthread_kill(sigthread, SIGUSR2); /* not waited for: ends the thread */
+		pthread_join(sigthread, NULL);
+	}
 out_policy:
 	notifier_stop(&fs.notifier);
 	if (fs.pol) {

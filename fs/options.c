@@ -21,7 +21,8 @@ enum {
 	KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_TTL, KEY_CHUNK, KEY_READAHEAD,
 	KEY_MEM, KEY_TIMEOUT, KEY_RETRIES, KEY_THREADS, KEY_RO, KEY_RW, KEY_ALLOW_OTHER,
 	KEY_L2_SIZE, KEY_L2_MIN_FREE, KEY_READ_AHEAD_KB, KEY_L1_SIZE, KEY_PROMOTE_AFTER,
-	KEY_DEMOTE_AFTER, KEY_DEMOTE_INTERVAL,
+	KEY_DEMOTE_AFTER, KEY_DEMOTE_INTERVAL, KEY_KERNEL_FLAG, KEY_MOUNT_NOISE, KEY_CONFIG,
+	KEY_LOG_LEVEL,
 };
 
 #define DEFAULT_READ_AHEAD_KB 1024 /* one FUSE request of the largest size */
@@ -34,6 +35,23 @@ static const struct fuse_opt opt_spec[] = {
 	{ "profile=%s", offsetof(struct tfs_options, profile), 0 },
 	{ "cache_dir=%s", offsetof(struct tfs_options, cache_dir), 0 },
 	{ "ca_file=%s", offsetof(struct tfs_options, ca_file), 0 },
+	{ "log_file=%s", offsetof(struct tfs_options, log_file), 0 },
+	FUSE_OPT_KEY("log_level=", KEY_LOG_LEVEL),
+	FUSE_OPT_KEY("config=", KEY_CONFIG),
+	/* kernel mount flags, as mount(8) and fstab pass them: on to FUSE */
+	FUSE_OPT_KEY("suid", KEY_KERNEL_FLAG), FUSE_OPT_KEY("nosuid", KEY_KERNEL_FLAG),
+	FUSE_OPT_KEY("dev", KEY_KERNEL_FLAG), FUSE_OPT_KEY("nodev", KEY_KERNEL_FLAG),
+	FUSE_OPT_KEY("exec", KEY_KERNEL_FLAG), FUSE_OPT_KEY("noexec", KEY_KERNEL_FLAG),
+	FUSE_OPT_KEY("atime", KEY_KERNEL_FLAG), FUSE_OPT_KEY("noatime", KEY_KERNEL_FLAG),
+	FUSE_OPT_KEY("relatime", KEY_KERNEL_FLAG), FUSE_OPT_KEY("norelatime", KEY_KERNEL_FLAG),
+	FUSE_OPT_KEY("strictatime", KEY_KERNEL_FLAG), FUSE_OPT_KEY("nodiratime", KEY_KERNEL_FLAG),
+	FUSE_OPT_KEY("async", KEY_KERNEL_FLAG), FUSE_OPT_KEY("sync", KEY_KERNEL_FLAG),
+	/* words for mount(8) and fstab alone: accepted and ignored */
+	FUSE_OPT_KEY("defaults", KEY_MOUNT_NOISE), FUSE_OPT_KEY("_netdev", KEY_MOUNT_NOISE),
+	FUSE_OPT_KEY("nofail", KEY_MOUNT_NOISE), FUSE_OPT_KEY("auto", KEY_MOUNT_NOISE),
+	FUSE_OPT_KEY("noauto", KEY_MOUNT_NOISE), FUSE_OPT_KEY("user", KEY_MOUNT_NOISE),
+	FUSE_OPT_KEY("users", KEY_MOUNT_NOISE), FUSE_OPT_KEY("nouser", KEY_MOUNT_NOISE),
+	FUSE_OPT_KEY("x-", KEY_MOUNT_NOISE), FUSE_OPT_KEY("comment=", KEY_MOUNT_NOISE),
 	OPT("path_style", path_style),
 	OPT("anonymous", anonymous),
 	OPT("direct_io", direct_io),
@@ -113,12 +131,23 @@ void tfs_print_help(const char *prog)
 	       "    -o read_ahead_kb=N     kernel read-ahead of the mount, 0 = leave the kernel's;\n"
 	       "                           needs root (default: %u)\n"
 	       "\n"
+	       "logging and configuration:\n"
+	       "    -o log_level=LEVEL     error, warning, info or debug (default: info; debug with -d)\n"
+	       "    -o log_file=PATH       log to this file, reopened on SIGHUP (default: stderr with\n"
+	       "                           -f, else syslog)\n"
+	       "    -o config=FILE         read options from FILE, \"key = value\" per line, also\n"
+	       "                           bucket = and mountpoint = (default: none); the command\n"
+	       "                           line wins over the file, the file over the environment\n"
+	       "\n"
 	       "FUSE options:\n"
 	       "    -o ro                  a read-only kernel mount (default: off; the data is\n"
 	       "                           read-only either way, but TTL settings need a writable\n"
 	       "                           mount)\n"
 	       "    -o allow_other         let other users see the mount (needs user_allow_other in\n"
 	       "                           /etc/fuse.conf unless root)\n"
+	       "    -o rw                  a writable kernel mount (the default)\n"
+	       "    -o nosuid,nodev,noexec,noatime,... kernel mount flags, passed on (default: none)\n"
+	       "    -o defaults,_netdev,nofail,noauto,user,x-*  fstab words, accepted and ignored\n"
 	       "\n"
 	       "Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN,\n"
 	       "or from the profile in ~/.aws/credentials.  Unmount with: fusermount3 -u MOUNTPOINT\n",
@@ -161,8 +190,28 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_DEBUG: o->debug = o->foreground = true; return 0;
 	case KEY_RO: o->ro = true; return 0;
 	case KEY_RW:
-		fprintf(stderr, "tierfs: 'rw' is not supported: tierfs mounts read-only\n");
-		return -1;
+		o->ro = false; /* the kernel mount; the data stays read-only (EROFS) either way */
+		return 0;
+	case KEY_KERNEL_FLAG: {
+		char *n = tfs_strdup_printf("%s%s%s", o->kernel_opts ? o->kernel_opts : "",
+					    o->kernel_opts ? "," : "", arg);
+		if (!n)
+			return -1;
+		free(o->kernel_opts);
+		o->kernel_opts = n;
+		return 0;
+	}
+	case KEY_MOUNT_NOISE:
+		return 0;
+	case KEY_CONFIG:
+		return 0; /* read before the command line (see tfs_parse_options) */
+	case KEY_LOG_LEVEL:
+		if (strcmp(val, "error") && strcmp(val, "warning") && strcmp(val, "info") &&
+		    strcmp(val, "debug"))
+			return bad("log_level (error, warning, info or debug)", val);
+		free(o->log_level);
+		o->log_level = strdup(val);
+		return 0;
 	case KEY_ALLOW_OTHER: o->allow_other = true; return 0;
 	case KEY_TTL:
 		if (tfs_parse_duration(val, &o->ttl_s) < 0)
@@ -269,6 +318,95 @@ static int split_bucket(struct tfs_options *o)
 	return 0;
 }
 
+/* The config= value of the command line, or NULL. */
+static const char *config_path(int argc, char **argv)
+{
+	const char *found = NULL;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-o") == 0 && i + 1 < argc)
+			a = argv[++i];
+		else if (strncmp(a, "-o", 2) == 0)
+			a += 2;
+		else
+			continue;
+		for (const char *p = a; p; p = strchr(p, ',')) {
+			if (*p == ',')
+				p++;
+			if (strncmp(p, "config=", 7) == 0)
+				found = p + 7; /* up to the next comma */
+		}
+	}
+	return found;
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+	return s;
+}
+
+/* Applies FILE: "key = value" lines (a bare "key" for a flag, # comments), each one as if given
+ * as -o key=value.  "bucket" and "mountpoint" are the positional arguments, for unit files.
+ * Returns 0 or -1 after a message naming the file and line. */
+static int read_config(const char *path, size_t pathlen, struct tfs_options *o)
+{
+	char *p = strndup(path, pathlen), line[4096];
+	FILE *f = p ? fopen(p, "re") : NULL;
+	int lineno = 0, ret = 0;
+	if (!f) {
+		fprintf(stderr, "tierfs: cannot read config file '%s': %s\n", p ? p : "?",
+			strerror(errno));
+		free(p);
+		return -1;
+	}
+	while (ret == 0 && fgets(line, sizeof(line), f)) {
+		lineno++;
+		char *l = trim(line), *eq = strchr(l, '=');
+		if (!*l || *l == '#')
+			continue;
+		char *key = l, *val = NULL;
+		if (eq) {
+			*eq = '\0';
+			key = trim(l);
+			val = trim(eq + 1);
+		}
+		if (!*key || strchr(key, ',') || (val && strchr(val, ','))) {
+			fprintf(stderr, "tierfs: %s:%d: malformed line (key = value, no commas)\n", p,
+				lineno);
+			ret = -1;
+			break;
+		}
+		if (val && (strcmp(key, "bucket") == 0 || strcmp(key, "mountpoint") == 0)) {
+			char **dst = key[0] == 'b' ? &o->bucket : &o->mountpoint;
+			free(*dst);
+			*dst = strdup(val);
+			continue;
+		}
+		if (strcmp(key, "config") == 0) {
+			fprintf(stderr, "tierfs: %s:%d: config files do not nest\n", p, lineno);
+			ret = -1;
+			break;
+		}
+		char *opt = val ? tfs_strdup_printf("-o%s=%s", key, val) : tfs_strdup_printf("-o%s", key);
+		char *argv1[] = { (char *)"tierfs", opt, NULL };
+		struct fuse_args a = FUSE_ARGS_INIT(2, argv1);
+		if (!opt || fuse_opt_parse(&a, o, opt_spec, opt_proc) == -1) {
+			fprintf(stderr, "tierfs: %s:%d: bad setting '%s'\n", p, lineno, key);
+			ret = -1;
+		}
+		fuse_opt_free_args(&a);
+		free(opt);
+	}
+	fclose(f);
+	free(p);
+	return ret;
+}
+
 int tfs_parse_options(int argc, char **argv, struct tfs_options *o, struct fuse_args *fargs)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -287,11 +425,26 @@ int tfs_parse_options(int argc, char **argv, struct tfs_options *o, struct fuse_
 	o->demote_after_s = L1_DEFAULT_DEMOTE_AFTER_S;
 	o->demote_interval_s = L1_DEFAULT_DEMOTE_INTERVAL_S;
 
+	/* Precedence: command line over config file over environment over defaults: the file
+	 * is applied first, the command line after it. */
+	const char *cfg = config_path(argc, argv);
+	if (cfg) {
+		size_t n = strcspn(cfg, ",");
+		if (!(o->config = strndup(cfg, n)) || read_config(cfg, n, o) < 0)
+			return 2;
+		/* positional arguments from the file may be given again on the command line */
+		free(o->config_bucket), o->config_bucket = o->bucket, o->bucket = NULL;
+		free(o->config_mountpoint), o->config_mountpoint = o->mountpoint, o->mountpoint = NULL;
+	}
 	if (fuse_opt_parse(&args, o, opt_spec, opt_proc) == -1) {
 		fuse_opt_free_args(&args);
 		return 2;
 	}
 	fuse_opt_free_args(&args);
+	if (!o->bucket)
+		o->bucket = o->config_bucket, o->config_bucket = NULL;
+	if (!o->mountpoint)
+		o->mountpoint = o->config_mountpoint, o->config_mountpoint = NULL;
 	if (o->help) {
 		tfs_print_help(argv[0]);
 		return 0;
@@ -325,9 +478,10 @@ int tfs_parse_options(int argc, char **argv, struct tfs_options *o, struct fuse_
 	/* The kernel mount is read-write unless -o ro is given, so that the TTL attributes can
 	 * be set; every change of data is refused with EROFS by tierfs itself. */
 	char *fsname = tfs_strdup_printf("-ofsname=tierfs:%s,subtype=tierfs,"
-					 "default_permissions%s%s",
+					 "default_permissions%s%s%s%s",
 					 o->bucket, o->ro ? ",ro" : "",
-					 o->allow_other ? ",allow_other" : "");
+					 o->allow_other ? ",allow_other" : "",
+					 o->kernel_opts ? "," : "", o->kernel_opts ? o->kernel_opts : "");
 	if (!fsname)
 		return 2;
 	/* fsname must not contain commas: bucket names never do. */
@@ -350,4 +504,10 @@ void tfs_options_free(struct tfs_options *o)
 	free(o->profile);
 	free(o->cache_dir);
 	free(o->ca_file);
+	free(o->config);
+	free(o->config_bucket);
+	free(o->config_mountpoint);
+	free(o->log_file);
+	free(o->log_level);
+	free(o->kernel_opts);
 }

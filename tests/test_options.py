@@ -57,7 +57,6 @@ def test_version():
     (["-o", "timeout=0", "b", MNT], "bad option timeout"),
     (["-o", "retries=many", "b", MNT], "bad option retries"),
     (["-o", "no_such_option", "b", MNT], "unknown option"),
-    (["-o", "rw", "b", MNT], "read-only"),
     (["-o", "l2_size=lots", "b", MNT], "bad option l2_size"),
     (["-o", "l2_min_free=150%", "b", MNT], "bad option l2_min_free"),
     (["-o", "l2_min_free=x%", "b", MNT], "bad option l2_min_free"),
