@@ -99,8 +99,9 @@ def test_uncached_fails_cleanly_while_s3_down(own_server, tmpdir_short):
 
 
 def test_kill9_while_filling(own_server, tmpdir_short):
-    """kill -9 at random moments while readers fill the cache (and a small l2_size keeps
-    eviction busy); after each restart every byte read matches S3."""
+    """kill -9 at random moments under mixed load: readers filling the cache, invalidations,
+    eviction pressure (a small l2_size) and TTL expiry; after each restart every byte read
+    matches S3.  TIERFS_KILL_ROUNDS=50 for the long run."""
     rounds = int(os.environ.get("TIERFS_KILL_ROUNDS", "20"))
     s3 = util.s3_client(own_server.endpoint)
     s3.create_bucket(Bucket="kill9")
@@ -109,7 +110,8 @@ def test_kill9_while_filling(own_server, tmpdir_short):
     util.put_many(s3, "kill9", files)
     want = {k: sha(v) for k, v in files.items()}
     cache, mnt = os.path.join(tmpdir_short, "cache"), os.path.join(tmpdir_short, "m")
-    opts = ["ttl=1h", "chunk_size=64K", "l2_size=4M", "mem_cache=4M"]
+    # mixed load: readers, invalidations, eviction pressure (l2_size), TTL expiry (ttl=1)
+    opts = ["ttl=1", "chunk_size=64K", "l2_size=4M", "mem_cache=4M"]
     kill_rnd = random.Random(os.getpid())
     for r in range(rounds):
         m = mount_at(own_server, "kill9", mnt, cache, opts, expect_log=[r".*"]).start()
@@ -120,8 +122,12 @@ def test_kill9_while_filling(own_server, tmpdir_short):
             while not stop.is_set():
                 name = rr.choice(list(files))
                 try:
-                    with open(os.path.join(mnt, name), "rb") as f:
-                        f.read()
+                    if rr.random() < 0.1:
+                        with open(os.path.join(mnt, ".tierfs", "ctl"), "w") as f:
+                            f.write(f"invalidate {name}\n")
+                    else:
+                        with open(os.path.join(mnt, name), "rb") as f:
+                            f.read()
                 except OSError:
                     return   # the daemon is gone
 
