@@ -15,7 +15,10 @@ FAULTS = ("500", "503", "reset", "stall", "truncate", "badlen")
 
 
 class FaultProxy:
-    def __init__(self, upstream_port, rates, seed=1, stall_s=30):
+    def __init__(self, upstream_port, rates, seed=1, stall_s=30, list_body=None):
+        """list_body: if set, a function (request target) -> bytes or None; bytes replace the
+        body of a ListObjectsV2 answer (hostile listings), None leaves it alone."""
+        self.list_body = list_body
         self.upstream_port = upstream_port
         self.rates = dict(rates)
         self.stall_s = stall_s
@@ -105,6 +108,12 @@ class FaultProxy:
                     out.append(f"{k}: {v}\r\n")
             out.append(f"Content-Length: {length}\r\n\r\n")
             data = "".join(out).encode("latin-1")
+            if self.list_body and "list-type=2" in target and method == "GET":
+                hostile = self.list_body(target)
+                if hostile is not None:
+                    body = hostile
+                    data = "".join(out[:-1] + [f"Content-Length: {len(body)}\r\n\r\n"]
+                                   ).encode("latin-1")
             if method != "HEAD":
                 data += body[:len(body) // 2] if fault == "truncate" and body else body
             sock.sendall(data)

@@ -110,3 +110,46 @@ def test_reads_under_faults(tmpdir_short):
         if proxy:
             proxy.stop()
         srv.cleanup()
+
+
+HOSTILE = {
+    "malformed/": b"<?xml version='1.0'?><ListBucketResult><Contents><Key>a</Key><Si",
+    "truncated/": (b"<ListBucketResult><IsTruncated>true</IsTruncated>"
+                   b"<Contents><Key>truncated/a</Key><Size>1</Size></Contents></ListBucketResult>"),
+    "enormous/": b"<ListBucketResult>" + b"<CommonPrefixes><Prefix>enormous/x/</Prefix>"
+                 b"</CommonPrefixes>" * 700000 + b"</ListBucketResult>",
+    "escape/": (b"<ListBucketResult><Contents><Key>escape/../../etc/passwd</Key><Size>5</Size>"
+                b"</Contents><Contents><Key>/abs</Key><Size>1</Size></Contents>"
+                b"<CommonPrefixes><Prefix>escape/..//</Prefix></CommonPrefixes>"
+                b"<Contents><Key>escape/ok.txt</Key><Size>2</Size></Contents></ListBucketResult>"),
+}
+
+
+def test_hostile_listings(s3server, s3, bucket, mount):
+    """Malformed, truncated-without-token and enormous (over 32 MiB) listings fail that
+    directory with EIO; keys that would escape the mount are skipped; nothing crashes."""
+    util.put_many(s3, bucket, {f"{d}placeholder": b"p" for d in HOSTILE} | {"fine/ok": b"ok",
+                                                                          "escape/ok.txt": b"ok"})
+
+    def body(target):
+        for d, b in HOSTILE.items():
+            if f"prefix={d.rstrip('/')}%2F" in target and "max-keys=1&" not in target:
+                return b
+        return None
+
+    proxy = FaultProxy(s3server.port, {}, list_body=body).start()
+    try:
+        m = mount(bucket, endpoint=proxy.endpoint,
+                  expect_log=[r"malformed ListObjectsV2", r"response larger than",
+                              r"s3: LIST .* failed", r"skipping key"])
+        for d in ("malformed", "truncated", "enormous"):
+            try:
+                os.listdir(os.path.join(m.mnt, d))
+                raise AssertionError(f"{d}: a hostile listing was accepted")
+            except OSError as e:
+                assert e.errno == 5, (d, e)
+        assert sorted(os.listdir(os.path.join(m.mnt, "escape"))) == ["ok.txt"]
+        assert os.listdir(os.path.join(m.mnt, "fine")) == ["ok"]
+        assert m.proc.poll() is None
+    finally:
+        proxy.stop()
