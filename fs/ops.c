@@ -99,7 +99,12 @@ static void *notifier_main(void *arg)
 		n->n = 0;
 		pthread_mutex_unlock(&n->lock);
 		for (int j = 0; j < k; j++) {
-			int r = fuse_lowlevel_notify_inval_inode(n->se, batch[j], 0, 0);
+			/* Attributes only (offset -1): invalidating pages makes the kernel wait for
+			 * page locks that a read in flight holds, and a daemon killed at that moment
+			 * can never finish dying (a kill -9 test found it).  The pages go anyway: at
+			 * the next open (keep_cache is off for a new version) and, for a file held
+			 * open, when the kernel sees the new mtime (auto_inval_data). */
+			int r = fuse_lowlevel_notify_inval_inode(n->se, batch[j], -1, 0);
 			if (r < 0 && r != -ENOENT)
 				tfs_debug("kernel cache invalidation of inode %llu: %s",
 					  (unsigned long long)batch[j], strerror(-r));
@@ -213,6 +218,8 @@ static void tfs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
 	conn->max_readahead = POLICY_MAX_READ;
+	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA; /* a new mtime drops cached pages */
 	(void)userdata;
 }
 

@@ -136,8 +136,8 @@ def test_kill9_while_filling(own_server, tmpdir_short):
             t.start()
         time.sleep(kill_rnd.uniform(0.05, 0.8))
         m.proc.send_signal(signal.SIGKILL)
-        m.proc.wait()
         stop.set()
+        util.reap(m.proc, mnt)
         subprocess.run(["fusermount3", "-u", "-z", mnt])
         for t in threads:
             t.join(30)

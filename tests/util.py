@@ -124,6 +124,32 @@ def run_tierfs(args, env, mountpoint, timeout=60):
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
+def abort_fuse_connection(mnt):
+    """Aborts the FUSE connection of mnt (fusectl), the last resort for a daemon that was
+    killed while one of its threads was blocked in the kernel on that connection."""
+    dev = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            if parts[4] == os.path.realpath(mnt) and " - fuse" in line:
+                dev = parts[2].split(":")[1]
+    conns = "/sys/fs/fuse/connections"
+    if not os.listdir(conns) if os.path.isdir(conns) else True:
+        subprocess.run(["mount", "-t", "fusectl", "none", conns], stderr=subprocess.DEVNULL)
+    if dev and os.path.exists(f"{conns}/{dev}/abort"):
+        with open(f"{conns}/{dev}/abort", "w") as f:
+            f.write("1")
+
+
+def reap(proc, mnt, timeout=10):
+    """Waits for a killed daemon; aborts its connection if it cannot finish dying."""
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        abort_fuse_connection(mnt)
+        proc.wait(30)
+
+
 def s3_client(endpoint):
     import boto3
     from botocore.config import Config
@@ -208,7 +234,7 @@ class Mount:
         subprocess.run(["fusermount3", "-u", "-z", self.mnt], stderr=subprocess.DEVNULL)
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait()
+            reap(self.proc, self.mnt)
         if not self.logf.closed:
             self.logf.close()
 
