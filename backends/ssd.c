@@ -505,6 +505,25 @@ uint64_t ssd_disk_bytes(struct ssd_store *s)
 
 /* ---- chunks ---- */
 
+/* Checks a slot's header block and payload against the entry v of id; NULL when they agree,
+ * else why not. */
+static const char *verify(const struct ssd_id *id, const struct value *v, const unsigned char *hdr,
+			  const char *payload)
+{
+	size_t kl = strlen(id->key), el = strlen(id->etag), hl = header_len(kl, el);
+	if (get_u32(hdr) != SLOT_MAGIC || get_u32(hdr + 4) != SLOT_VERSION || get_u32(hdr + 8) != hl)
+		return "bad header";
+	if (XXH3_64bits(hdr, hl - 8) != get_u64(hdr + hl - 8))
+		return "header checksum";
+	if (get_u32(hdr + 12) != v->len || get_u64(hdr + 16) != id->idx ||
+	    get_u16(hdr + 32) != kl || get_u16(hdr + 34) != el || memcmp(hdr + 40, id->key, kl) != 0 ||
+	    memcmp(hdr + 40 + kl, id->etag, el) != 0)
+		return "slot holds another chunk";
+	if (get_u64(hdr + 24) != v->sum || XXH3_64bits(payload, v->len) != v->sum)
+		return "payload checksum";
+	return NULL;
+}
+
 int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap, size_t *len,
 	    struct ssd_entry *e)
 {
@@ -533,23 +552,9 @@ int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap,
 	unsigned char hdr[HDR_BLOCK];
 	struct iovec iov[2] = { { hdr, HDR_BLOCK }, { buf, v.len } };
 	ssize_t n = preadv(s->slab_fd, iov, 2, (off_t)(v.slot * s->slot_size));
-	size_t hl = header_len(kl, el);
-	const char *why = NULL;
-	if (n < 0)
-		why = "read error";
-	else if ((size_t)n != HDR_BLOCK + v.len)
-		why = "short slot";
-	else if (get_u32(hdr) != SLOT_MAGIC || get_u32(hdr + 4) != SLOT_VERSION ||
-		 get_u32(hdr + 8) != hl)
-		why = "bad header";
-	else if (XXH3_64bits(hdr, hl - 8) != get_u64(hdr + hl - 8))
-		why = "header checksum";
-	else if (get_u32(hdr + 12) != v.len || get_u64(hdr + 16) != id->idx ||
-		 get_u16(hdr + 32) != kl || get_u16(hdr + 34) != el ||
-		 memcmp(hdr + 40, id->key, kl) != 0 || memcmp(hdr + 40 + kl, id->etag, el) != 0)
-		why = "slot holds another chunk";
-	else if (get_u64(hdr + 24) != v.sum || XXH3_64bits(buf, v.len) != v.sum)
-		why = "payload checksum";
+	const char *why = n < 0				  ? "read error"
+			  : (size_t)n != HDR_BLOCK + v.len ? "short slot"
+							   : verify(id, &v, hdr, buf);
 	if (why) {
 		char kbuf[200];
 		atomic_fetch_add_explicit(&s->stats.checksum_failures, 1, memory_order_relaxed);
@@ -844,6 +849,56 @@ void ssd_meta_remove_matching(struct ssd_store *s, char ns,
 		free(mm.names[i]);
 	}
 	free(mm.names);
+}
+
+struct check_ctx {
+	struct ssd_store *s;
+	char *buf;
+	uint64_t ok, bad;
+};
+
+static int check_one(void *arg, const unsigned char *k, const char *v, size_t vl)
+{
+	struct check_ctx *c = arg;
+	struct value val;
+	unsigned char hdr[HDR_BLOCK];
+	if (decode_value((const unsigned char *)v, vl, &val) < 0 || val.len > c->s->chunk_size) {
+		c->bad++;
+		return 0;
+	}
+	char *key = strndup(val.key, val.keylen), *etag = strndup(val.etag, val.etaglen);
+	uint64_t idx = 0;
+	for (int i = 0; i < 8; i++)
+		idx = idx << 8 | k[25 + i];
+	struct ssd_id id;
+	bool good = false;
+	if (key && etag) {
+		struct iovec iov[2] = { { hdr, HDR_BLOCK }, { c->buf, val.len } };
+		ssd_id_init(&id, key, etag, idx);
+		good = memcmp(id.ikey, k, SSD_IKEY_LEN) == 0 &&
+		       preadv(c->s->slab_fd, iov, 2, (off_t)(val.slot * c->s->slot_size)) ==
+			       (ssize_t)(HDR_BLOCK + val.len) &&
+		       verify(&id, &val, hdr, c->buf) == NULL;
+	}
+	free(key);
+	free(etag);
+	if (good)
+		c->ok++;
+	else
+		c->bad++;
+	return 0;
+}
+
+int ssd_check(struct ssd_store *s, uint64_t *ok, uint64_t *bad)
+{
+	struct check_ctx c = { .s = s, .buf = malloc(s->chunk_size ? s->chunk_size : 1) };
+	if (!c.buf)
+		return -ENOMEM;
+	int ret = iterate(s, (const unsigned char *)"c", 1, check_one, &c);
+	free(c.buf);
+	*ok = c.ok;
+	*bad = c.bad;
+	return ret;
 }
 
 long ssd_reclaim_orphans(struct ssd_store *s, const _Atomic bool *stop)

@@ -94,6 +94,9 @@ long ssd_remove_matching(struct ssd_store *s, bool (*match)(void *ctx, const cha
 /* Deletes the records of namespace ns whose name match() accepts. */
 void ssd_meta_remove_matching(struct ssd_store *s, char ns,
 			      bool (*match)(void *ctx, const char *name), void *ctx);
+/* Verifies every chunk the index names against its slot (read-only: nothing is dropped);
+ * counts those that agree and those that do not.  For checkers and tests. */
+int ssd_check(struct ssd_store *s, uint64_t *ok, uint64_t *bad);
 /* Punches the holes of slots that hold data but are free (left by a crash); stops early when
  * *stop becomes true.  Returns the number of slots reclaimed or -errno. */
 long ssd_reclaim_orphans(struct ssd_store *s, const _Atomic bool *stop);

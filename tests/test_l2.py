@@ -149,6 +149,11 @@ def test_kill9_while_filling(own_server, tmpdir_short):
                 assert sha(read_file(os.path.join(mnt, name))) == want[name], (r, name)
         st = stats_of(m2.log())
         assert st["l2.used"] <= 4 * 1024 * 1024 + 64 * 1024 + 4096
+        # the index and the slab agree: every chunk the index names is in its slot, intact
+        chk = subprocess.run([os.path.join(os.path.dirname(os.path.dirname(util.tierfs_bin())),
+                                           "tests", "l2check"), cache, str(64 * 1024)],
+                             capture_output=True, text=True)
+        assert chk.returncode == 0, (r, chk.stdout, chk.stderr)
 
 
 def slab_slots(cache, chunk):
