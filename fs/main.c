@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -189,6 +190,10 @@ int main(int argc, char **argv)
 			"profile (-o profile=, AWS_PROFILE), or -o anonymous for a public bucket");
 		goto out_opts;
 	}
+	/* The process holds credentials from here on: no core dump may carry them to disk
+	 * (debugging with -d keeps dumps possible). */
+	if (!opts.debug)
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	fs.s3 = s3_client_new(&s3cfg, &ret);
 	if (!fs.s3) {
 		tfs_err("cannot set up the S3 client: %s", strerror(-ret));
