@@ -608,7 +608,16 @@ void ctl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fus
 		return;
 	}
 	size_t n = h->len - (size_t)off < size ? h->len - (size_t)off : size;
-	fuse_reply_buf(req, h->buf + off, n);
+	/* Reply from a copy: the reader may close the file (and RELEASE free h) as soon as the
+	 * kernel has the data, before fuse_reply_buf returns here (ASan saw it, in CI). */
+	char *copy = malloc(n ? n : 1);
+	if (!copy) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(copy, h->buf + off, n);
+	fuse_reply_buf(req, copy, n);
+	free(copy);
 	(void)ino;
 }
 
