@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (libFuzzer, with ASan and UBSan) of the S3 listing parser and the
-# command-line parser.  Not part of the test command: it runs for minutes.
+# command-line parser.  contrib/test.sh runs it briefly (15 s per target); run it for minutes
+# by hand.
 #   contrib/fuzz.sh [SECONDS_PER_TARGET]      (default 150)
 # A crash leaves crash-* in build-fuzz/; add it under tests/fuzz/regressions/ (the unit tests
 # replay that directory) and fix the bug.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-150}
-contrib/setup.sh
+[ -x build/fs/tierfs ] || contrib/setup.sh
 for p in clang-14 libclang-rt-14-dev; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }

@@ -17,3 +17,7 @@ echo "== integration tests (build)"
 echo "== integration tests (build-asan: AddressSanitizer + UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   TIERFS_BIN="$PWD/build-asan/fs/tierfs" /usr/bin/python3 -m pytest -q tests "$@"
+
+# the short version of the fuzzing; TIERFS_FUZZ_SECONDS=150 (or contrib/fuzz.sh 150) for a long one
+echo "== coverage-guided fuzzing (libFuzzer), ${TIERFS_FUZZ_SECONDS:-15}s per target"
+contrib/fuzz.sh "${TIERFS_FUZZ_SECONDS:-15}"
