@@ -11,16 +11,7 @@
 
 #include "log.h"
 #include "s3.h"
-
-static char *trim(char *s)
-{
-	while (*s == ' ' || *s == '\t')
-		s++;
-	size_t n = strlen(s);
-	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
-		s[--n] = '\0';
-	return s;
-}
+#include "util.h"
 
 /* Looks up key in section [section] of an INI file; returns a malloc'ed value or NULL. */
 static char *ini_get(const char *path, const char *section, const char *key)
@@ -31,7 +22,7 @@ static char *ini_get(const char *path, const char *section, const char *key)
 	if (!f)
 		return NULL;
 	while (fgets(line, sizeof(line), f)) {
-		char *l = trim(line);
+		char *l = tfs_trim(line);
 		if (*l == '#' || *l == ';' || !*l)
 			continue;
 		if (*l == '[') {
@@ -39,16 +30,16 @@ static char *ini_get(const char *path, const char *section, const char *key)
 			if (!end)
 				continue;
 			*end = '\0';
-			in = strcmp(trim(l + 1), section) == 0;
+			in = strcmp(tfs_trim(l + 1), section) == 0;
 			continue;
 		}
 		char *eq = strchr(l, '=');
 		if (!in || !eq)
 			continue;
 		*eq = '\0';
-		if (strcmp(trim(l), key) == 0) {
+		if (strcmp(tfs_trim(l), key) == 0) {
 			free(val);
-			val = strdup(trim(eq + 1));
+			val = strdup(tfs_trim(eq + 1));
 		}
 	}
 	fclose(f);

@@ -152,6 +152,16 @@ int tfs_parse_iso8601(const char *s, time_t *out)
 	return 0;
 }
 
+char *tfs_trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+	return s;
+}
+
 char *tfs_strdup_printf(const char *fmt, ...)
 {
 	va_list ap;

@@ -42,6 +42,9 @@ uint64_t tfs_hash64(const void *data, size_t len, uint64_t seed);
 /* ISO 8601 "2026-11-21T17:02:24.000Z" -> time_t; -EINVAL if malformed. */
 int tfs_parse_iso8601(const char *s, time_t *out);
 
+/* Cuts leading and trailing blanks (spaces, tabs, CR, LF) off s, in place; returns the start. */
+char *tfs_trim(char *s);
+
 char *tfs_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

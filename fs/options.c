@@ -340,16 +340,6 @@ static const char *config_path(int argc, char **argv)
 	return found;
 }
 
-static char *trim(char *s)
-{
-	while (*s == ' ' || *s == '\t')
-		s++;
-	size_t n = strlen(s);
-	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
-		s[--n] = '\0';
-	return s;
-}
-
 /* Applies FILE: "key = value" lines (a bare "key" for a flag, # comments), each one as if given
  * as -o key=value.  "bucket" and "mountpoint" are the positional arguments, for unit files.
  * Returns 0 or -1 after a message naming the file and line. */
@@ -366,14 +356,14 @@ static int read_config(const char *path, size_t pathlen, struct tfs_options *o)
 	}
 	while (ret == 0 && fgets(line, sizeof(line), f)) {
 		lineno++;
-		char *l = trim(line), *eq = strchr(l, '=');
+		char *l = tfs_trim(line), *eq = strchr(l, '=');
 		if (!*l || *l == '#')
 			continue;
 		char *key = l, *val = NULL;
 		if (eq) {
 			*eq = '\0';
-			key = trim(l);
-			val = trim(eq + 1);
+			key = tfs_trim(l);
+			val = tfs_trim(eq + 1);
 		}
 		if (!*key || strchr(key, ',') || (val && strchr(val, ','))) {
 			fprintf(stderr, "tierfs: %s:%d: malformed line (key = value, no commas)\n", p,

@@ -325,8 +325,10 @@ static void *demote_thread(void *arg)
 	return NULL;
 }
 
-uint64_t chunks_drop_matching(struct policy *p, bool (*match)(void *ctx, const char *key),
-			      void *ctx)
+/* Drops from memory every ready chunk pred() accepts; a chunk in use is unlinked and freed by
+ * its last reader.  Returns how many. */
+static uint64_t drop_where(struct policy *p, bool (*pred)(void *ctx, const struct chunk *c),
+			  void *ctx)
 {
 	struct chunk *victims = NULL;
 	uint64_t n = 0;
@@ -334,29 +336,7 @@ uint64_t chunks_drop_matching(struct policy *p, bool (*match)(void *ctx, const c
 	for (size_t b = 0; b < p->chunk_buckets; b++)
 		for (struct chunk *c = p->chunk_tab[b], *next; c; c = next) {
 			next = c->hnext;
-			if (c->state != CH_READY || !match(ctx, c->key))
-				continue;
-			n++;
-			if (unlink_locked(p, c)) { /* in use: freed by its last reader */
-				c->qnext = victims;
-				victims = c;
-			}
-		}
-	pthread_mutex_unlock(&p->chunk_lock);
-	free_list(p, victims);
-	return n;
-}
-
-void policy_object_changed(struct policy *p, const char *key, const char *etag)
-{
-	struct chunk *victims = NULL;
-	uint64_t n = 0;
-	pthread_mutex_lock(&p->chunk_lock);
-	for (size_t b = 0; b < p->chunk_buckets; b++)
-		for (struct chunk *c = p->chunk_tab[b], *next; c; c = next) {
-			next = c->hnext;
-			if (c->state != CH_READY || strcmp(c->key, key) != 0 ||
-			    strcmp(c->etag, etag) == 0)
+			if (c->state != CH_READY || !pred(ctx, c))
 				continue;
 			n++;
 			if (unlink_locked(p, c)) {
@@ -366,6 +346,41 @@ void policy_object_changed(struct policy *p, const char *key, const char *etag)
 		}
 	pthread_mutex_unlock(&p->chunk_lock);
 	free_list(p, victims);
+	return n;
+}
+
+struct key_match {
+	bool (*match)(void *ctx, const char *key);
+	void *ctx;
+};
+
+static bool key_pred(void *arg, const struct chunk *c)
+{
+	struct key_match *m = arg;
+	return m->match(m->ctx, c->key);
+}
+
+uint64_t chunks_drop_matching(struct policy *p, bool (*match)(void *ctx, const char *key),
+			      void *ctx)
+{
+	struct key_match m = { match, ctx };
+	return drop_where(p, key_pred, &m);
+}
+
+struct version {
+	const char *key, *etag;
+};
+
+static bool other_version(void *arg, const struct chunk *c)
+{
+	const struct version *v = arg;
+	return strcmp(c->key, v->key) == 0 && strcmp(c->etag, v->etag) != 0;
+}
+
+void policy_object_changed(struct policy *p, const char *key, const char *etag)
+{
+	struct version v = { key, etag };
+	uint64_t n = drop_where(p, other_version, &v);
 	atomic_fetch_add_explicit(&p->stats.revalidated_changed, 1, memory_order_relaxed);
 	if (p->l2)
 		l2_open_version(p->l2, key, etag);
