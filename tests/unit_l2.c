@@ -1,8 +1,8 @@
 /*
  * unit_l2.c - the L2 store and its eviction order, driven directly (no mount, no S3):
  * eviction order, put/get round trips, corruption caught and dropped, versions dropped, slots
- * reused, orphaned slots reclaimed, a format from another chunk size emptied, and the time to
- * open a store whose index holds 100,000 chunks.
+ * reused, orphaned slots reclaimed, a format from another chunk size emptied, and opening a
+ * store whose index holds 100,000 chunks (the time it takes is printed, not asserted).
  *
  * usage: unit_l2 [--startup-chunks N]     (or $TIERFS_UNIT_STARTUP_CHUNKS; default 100000)
  */
@@ -246,9 +246,10 @@ static void test_startup(unsigned long n)
 	CHECK(ssd_open(dir, CS, &s) == 0);
 	CHECK(ssd_foreach(s, count_one, &count) == 0);
 	uint64_t ms = tfs_now_ms() - t0;
+	/* A figure, not an assertion (speed is measured, not asserted in tests): see
+	 * docs/BENCHMARKS.md for it on an optimized build. */
 	printf("startup with %lu chunks indexed: %llu ms\n", n, (unsigned long long)ms);
 	CHECK(count == n);
-	CHECK(ms < 1000);
 	ssd_close(s);
 	rm_rf(dir);
 	free(dir);
