@@ -425,6 +425,8 @@ static void log_refusal(const char *why, const char *line)
 	tfs_warn("ctl: refusing '%s': %s", tfs_printable(line, buf, sizeof(buf)), why);
 }
 
+static bool match_key(void *m, const char *key) { return policy_match_key(m, key); }
+
 static int cmd_invalidate(struct tfs_fs *fs, const char *arg)
 {
 	struct policy_match m;
@@ -433,8 +435,7 @@ static int cmd_invalidate(struct tfs_fs *fs, const char *arg)
 		return ret;
 	uint64_t chunks = policy_invalidate(fs->pol, &m);
 	fuse_ino_t inos[1024];
-	size_t n = itable_expire_matching(&fs->itab, (bool (*)(void *, const char *))policy_match_key,
-					  &m, inos, 1024);
+	size_t n = itable_expire_matching(&fs->itab, match_key, &m, inos, 1024);
 	for (size_t i = 0; i < n; i++)
 		notify_inval(fs, inos[i]);
 	char buf[300];

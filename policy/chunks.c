@@ -24,7 +24,6 @@
 #define CHUNK_BUCKETS 4096
 #define FETCH_RUN_BYTES (8u << 20) /* most bytes one background GET fetches */
 #define FETCH_RUN_MAX 128          /* most chunks in one background GET */
-#define BUF_POOL_MAX 32            /* free chunk buffers kept for reuse */
 
 enum chunk_state { CH_LOADING, CH_READY, CH_FAILED };
 
@@ -250,19 +249,18 @@ static struct chunk *l1_evict_locked(struct policy *p, struct chunk *victims)
 	return victims;
 }
 
-/* Counts a reader's access to the ready chunk c and promotes it to L1 at the threshold. */
+/* Counts a reader's access to the ready chunk c and promotes it to L1 at the threshold.  (The
+ * caller tells L2 of the access after dropping the lock: l2_note_access hashes the identity
+ * and takes L2's lock, work the chunk table's lock need not cover.) */
 static struct chunk *access_locked(struct policy *p, struct chunk *c, bool count)
 {
 	struct chunk *victims = NULL;
 	if (count) {
 		c->accesses++;
 		c->last_access_ms = now_ms(p);
-		if (p->l2) /* a no-op until the chunk is in L2 */
-			l2_note_access(p->l2, c->key, c->etag, c->idx);
-	}
-	if (count)
 		atomic_fetch_add_explicit(c->in_l1 ? &p->stats.l1_hits : &p->stats.l1_misses, 1,
 					  memory_order_relaxed);
+	}
 	if (c->in_l1) {
 		l1_front(p, c);
 	} else if (count && c->linked && p->cfg.l1_size &&
@@ -445,8 +443,6 @@ static struct chunk *complete_locked(struct policy *p, struct chunk *c, int err)
 			c->qnext = NULL;
 			victims = c; /* nobody else held it */
 		}
-		if (err == -ESTALE)
-			atomic_fetch_add_explicit(&p->stats.stale_reads, 1, memory_order_relaxed);
 	} else {
 		c->state = CH_READY;
 		/* to L2 off the reader's path: the writer holds a reference meanwhile */
@@ -652,6 +648,8 @@ int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, boo
 	}
 	pthread_mutex_unlock(&p->chunk_lock);
 	free_list(p, victims);
+	if (ret == 0 && count && p->l2) /* a no-op until the chunk is in L2 */
+		l2_note_access(p->l2, o->key, o->etag, idx);
 	return ret;
 }
 

@@ -314,7 +314,6 @@ static int fetch_listing(struct policy *p, const char *dir_key, struct tfs_listi
 	char *token = NULL;
 	int ret;
 
-	atomic_fetch_add_explicit(&p->stats.listings, 1, memory_order_relaxed);
 	do {
 		if (n == cap) {
 			size_t ncap = cap ? cap * 2 : 4;
@@ -625,7 +624,6 @@ int policy_lookup(struct policy *p, const char *dir_key, const char *name, struc
 	}
 	if ((ret = load_attr(p, sub, out)) == 0 || (ret = load_attr(p, key, out)) == 0)
 		goto out;
-	atomic_fetch_add_explicit(&p->stats.lookups_direct, 1, memory_order_relaxed);
 	struct s3_list_page pg;
 	ret = s3_list_page(p->s3, sub, "/", NULL, 1, &pg);
 	if (ret < 0)

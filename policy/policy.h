@@ -69,7 +69,6 @@ struct policy_lat {
 
 struct policy_stats {
 	_Atomic uint64_t chunk_hits, chunk_misses, chunk_waits, readahead_issued, readahead_used;
-	_Atomic uint64_t listings, lookups_direct, stale_reads;
 	_Atomic uint64_t l2_hits, l2_misses, l2_writes, l2_write_dropped, l2_evictions;
 	_Atomic uint64_t l1_hits, l1_misses, promotions, demotions, l1_evictions;
 	_Atomic uint64_t warm_files_total, warm_files_done, warm_bytes, warm_errors;
@@ -146,7 +145,6 @@ struct policy_snapshot {
 	uint64_t mem_used, mem_capacity;
 	uint64_t l2_used, l2_entries, l2_capacity;
 	uint64_t uptime_ms;
-	bool has_l2;
 };
 void policy_snapshot(struct policy *p, struct policy_snapshot *out);
 /* Latency quantile q (0..1) of a histogram, in ms, interpolated within its bucket. */

@@ -12,6 +12,8 @@
 #include "policy.h"
 #include "ssd.h"
 
+#define BUF_POOL_MAX 32 /* free chunk buffers kept for reuse (chunks.c) */
+
 struct dir_entry;       /* meta.c */
 struct chunk;           /* chunks.c */
 struct l2;              /* l2.c */
@@ -62,7 +64,7 @@ struct policy {
 	size_t nttl;
 
 	pthread_mutex_t buf_lock;       /* guards bufs and nbufs: free chunk buffers for reuse */
-	char *bufs[32];
+	char *bufs[BUF_POOL_MAX];
 	unsigned nbufs;
 };
 

@@ -82,7 +82,6 @@ void policy_snapshot(struct policy *p, struct policy_snapshot *o)
 	o->mem_capacity = p->cfg.mem_bytes;
 	policy_l2_usage(p, &o->l2_used, &o->l2_entries);
 	o->l2_capacity = p->l2 ? p->cfg.l2_size : 0;
-	o->has_l2 = p->l2 != NULL;
 	o->uptime_ms = tfs_now_ms() - p->started_ms;
 }
 
