@@ -187,6 +187,32 @@ static void human_bytes(uint64_t b, char *out, size_t n)
 	snprintf(out, n, i ? "%.1f %s" : "%.0f %s", v, u[i]);
 }
 
+/* Prefetch figures of predictor i (PF_NONE: all of them). */
+struct pf_row {
+	uint64_t issued, used, wasted;
+	double accuracy, coverage;
+};
+
+static void pf_row_of(const struct policy_stats *st, int i, struct pf_row *r)
+{
+	uint64_t all_used = 0;
+	memset(r, 0, sizeof(*r));
+	for (int k = PF_NONE + 1; k < PF_NSRC; k++) {
+		all_used += st->pf[k].used;
+		if (i == PF_NONE || i == k) {
+			r->issued += st->pf[k].issued;
+			r->used += st->pf[k].used;
+			r->wasted += st->pf[k].wasted;
+		}
+	}
+	/* accuracy: used / issued; coverage: the share of would-be misses (chunks readers took
+	 * from a prefetch, plus those they had to fetch from S3 themselves) it turned into hits */
+	r->accuracy = r->issued ? (double)(r->used < r->issued ? r->used : r->issued) /
+				  (double)r->issued : 0;
+	uint64_t would_miss = all_used + st->demand_s3_chunks;
+	r->coverage = would_miss ? (double)r->used / (double)would_miss : 0;
+}
+
 static void render_text(const struct tfs_fs *fs, const struct policy_snapshot *s, FILE *f)
 {
 	const struct policy_stats *st = &s->st;
@@ -225,11 +251,23 @@ static void render_text(const struct tfs_fs *fs, const struct policy_snapshot *s
 		(unsigned long long)st->l2_writes, (unsigned long long)st->l2_write_dropped);
 	fprintf(f, "revalidations  kept %llu  changed %llu\n", (unsigned long long)st->revalidated_kept,
 		(unsigned long long)st->revalidated_changed);
-	uint64_t wasted = st->readahead_issued > st->readahead_used
-				  ? st->readahead_issued - st->readahead_used : 0;
-	fprintf(f, "prefetch       issued %llu  used %llu  wasted or pending %llu  accuracy %.1f%%\n",
-		(unsigned long long)st->readahead_issued, (unsigned long long)st->readahead_used,
-		(unsigned long long)wasted, 100 * rate(st->readahead_used, wasted));
+	char inflight[32], unread[32], budget[32];
+	human_bytes(st->pf_inflight_bytes, inflight, sizeof(inflight));
+	human_bytes(st->pf_unread_bytes, unread, sizeof(unread));
+	human_bytes(fs->pol ? policy_config(fs->pol)->prefetch_budget : 0, budget, sizeof(budget));
+	fprintf(f, "prefetch       %s  in flight %s  unread %s  budget %s  revalidations %llu\n",
+		fs->pol && policy_config(fs->pol)->prefetch ? "on" : "off", inflight, unread, budget,
+		(unsigned long long)st->pf_revalidations);
+	fprintf(f, "  %-12s %10s %10s %10s %9s %9s\n", "predictor", "issued", "used", "wasted",
+		"accuracy", "coverage");
+	for (int i = PF_NONE + 1; i <= PF_NSRC; i++) {
+		struct pf_row pr;
+		pf_row_of(st, i == PF_NSRC ? PF_NONE : i, &pr);
+		fprintf(f, "  %-12s %10llu %10llu %10llu %8.1f%% %8.1f%%\n",
+			i == PF_NSRC ? "all" : policy_pf_names[i], (unsigned long long)pr.issued,
+			(unsigned long long)pr.used, (unsigned long long)pr.wasted,
+			100 * pr.accuracy, 100 * pr.coverage);
+	}
 	fprintf(f, "S3             GET %llu  HEAD %llu  LIST %llu  not modified %llu  "
 		"bytes %llu  errors %llu  retries %llu\n",
 		(unsigned long long)s->s3_get, (unsigned long long)s->s3_head,
@@ -273,8 +311,6 @@ static void render_json(const struct tfs_fs *fs, const struct policy_snapshot *s
 		(unsigned long long)s->s3_bytes, (unsigned long long)s->s3_get_bytes,
 		(unsigned long long)s->s3_errors, (unsigned long long)s->s3_retries);
 	json_lat(f, r[3].lat);
-	uint64_t wasted = st->readahead_issued > st->readahead_used
-				  ? st->readahead_issued - st->readahead_used : 0;
 	fprintf(f, "}},\n \"movement\": {\"promotions\": %llu, \"demotions\": %llu, "
 		"\"l1_evictions\": %llu, \"l2_evictions\": %llu, \"l2_writes\": %llu, "
 		"\"l2_write_dropped\": %llu},\n",
@@ -283,10 +319,26 @@ static void render_json(const struct tfs_fs *fs, const struct policy_snapshot *s
 		(unsigned long long)st->l2_writes, (unsigned long long)st->l2_write_dropped);
 	fprintf(f, " \"revalidations\": {\"kept\": %llu, \"changed\": %llu},\n",
 		(unsigned long long)st->revalidated_kept, (unsigned long long)st->revalidated_changed);
-	fprintf(f, " \"prefetch\": {\"issued\": %llu, \"used\": %llu, \"wasted\": %llu, "
-		"\"accuracy\": %.4f},\n",
-		(unsigned long long)st->readahead_issued, (unsigned long long)st->readahead_used,
-		(unsigned long long)wasted, rate(st->readahead_used, wasted));
+	struct pf_row pr;
+	pf_row_of(st, PF_NONE, &pr);
+	fprintf(f, " \"prefetch\": {\"enabled\": %s, \"issued\": %llu, \"used\": %llu, "
+		"\"wasted\": %llu, \"accuracy\": %.4f, \"coverage\": %.4f, "
+		"\"inflight_bytes\": %llu, \"unread_bytes\": %llu, \"budget_bytes\": %llu, "
+		"\"revalidations\": %llu, \"demand_s3_chunks\": %llu, \"predictors\": {",
+		fs->pol && policy_config(fs->pol)->prefetch ? "true" : "false",
+		(unsigned long long)pr.issued, (unsigned long long)pr.used,
+		(unsigned long long)pr.wasted, pr.accuracy, pr.coverage,
+		(unsigned long long)st->pf_inflight_bytes, (unsigned long long)st->pf_unread_bytes,
+		(unsigned long long)(fs->pol ? policy_config(fs->pol)->prefetch_budget : 0),
+		(unsigned long long)st->pf_revalidations, (unsigned long long)st->demand_s3_chunks);
+	for (int i = PF_NONE + 1; i < PF_NSRC; i++) {
+		pf_row_of(st, i, &pr);
+		fprintf(f, "%s\"%s\": {\"issued\": %llu, \"used\": %llu, \"wasted\": %llu, "
+			"\"accuracy\": %.4f, \"coverage\": %.4f}", i > PF_NONE + 1 ? ", " : "",
+			policy_pf_names[i], (unsigned long long)pr.issued, (unsigned long long)pr.used,
+			(unsigned long long)pr.wasted, pr.accuracy, pr.coverage);
+	}
+	fprintf(f, "}},\n");
 	fprintf(f, " \"integrity\": {\"checksum_failures\": %llu, \"orphans_reclaimed\": %llu},\n",
 		(unsigned long long)s->checksum_failures, (unsigned long long)s->orphans_reclaimed);
 	fprintf(f, " \"warm\": {\"running\": %s, \"files_done\": %llu, \"files_total\": %llu, "
@@ -294,7 +346,6 @@ static void render_json(const struct tfs_fs *fs, const struct policy_snapshot *s
 		st->warm_running ? "true" : "false", (unsigned long long)st->warm_files_done,
 		(unsigned long long)st->warm_files_total, (unsigned long long)st->warm_bytes,
 		(unsigned long long)st->warm_errors);
-	(void)fs;
 }
 
 static void metric(FILE *f, const char *name, const char *type, const char *help)
@@ -337,10 +388,21 @@ static void render_metrics(const struct tfs_fs *fs, const struct policy_snapshot
 	fprintf(f, "tierfs_revalidations_total{outcome=\"kept\"} %llu\n"
 		"tierfs_revalidations_total{outcome=\"changed\"} %llu\n",
 		(unsigned long long)st->revalidated_kept, (unsigned long long)st->revalidated_changed);
-	metric(f, "prefetch_chunks_total", "counter", "Chunks read ahead, issued and later used.");
-	fprintf(f, "tierfs_prefetch_chunks_total{outcome=\"issued\"} %llu\n"
-		"tierfs_prefetch_chunks_total{outcome=\"used\"} %llu\n",
-		(unsigned long long)st->readahead_issued, (unsigned long long)st->readahead_used);
+	metric(f, "prefetch_chunks_total", "counter",
+	       "Prefetched chunks by predictor: issued, used by a reader, wasted (left unread).");
+	for (int i = PF_NONE + 1; i < PF_NSRC; i++)
+		fprintf(f, "tierfs_prefetch_chunks_total{predictor=\"%s\",outcome=\"issued\"} %llu\n"
+			"tierfs_prefetch_chunks_total{predictor=\"%s\",outcome=\"used\"} %llu\n"
+			"tierfs_prefetch_chunks_total{predictor=\"%s\",outcome=\"wasted\"} %llu\n",
+			policy_pf_names[i], (unsigned long long)st->pf[i].issued, policy_pf_names[i],
+			(unsigned long long)st->pf[i].used, policy_pf_names[i],
+			(unsigned long long)st->pf[i].wasted);
+	metric(f, "demand_s3_chunks_total", "counter", "Chunks readers had to fetch from S3 themselves.");
+	fprintf(f, "tierfs_demand_s3_chunks_total %llu\n", (unsigned long long)st->demand_s3_chunks);
+	metric(f, "prefetch_bytes", "gauge", "Prefetched bytes not yet read, in flight or held.");
+	fprintf(f, "tierfs_prefetch_bytes{state=\"inflight\"} %llu\n"
+		"tierfs_prefetch_bytes{state=\"unread\"} %llu\n",
+		(unsigned long long)st->pf_inflight_bytes, (unsigned long long)st->pf_unread_bytes);
 	metric(f, "s3_requests_total", "counter", "Requests sent to S3, by kind.");
 	fprintf(f, "tierfs_s3_requests_total{kind=\"get\"} %llu\n"
 		"tierfs_s3_requests_total{kind=\"head\"} %llu\n"

@@ -22,12 +22,17 @@ struct tfs_options {
 	char *config, *log_file, *log_level;
 	char *config_bucket, *config_mountpoint; /* bucket = and mountpoint = of the config file */
 	char *kernel_opts;  /* kernel mount flags passed on to FUSE: nosuid,nodev,noatime,... */
-	bool path_style, anonymous, allow_other, foreground, debug, direct_io, ro;
+	/* set by fuse_opt, which stores an int: int, not bool (a bool let it overwrite the next
+	 * field: -o direct_io zeroed the low byte of ttl_s) */
+	int path_style, anonymous, direct_io;
+	bool allow_other, foreground, debug, ro;
 	uint64_t ttl_s, chunk_size, readahead_max, mem_bytes;
 	uint64_t l2_size, l2_min_free_pct, l2_min_free_bytes;
 	uint64_t read_ahead_kb;
 	uint64_t l1_size, promote_after, demote_after_s, demote_interval_s;
 	uint64_t timeout_ms, retries, fetch_threads;
+	uint64_t prefetch_window_s, prefetch_interval_s, prefetch_budget;
+	bool prefetch_off;
 	bool help, version, l1_size_set;
 };
 
@@ -78,6 +83,9 @@ bool itable_keep_cache(struct tfs_itable *t, struct tfs_inode *i, const char *et
 void itable_forget(struct tfs_itable *t, fuse_ino_t ino, uint64_t n);
 void itable_get_attr(struct tfs_itable *t, struct tfs_inode *i, struct tfs_attr *a, uint64_t *ms);
 void itable_set_attr(struct tfs_itable *t, struct tfs_inode *i, const struct tfs_attr *a);
+/* The same, learned at ms (monotonic) rather than now. */
+void itable_set_attr_at(struct tfs_itable *t, struct tfs_inode *i, const struct tfs_attr *a,
+			uint64_t ms);
 void itable_expire_attr(struct tfs_itable *t, struct tfs_inode *i);
 /* Expires the attributes (and the page-cache version) of every inode whose key match() accepts
  * (every inode when match is NULL); stores up to max of their numbers in out, returns how many. */

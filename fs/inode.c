@@ -202,9 +202,15 @@ void itable_get_attr(struct tfs_itable *t, struct tfs_inode *i, struct tfs_attr 
 
 void itable_set_attr(struct tfs_itable *t, struct tfs_inode *i, const struct tfs_attr *a)
 {
+	itable_set_attr_at(t, i, a, tfs_now_ms());
+}
+
+void itable_set_attr_at(struct tfs_itable *t, struct tfs_inode *i, const struct tfs_attr *a,
+			uint64_t ms)
+{
 	pthread_mutex_lock(&t->lock);
 	i->attr = *a;
-	i->attr_ms = tfs_now_ms();
+	i->attr_ms = ms;
 	pthread_mutex_unlock(&t->lock);
 }
 

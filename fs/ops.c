@@ -271,15 +271,32 @@ static void tfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_da
 	fuse_reply_none(req);
 }
 
-/* The attributes of i; for a file whose TTL ran out, revalidated with S3 first (a conditional
- * HEAD: 304 keeps everything cached and restarts the TTL). */
-static int current_attr(struct tfs_fs *fs, struct tfs_inode *i, struct tfs_attr *a)
+/* The attributes of i, and when they were learned (*ms, may be NULL); for a file whose TTL
+ * ran out, revalidated with S3 first (a conditional HEAD: 304 keeps everything cached and
+ * restarts the TTL), unless the prefetcher revalidated it since (then what it learned). */
+static int current_attr(struct tfs_fs *fs, struct tfs_inode *i, struct tfs_attr *a, uint64_t *ms)
 {
-	uint64_t ms;
-	itable_get_attr(&fs->itab, i, a, &ms);
-	if (i->is_dir || policy_fresh(fs->pol, i->key, ms, tfs_now_ms()))
+	uint64_t learned, at;
+	itable_get_attr(&fs->itab, i, a, &learned);
+	if (ms)
+		*ms = learned;
+	if (i->is_dir || policy_fresh(fs->pol, i->key, learned, tfs_now_ms()))
 		return 0;
 	struct tfs_attr fresh;
+	if (a->etag[0] && policy_prefetch_confirmed(fs->pol, i->key, learned, &fresh, &at) == 0) {
+		itable_set_attr_at(&fs->itab, i, &fresh, at);
+		if (strcmp(fresh.etag, a->etag) != 0) {
+			/* the prefetcher saw the change: the policy dropped the old chunks */
+			char kbuf[300];
+			tfs_info("'%s' changed in S3 (new ETag %s): cached copies dropped",
+				 tfs_printable(i->key, kbuf, sizeof(kbuf)), fresh.etag);
+			notify_inval(fs, i->ino);
+		}
+		*a = fresh;
+		if (ms)
+			*ms = at;
+		return 0;
+	}
 	bool changed = false;
 	int ret = a->etag[0] ? policy_revalidate(fs->pol, i->key, a, &fresh, &changed)
 			     : policy_stat_file(fs->pol, i->key, &fresh);
@@ -289,6 +306,8 @@ static int current_attr(struct tfs_fs *fs, struct tfs_inode *i, struct tfs_attr 
 	if (changed)
 		file_changed(fs, i, fresh.etag);
 	*a = fresh;
+	if (ms)
+		*ms = tfs_now_ms();
 	return 0;
 }
 
@@ -306,7 +325,7 @@ static void tfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	int ret = current_attr(fs, i, &a);
+	int ret = current_attr(fs, i, &a, NULL);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -337,7 +356,8 @@ static void tfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	int ret = current_attr(fs, i, &a);
+	uint64_t learned;
+	int ret = current_attr(fs, i, &a, &learned);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -351,6 +371,7 @@ static void tfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	memcpy(h->etag, a.etag, sizeof(h->etag));
 	h->size = a.size;
 	policy_open_object(fs->pol, h->key, h->etag);
+	policy_file_opened(fs->pol, h->key, &a, learned);
 	policy_stream_init(&h->stream);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	/* the page cache is a tier too: kept while the version it was filled with is current */

@@ -22,7 +22,7 @@ enum {
 	KEY_MEM, KEY_TIMEOUT, KEY_RETRIES, KEY_THREADS, KEY_RO, KEY_RW, KEY_ALLOW_OTHER,
 	KEY_L2_SIZE, KEY_L2_MIN_FREE, KEY_READ_AHEAD_KB, KEY_L1_SIZE, KEY_PROMOTE_AFTER,
 	KEY_DEMOTE_AFTER, KEY_DEMOTE_INTERVAL, KEY_KERNEL_FLAG, KEY_MOUNT_NOISE, KEY_CONFIG,
-	KEY_LOG_LEVEL,
+	KEY_LOG_LEVEL, KEY_PREFETCH, KEY_PREFETCH_WINDOW, KEY_PREFETCH_INTERVAL, KEY_PREFETCH_BUDGET,
 };
 
 #define DEFAULT_READ_AHEAD_KB 1024 /* one FUSE request of the largest size */
@@ -37,6 +37,10 @@ static const struct fuse_opt opt_spec[] = {
 	{ "ca_file=%s", offsetof(struct tfs_options, ca_file), 0 },
 	{ "log_file=%s", offsetof(struct tfs_options, log_file), 0 },
 	FUSE_OPT_KEY("log_level=", KEY_LOG_LEVEL),
+	FUSE_OPT_KEY("prefetch=", KEY_PREFETCH),
+	FUSE_OPT_KEY("prefetch_window=", KEY_PREFETCH_WINDOW),
+	FUSE_OPT_KEY("prefetch_interval=", KEY_PREFETCH_INTERVAL),
+	FUSE_OPT_KEY("prefetch_budget=", KEY_PREFETCH_BUDGET),
 	FUSE_OPT_KEY("config=", KEY_CONFIG),
 	/* kernel mount flags, as mount(8) and fstab pass them: on to FUSE */
 	FUSE_OPT_KEY("suid", KEY_KERNEL_FLAG), FUSE_OPT_KEY("nosuid", KEY_KERNEL_FLAG),
@@ -118,6 +122,14 @@ void tfs_print_help(const char *prog)
 	       "    -o promote_after=N     accesses before a chunk enters L1 (default: %u)\n"
 	       "    -o demote_after=DURATION  an L1 chunk not read this long leaves L1 (default: %us)\n"
 	       "    -o demote_interval=DURATION  how often demotion runs (default: %us)\n"
+	       "    -o prefetch=on|off     prefetch by access pattern: readahead, recurring accesses,\n"
+	       "                           files of a directory in order (default: on)\n"
+	       "    -o prefetch_window=DURATION  fetch what a recurring access will read this long\n"
+	       "                           before it is predicted (default: %us)\n"
+	       "    -o prefetch_interval=DURATION  how often the recurring-access predictor runs\n"
+	       "                           (default: %us)\n"
+	       "    -o prefetch_budget=SIZE  most prefetched bytes not yet read, in flight or cached\n"
+	       "                           (default: %lluM)\n"
 	       "    -o mem_cache=SIZE      memory for chunks in flight and read ahead (default: %lluM)\n"
 	       "    -o fetch_threads=N     background fetch threads, 1..64 (default: %u)\n"
 	       "    -o cache_dir=PATH      directory of the on-disk (L2) cache (default:\n"
@@ -154,6 +166,8 @@ void tfs_print_help(const char *prog)
 	       prog, S3_DEFAULT_REGION, S3_DEFAULT_TIMEOUT_MS, S3_DEFAULT_RETRIES,
 	       POLICY_DEFAULT_TTL_S, (unsigned long long)(POLICY_DEFAULT_READAHEAD_MAX >> 20),
 	       L1_DEFAULT_PROMOTE_AFTER, L1_DEFAULT_DEMOTE_AFTER_S, L1_DEFAULT_DEMOTE_INTERVAL_S,
+	       POLICY_DEFAULT_PREFETCH_WINDOW_S, POLICY_DEFAULT_PREFETCH_INTERVAL_MS / 1000,
+	       (unsigned long long)(POLICY_DEFAULT_PREFETCH_BUDGET >> 20),
 	       (unsigned long long)(POLICY_DEFAULT_MEM_BYTES >> 20), POLICY_DEFAULT_FETCH_THREADS,
 	       (unsigned long long)(POLICY_DEFAULT_L2_SIZE >> 30), POLICY_DEFAULT_L2_MIN_FREE_PCT,
 	       DEFAULT_READ_AHEAD_KB);
@@ -277,6 +291,28 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		if (tfs_parse_duration(val, &o->demote_interval_s) < 0 || o->demote_interval_s == 0 ||
 		    o->demote_interval_s == TFS_TTL_NEVER)
 			return bad("demote_interval (a duration of at least 1s)", val);
+		return 0;
+	case KEY_PREFETCH:
+		if (strcmp(val, "on") == 0)
+			o->prefetch_off = false;
+		else if (strcmp(val, "off") == 0)
+			o->prefetch_off = true;
+		else
+			return bad("prefetch (on or off)", val);
+		return 0;
+	case KEY_PREFETCH_WINDOW:
+		if (tfs_parse_duration(val, &o->prefetch_window_s) < 0 || o->prefetch_window_s == 0 ||
+		    o->prefetch_window_s == TFS_TTL_NEVER)
+			return bad("prefetch_window (a duration of at least 1s)", val);
+		return 0;
+	case KEY_PREFETCH_INTERVAL:
+		if (tfs_parse_duration(val, &o->prefetch_interval_s) < 0 ||
+		    o->prefetch_interval_s == 0 || o->prefetch_interval_s > 3600)
+			return bad("prefetch_interval (a duration from 1s to 1h)", val);
+		return 0;
+	case KEY_PREFETCH_BUDGET:
+		if (tfs_parse_size(val, &o->prefetch_budget) < 0)
+			return bad("prefetch_budget (a size)", val);
 		return 0;
 	case KEY_THREADS:
 		if (tfs_parse_uint(val, 1, 64, &v) < 0)
@@ -414,6 +450,9 @@ int tfs_parse_options(int argc, char **argv, struct tfs_options *o, struct fuse_
 	o->promote_after = L1_DEFAULT_PROMOTE_AFTER;
 	o->demote_after_s = L1_DEFAULT_DEMOTE_AFTER_S;
 	o->demote_interval_s = L1_DEFAULT_DEMOTE_INTERVAL_S;
+	o->prefetch_window_s = POLICY_DEFAULT_PREFETCH_WINDOW_S;
+	o->prefetch_interval_s = POLICY_DEFAULT_PREFETCH_INTERVAL_MS / 1000;
+	o->prefetch_budget = POLICY_DEFAULT_PREFETCH_BUDGET;
 
 	/* Precedence: command line over config file over environment over defaults: the file
 	 * is applied first, the command line after it. */

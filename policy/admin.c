@@ -91,6 +91,7 @@ uint64_t policy_invalidate(struct policy *p, const struct policy_match *m)
 {
 	uint64_t n = chunks_drop_matching(p, match_cb, (void *)m);
 	if (p->l2) {
+		l2_flush(p->l2); /* fills still queued land first, then go with the rest */
 		long k = ssd_remove_matching(l2_store(p->l2), match_cb, (void *)m, "a", l2_forget,
 					     p->l2);
 		if (k > 0)
@@ -106,6 +107,7 @@ uint64_t policy_purge(struct policy *p)
 {
 	uint64_t n = chunks_drop_matching(p, match_all, NULL);
 	if (p->l2) {
+		l2_flush(p->l2); /* fills still queued land first, then go with the rest */
 		long k = ssd_remove_matching(l2_store(p->l2), match_all, NULL, "ad", l2_forget,
 					     p->l2);
 		if (k > 0)

@@ -38,7 +38,14 @@ struct chunk {
 	uint64_t idx;
 	uint64_t obj_size;
 	enum chunk_state state;
-	bool linked, queued, on_lru, prefetched, used;
+	bool linked, queued, on_lru;
+	bool low;               /* queued on the low-priority queue */
+	/* Prefetch accounting: pf_src is the predictor that asked for the chunk (PF_NONE for a
+	 * reader's); inflight while that fetch is counted in pf_inflight_bytes; unread while it
+	 * holds an unread prefetch (counted in pf_unread_bytes, ended by a reader: used, or by
+	 * leaving the cache: wasted). */
+	uint8_t pf_src;
+	bool inflight, unread;
 	bool from_s3;           /* fetched from S3: to be written to L2 once ready */
 	bool in_l1;             /* on the L1 list (else on the transient LRU when READY) */
 	uint64_t accesses;      /* readers' accesses, with those L2 counted before it loaded */
@@ -115,6 +122,18 @@ static void buf_put(struct policy *p, char *b, size_t len)
 
 static void chunk_free(struct policy *p, struct chunk *c)
 {
+	if (c->unread) {
+		/* leaving memory unread: L2 keeps the prefetch if it holds the chunk */
+		if (!p->l2 || c->state != CH_READY ||
+		    l2_take_prefetch(p->l2, c->key, c->etag, c->idx, c->pf_src, c->len) < 0) {
+			atomic_fetch_add_explicit(&p->stats.pf[c->pf_src].wasted, 1,
+						  memory_order_relaxed);
+			atomic_fetch_sub_explicit(&p->stats.pf_unread_bytes, c->len,
+						  memory_order_relaxed);
+		}
+	}
+	if (c->inflight)
+		atomic_fetch_sub_explicit(&p->stats.pf_inflight_bytes, c->len, memory_order_relaxed);
 	buf_put(p, c->data, c->len);
 	free(c->key);
 	free(c);
@@ -433,9 +452,31 @@ static void l2_fill_done(void *owner, void *obj) { chunk_put(owner, obj); }
 
 /* Records the outcome of a fetch of c and wakes its waiters.  Called with chunk_lock held;
  * returns chunks to free after unlocking. */
-static struct chunk *complete_locked(struct policy *p, struct chunk *c, int err)
+static struct chunk *complete_locked(struct policy *p, struct chunk *c, int err, uint8_t l2_src)
 {
 	struct chunk *victims = NULL;
+	if (c->inflight) {
+		c->inflight = false;
+		atomic_fetch_sub_explicit(&p->stats.pf_inflight_bytes, c->len, memory_order_relaxed);
+	}
+	if (!err && c->pf_src && !c->unread) {
+		/* a prefetch: a new one, or one L2 held unread (it comes back to memory) */
+		if (l2_src) {
+			c->pf_src = l2_src;
+		} else {
+			atomic_fetch_add_explicit(&p->stats.pf[c->pf_src].issued, 1,
+						  memory_order_relaxed);
+			atomic_fetch_add_explicit(&p->stats.pf_unread_bytes, c->len,
+						  memory_order_relaxed);
+		}
+		c->unread = true;
+	} else if (!err && l2_src) {
+		/* a reader's fetch found in L2 what a predictor had put there */
+		atomic_fetch_add_explicit(&p->stats.pf[l2_src].used, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&p->stats.pf_unread_bytes, c->len, memory_order_relaxed);
+	} else if (!err && c->from_s3) {
+		atomic_fetch_add_explicit(&p->stats.demand_s3_chunks, 1, memory_order_relaxed);
+	}
 	if (err) {
 		c->state = CH_FAILED;
 		c->err = err;
@@ -449,7 +490,7 @@ static struct chunk *complete_locked(struct policy *p, struct chunk *c, int err)
 		if (c->from_s3 && p->l2) {
 			c->refs++;
 			if (l2_write_async(p->l2, c->key, c->etag, c->idx, c->data, c->len,
-					   l2_fill_done, p, c) < 0)
+					   c->unread, l2_fill_done, p, c) < 0)
 				c->refs--;
 		}
 		if (c->linked) {
@@ -495,10 +536,10 @@ static int fetch_s3(struct policy *p, struct chunk **run, char **bufs, int n)
 
 /* Records the outcome of c's fetch and wakes its waiters; drops the fetcher's reference when
  * drop_ref (a fetch thread's) and not when the fetcher is a reader who goes on using c. */
-static void finish(struct policy *p, struct chunk *c, int err, bool drop_ref)
+static void finish(struct policy *p, struct chunk *c, int err, uint8_t l2_src, bool drop_ref)
 {
 	pthread_mutex_lock(&p->chunk_lock);
-	struct chunk *victims = complete_locked(p, c, err);
+	struct chunk *victims = complete_locked(p, c, err, l2_src);
 	struct chunk *f = drop_ref ? put_locked(c) : NULL;
 	pthread_mutex_unlock(&p->chunk_lock);
 	free_list(p, victims);
@@ -514,6 +555,7 @@ static void fetch_run(struct policy *p, struct chunk **run, int n, bool drop_ref
 {
 	char *bufs[FETCH_RUN_MAX];
 	bool hit[FETCH_RUN_MAX];
+	uint8_t src = 0;
 
 	if (p->l2 && n > 1)
 		l2_will_read(p->l2, run[0]->key, run[0]->etag, run[0]->idx, (size_t)n);
@@ -523,14 +565,14 @@ static void fetch_run(struct policy *p, struct chunk **run, int n, bool drop_ref
 		uint64_t acc = 0, t0 = tfs_now_ns();
 		hit[i] = bufs[i] && p->l2 &&
 			 l2_read(p->l2, run[i]->key, run[i]->etag, run[i]->idx, bufs[i],
-				 run[i]->len, &got, &acc) == 0 && got == run[i]->len;
+				 run[i]->len, &got, &acc, &src) == 0 && got == run[i]->len;
 		if (hit[i])
 			policy_lat_record(p, TIER_L2, (tfs_now_ns() - t0) / 1000);
 		if (hit[i]) {
 			run[i]->accesses = acc; /* what L2 has counted of it, across mounts */
 			run[i]->data = bufs[i]; /* published by the state change in finish() */
 			run[i]->from_s3 = false;
-			finish(p, run[i], 0, drop_ref);
+			finish(p, run[i], 0, src, drop_ref);
 		}
 	}
 	for (int a = 0; a < n;) {
@@ -553,7 +595,7 @@ static void fetch_run(struct policy *p, struct chunk **run, int n, bool drop_ref
 			} else {
 				buf_put(p, bufs[i], run[i]->len);
 			}
-			finish(p, run[i], ret, drop_ref);
+			finish(p, run[i], ret, 0, drop_ref);
 		}
 		a = b;
 	}
@@ -570,7 +612,9 @@ void chunk_put(struct policy *p, struct chunk *c)
 
 static void dequeue_locked(struct policy *p, struct chunk *c)
 {
-	struct chunk **pp = &p->queue_head, *prev = NULL;
+	struct chunk **head = c->low ? &p->lowq_head : &p->queue_head;
+	struct chunk **tail = c->low ? &p->lowq_tail : &p->queue_tail;
+	struct chunk **pp = head, *prev = NULL;
 	while (*pp && *pp != c) {
 		prev = *pp;
 		pp = &(*pp)->qnext;
@@ -578,10 +622,10 @@ static void dequeue_locked(struct policy *p, struct chunk *c)
 	if (!*pp)
 		return;
 	*pp = c->qnext;
-	if (p->queue_tail == c)
-		p->queue_tail = prev;
+	if (*tail == c)
+		*tail = prev;
 	c->qnext = NULL;
-	c->queued = false;
+	c->queued = c->low = false;
 	c->refs--; /* the queue's reference; the caller holds another */
 }
 
@@ -601,8 +645,15 @@ int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, boo
 		if (c->state == CH_LOADING) /* not ready: a miss, though one on its way */
 			atomic_fetch_add_explicit(&p->stats.chunk_misses, 1, memory_order_relaxed);
 		if (c->state == CH_LOADING && c->queued) {
-			/* Queued for readahead but not started: the reader fetches it now. */
+			/* Queued for readahead but not started: the reader fetches it now, and
+			 * the prefetch did not help. */
 			dequeue_locked(p, c);
+			if (c->inflight) {
+				c->inflight = false;
+				atomic_fetch_sub_explicit(&p->stats.pf_inflight_bytes, c->len,
+							  memory_order_relaxed);
+			}
+			c->pf_src = PF_NONE;
 			mine = true;
 		} else if (c->state == CH_LOADING) {
 			atomic_fetch_add_explicit(&p->stats.chunk_waits, 1, memory_order_relaxed);
@@ -611,10 +662,6 @@ int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, boo
 		} else {
 			atomic_fetch_add_explicit(&p->stats.chunk_hits, 1, memory_order_relaxed);
 			served_from_memory = true;
-		}
-		if (c->prefetched && !c->used) {
-			c->used = true;
-			atomic_fetch_add_explicit(&p->stats.readahead_used, 1, memory_order_relaxed);
 		}
 	} else {
 		victims = evict_locked(p, chunk_len(p, o->size, idx));
@@ -636,6 +683,12 @@ int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, boo
 		fetch_run(p, &c, 1, false);
 
 	pthread_mutex_lock(&p->chunk_lock);
+	if (c->state == CH_READY && c->unread) {
+		/* a prefetched chunk reaches its first reader (having waited for it, maybe) */
+		c->unread = false;
+		atomic_fetch_add_explicit(&p->stats.pf[c->pf_src].used, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&p->stats.pf_unread_bytes, c->len, memory_order_relaxed);
+	}
 	if (c->state == CH_READY) {
 		bool l1 = c->in_l1;
 		victims = access_locked(p, c, count);
@@ -653,51 +706,75 @@ int chunk_get(struct policy *p, const struct policy_object *o, uint64_t idx, boo
 	return ret;
 }
 
-void chunk_prefetch(struct policy *p, const struct policy_object *o, uint64_t idx)
+int chunk_prefetch(struct policy *p, const struct policy_object *o, uint64_t idx,
+		   enum policy_pf_src src, bool if_absent_in_l2)
 {
 	uint64_t h = chunk_hash(o->key, o->etag, idx);
 	size_t len = chunk_len(p, o->size, idx);
 	struct chunk *victims = NULL;
+	int ret = -EEXIST;
 
+	if (src != PF_NONE &&
+	    atomic_load_explicit(&p->stats.pf_inflight_bytes, memory_order_relaxed) +
+	    atomic_load_explicit(&p->stats.pf_unread_bytes, memory_order_relaxed) + len >
+	    p->cfg.prefetch_budget)
+		return -ENOSPC;
+	if (if_absent_in_l2 && p->l2 && l2_chunk_bytes(p->l2, o->key, o->etag, idx))
+		return -EEXIST;
 	pthread_mutex_lock(&p->chunk_lock);
 	if (p->stopping || find_locked(p, o->key, o->etag, idx, h))
 		goto out;
+	/* memory: a prefetch displaces only the transient buffer (chunks already handed to L2),
+	 * never L1 */
 	victims = evict_locked(p, len);
+	ret = -ENOSPC;
 	if (p->mem_used + len > p->cfg.mem_bytes)
-		goto out; /* the budget is spent on chunks in use: readahead yields */
+		goto out; /* the buffer is spent on chunks in use: prefetch yields */
 	struct chunk *c = new_chunk_locked(p, o, idx, h);
+	ret = -ENOMEM;
 	if (!c)
 		goto out;
+	ret = 0;
 	c->refs++; /* the queue's */
-	c->queued = c->prefetched = true;
-	if (p->queue_tail)
-		p->queue_tail->qnext = c;
+	c->queued = true;
+	c->pf_src = (uint8_t)src;
+	if (src != PF_NONE) {
+		c->inflight = true;
+		atomic_fetch_add_explicit(&p->stats.pf_inflight_bytes, len, memory_order_relaxed);
+	}
+	c->low = src == PF_INTERVAL;
+	struct chunk **head = c->low ? &p->lowq_head : &p->queue_head;
+	struct chunk **tail = c->low ? &p->lowq_tail : &p->queue_tail;
+	if (*tail)
+		(*tail)->qnext = c;
 	else
-		p->queue_head = c;
-	p->queue_tail = c;
-	atomic_fetch_add_explicit(&p->stats.readahead_issued, 1, memory_order_relaxed);
-	pthread_cond_signal(&p->queue_cond);
+		*head = c;
+	*tail = c;
+	pthread_cond_broadcast(&p->queue_cond); /* the demotion thread waits on it too */
 out:
 	pthread_mutex_unlock(&p->chunk_lock);
 	free_list(p, victims);
+	return ret;
 }
 
 /* Takes the head of the queue and the queued chunks right after it in the same object version,
  * up to FETCH_RUN_BYTES: readahead queues chunks in order, so one GET serves many. */
-static int pop_run_locked(struct policy *p, struct chunk **run)
+static int pop_run_locked(struct policy *p, struct chunk **run, bool low)
 {
+	struct chunk **head = low ? &p->lowq_head : &p->queue_head;
+	struct chunk **tail = low ? &p->lowq_tail : &p->queue_tail;
 	int n = 0;
 	uint64_t bytes = 0;
-	while (p->queue_head && n < FETCH_RUN_MAX) {
-		struct chunk *c = p->queue_head;
+	while (*head && n < FETCH_RUN_MAX) {
+		struct chunk *c = *head;
 		if (n > 0 && (c->idx != run[n - 1]->idx + 1 || bytes + c->len > FETCH_RUN_BYTES ||
 			      strcmp(c->key, run[0]->key) != 0 || strcmp(c->etag, run[0]->etag) != 0))
 			break;
-		p->queue_head = c->qnext;
-		if (!p->queue_head)
-			p->queue_tail = NULL;
+		*head = c->qnext;
+		if (!*head)
+			*tail = NULL;
 		c->qnext = NULL;
-		c->queued = false; /* the queue's reference is now this thread's */
+		c->queued = c->low = false; /* the queue's reference is now this thread's */
 		run[n++] = c;
 		bytes += c->len;
 	}
@@ -710,14 +787,22 @@ static void *fetch_thread(void *arg)
 	struct chunk *run[FETCH_RUN_MAX];
 	pthread_mutex_lock(&p->chunk_lock);
 	for (;;) {
-		while (!p->stopping && !p->queue_head)
+		/* the low queue (predicted accesses) only when readahead has nothing queued, and
+		 * by one thread at a time: prefetch yields to readers */
+		while (!p->stopping && !p->queue_head && !(p->lowq_head && p->low_busy == 0))
 			pthread_cond_wait(&p->queue_cond, &p->chunk_lock);
 		if (p->stopping)
 			break;
-		int n = pop_run_locked(p, run);
+		bool low = !p->queue_head;
+		int n = pop_run_locked(p, run, low);
+		p->low_busy += low;
 		pthread_mutex_unlock(&p->chunk_lock);
 		fetch_run(p, run, n, true);
 		pthread_mutex_lock(&p->chunk_lock);
+		if (low) {
+			p->low_busy--;
+			pthread_cond_broadcast(&p->queue_cond);
+		}
 	}
 	pthread_mutex_unlock(&p->chunk_lock);
 	return NULL;
@@ -762,10 +847,13 @@ void chunks_destroy(struct policy *p)
 	chunks_stop(p);
 	free(p->threads);
 	/* No thread is left: drop the queue's and the table's references. */
-	while (p->queue_head) {
-		struct chunk *c = p->queue_head;
-		p->queue_head = c->qnext;
-		c->refs--;
+	for (int q = 0; q < 2; q++) {
+		struct chunk **head = q ? &p->lowq_head : &p->queue_head;
+		while (*head) {
+			struct chunk *c = *head;
+			*head = c->qnext;
+			c->refs--;
+		}
 	}
 	for (size_t b = 0; b < p->chunk_buckets; b++) {
 		struct chunk *c = p->chunk_tab[b];

@@ -10,6 +10,7 @@
  * round; no store I/O happens under it.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,11 @@ struct l2_entry {
 	struct l2_entry *next;
 	unsigned char ikey[SSD_IKEY_LEN];
 	uint64_t disk_bytes, last_access, accesses;
+	/* An unread prefetch (chunks.c hands it over when the chunk leaves memory unread): the
+	 * predictor, and the payload bytes counted in pf_unread_bytes.  Read by a reader: used;
+	 * removed: wasted. */
+	uint8_t pf_src;
+	uint32_t pf_len;
 };
 
 struct l2_job {
@@ -41,6 +47,7 @@ struct l2_job {
 	size_t len;
 	void (*done)(void *owner, void *obj);
 	void *owner, *obj;
+	bool prefetch;               /* evicts only what is colder than itself */
 };
 
 struct l2 {
@@ -110,6 +117,11 @@ static void remove_locked(struct l2 *l, const unsigned char *ikey)
 	struct l2_entry **pp = find_locked(l, ikey), *x = *pp;
 	if (!x)
 		return;
+	if (x->pf_src) {
+		atomic_fetch_add_explicit(&l->stats->pf[x->pf_src].wasted, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&l->stats->pf_unread_bytes, x->pf_len,
+					  memory_order_relaxed);
+	}
 	*pp = x->next;
 	l->used -= x->disk_bytes;
 	l->entries--;
@@ -133,8 +145,9 @@ void l2_usage(struct l2 *l, uint64_t *used, uint64_t *entries)
 	pthread_mutex_unlock(&l->lock);
 }
 
-/* Evicts at least want bytes (fewer if L2 holds fewer) in eviction order; returns bytes freed. */
-static uint64_t evict(struct l2 *l, uint64_t want)
+/* Evicts at least want bytes (fewer if L2 holds fewer) in eviction order, but only entries
+ * whose priority is below limit; returns bytes freed. */
+static uint64_t evict(struct l2 *l, uint64_t want, double limit)
 {
 	pthread_mutex_lock(&l->lock);
 	size_t n = (size_t)l->entries, i = 0;
@@ -154,6 +167,8 @@ static uint64_t evict(struct l2 *l, uint64_t want)
 			refs[i] = x;
 		}
 	size_t k = evict_choose(c, i, want);
+	while (k && c[k - 1].prio >= limit)
+		k--; /* sorted: the hotter ones are at the end */
 	unsigned char (*victims)[SSD_IKEY_LEN] = k ? malloc(k * SSD_IKEY_LEN) : NULL;
 	uint64_t freed = 0;
 	if (victims)
@@ -179,7 +194,7 @@ static uint64_t evict(struct l2 *l, uint64_t want)
 
 /* Makes room for need more bytes under the cap and above the free-space floor.  -ENOSPC when
  * that cannot be done (the floor is not met even with L2 empty). */
-static int make_room(struct l2 *l, uint64_t need)
+static int make_room(struct l2 *l, uint64_t need, double limit)
 {
 	for (int round = 0; round < 3; round++) {
 		uint64_t used, entries, want = 0;
@@ -196,7 +211,7 @@ static int make_room(struct l2 *l, uint64_t need)
 		}
 		if (want == 0)
 			return 0;
-		if (evict(l, want) == 0)
+		if (evict(l, want, limit) == 0)
 			return -ENOSPC;
 	}
 	return -ENOSPC;
@@ -225,7 +240,11 @@ static void *writer_thread(void *arg)
 		if (!have) {
 			uint64_t need = 4096 + ((uint64_t)j->len + 4095) / 4096 * 4096;
 			struct ssd_entry e;
-			if (make_room(l, need) < 0) {
+			/* a prefetch brings data read by nobody yet: it displaces only entries
+			 * colder than a chunk read once now */
+			double limit = j->prefetch ? evict_priority((double)wall_ms() / 1000.0, 1)
+						   : HUGE_VAL;
+			if (make_room(l, need, limit) < 0) {
 				atomic_fetch_add_explicit(&l->stats->l2_write_dropped, 1,
 							  memory_order_relaxed);
 			} else if (ssd_put(l->ssd, &id, j->data, j->len, wall_ms(), 1, &e) == 0) {
@@ -266,7 +285,7 @@ static void *upkeep_thread(void *arg)
 		if (l->stopping)
 			break;
 		pthread_mutex_unlock(&l->lock);
-		make_room(l, 0); /* the floor, when something else filled the disk */
+		make_room(l, 0, HUGE_VAL); /* the floor, when something else filled the disk */
 		pthread_mutex_lock(&l->lock);
 	}
 	pthread_mutex_unlock(&l->lock);
@@ -343,6 +362,22 @@ void l2_note_access(struct l2 *l, const char *key, const char *etag, uint64_t id
 	pthread_mutex_unlock(&l->lock);
 }
 
+int l2_take_prefetch(struct l2 *l, const char *key, const char *etag, uint64_t idx, uint8_t src,
+		     size_t len)
+{
+	struct ssd_id id;
+	ssd_id_init(&id, key, etag, idx);
+	pthread_mutex_lock(&l->lock);
+	struct l2_entry *x = *find_locked(l, id.ikey);
+	int ret = x && !x->pf_src ? 0 : -ENOENT;
+	if (ret == 0) {
+		x->pf_src = src;
+		x->pf_len = (uint32_t)len;
+	}
+	pthread_mutex_unlock(&l->lock);
+	return ret;
+}
+
 uint64_t l2_chunk_bytes(struct l2 *l, const char *key, const char *etag, uint64_t idx)
 {
 	struct ssd_id id;
@@ -355,7 +390,7 @@ uint64_t l2_chunk_bytes(struct l2 *l, const char *key, const char *etag, uint64_
 }
 
 int l2_read(struct l2 *l, const char *key, const char *etag, uint64_t idx, char *buf, size_t cap,
-	    size_t *len, uint64_t *accesses)
+	    size_t *len, uint64_t *accesses, uint8_t *pf_src)
 {
 	struct ssd_id id;
 	ssd_id_init(&id, key, etag, idx);
@@ -363,9 +398,13 @@ int l2_read(struct l2 *l, const char *key, const char *etag, uint64_t idx, char 
 	pthread_mutex_lock(&l->lock);
 	struct l2_entry *x = *find_locked(l, id.ikey);
 	uint64_t la = wall_ms(), acc = 0;
+	*pf_src = 0;
 	if (ret == 0 && x) {
 		x->last_access = la;
 		acc = ++x->accesses;
+		*pf_src = x->pf_src; /* the unread prefetch goes with the data */
+		x->pf_src = 0;
+		x->pf_len = 0;
 	} else if (ret < 0 && x) {
 		remove_locked(l, id.ikey); /* dropped by the store (failed verification) */
 	}
@@ -396,7 +435,8 @@ void l2_will_read(struct l2 *l, const char *key, const char *etag, uint64_t firs
 }
 
 int l2_write_async(struct l2 *l, const char *key, const char *etag, uint64_t idx, const char *data,
-		   size_t len, void (*done)(void *owner, void *obj), void *owner, void *obj)
+		   size_t len, bool prefetch, void (*done)(void *owner, void *obj), void *owner,
+		   void *obj)
 {
 	struct l2_job *j = calloc(1, sizeof(*j));
 	if (!j || !(j->key = strdup(key))) {
@@ -410,6 +450,7 @@ int l2_write_async(struct l2 *l, const char *key, const char *etag, uint64_t idx
 	j->done = done;
 	j->owner = owner;
 	j->obj = obj;
+	j->prefetch = prefetch;
 	pthread_mutex_lock(&l->lock);
 	if (l->stopping || l->qbytes + len > WRITE_QUEUE_MAX) {
 		pthread_mutex_unlock(&l->lock);

@@ -129,8 +129,8 @@ static size_t dir_bucket(const struct policy *p, const char *key)
 	return tfs_hash64(key, strlen(key), 0) % p->dir_buckets;
 }
 
-/* A referenced listing of key if cached and fresh, else NULL. */
-static struct tfs_listing *cache_get(struct policy *p, const char *key)
+/* A referenced listing of key if cached and fresh (or of any age), else NULL. */
+static struct tfs_listing *cache_get(struct policy *p, const char *key, bool any_age)
 {
 	struct tfs_listing *l = NULL;
 	size_t b = dir_bucket(p, key);
@@ -138,7 +138,7 @@ static struct tfs_listing *cache_get(struct policy *p, const char *key)
 	for (struct dir_entry *d = p->dir_tab[b]; d; d = d->hnext) {
 		if (strcmp(d->key, key) != 0)
 			continue;
-		if (fresh(p, key, d->listing->fetched_ms)) {
+		if (any_age || fresh(p, key, d->listing->fetched_ms)) {
 			l = d->listing;
 			atomic_fetch_add(&l->refs, 1);
 			lru_unlink(p, d);
@@ -454,11 +454,16 @@ out:
 /* A fresh listing from memory, else from the L2 index (then kept in memory too), else NULL. */
 static struct tfs_listing *fresh_listing(struct policy *p, const char *dir_key)
 {
-	struct tfs_listing *l = cache_get(p, dir_key);
+	struct tfs_listing *l = cache_get(p, dir_key, false);
 	if (l || !(l = load_listing(p, dir_key)))
 		return l;
 	cache_put(p, dir_key, l);
 	return l;
+}
+
+struct tfs_listing *meta_cached_listing(struct policy *p, const char *dir_key)
+{
+	return cache_get(p, dir_key, true);
 }
 
 int policy_list_dir(struct policy *p, const char *dir_key, struct tfs_listing **out)

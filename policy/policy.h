@@ -31,8 +31,11 @@
 #define POLICY_MIN_CHUNK_SIZE (64u << 10)
 #define POLICY_MAX_CHUNK_SIZE (64u << 20)
 #define POLICY_DEFAULT_TTL_S 60
-#define POLICY_DEFAULT_MEM_BYTES (64ull << 20)    /* chunk buffer (in-flight + readahead) */
-#define POLICY_DEFAULT_READAHEAD_MAX (32ull << 20)
+#define POLICY_DEFAULT_MEM_BYTES (128ull << 20)   /* chunk buffer (in-flight + readahead) */
+#define POLICY_DEFAULT_READAHEAD_MAX (64ull << 20)
+#define POLICY_DEFAULT_PREFETCH_WINDOW_S 60
+#define POLICY_DEFAULT_PREFETCH_INTERVAL_MS 2000
+#define POLICY_DEFAULT_PREFETCH_BUDGET (256ull << 20)
 #define POLICY_DEFAULT_FETCH_THREADS 4
 #define POLICY_MAX_READ (1u << 20)                /* the largest FUSE read */
 #define POLICY_READ_MAX_CHUNKS (POLICY_MAX_READ / POLICY_MIN_CHUNK_SIZE + 2)
@@ -45,6 +48,11 @@ struct policy_config {
 	const char *root_key;      /* the mount's root prefix ("" or ending in '/'), not owned */
 	uint64_t mem_bytes;        /* cap of the in-memory chunk buffer */
 	uint64_t readahead_max;    /* bytes ahead of a sequential reader; 0 disables readahead */
+	bool prefetch;             /* all three predictors on (readahead, interval, directory) */
+	uint64_t prefetch_window_ms; /* interval predictor: act on accesses predicted this soon */
+	uint64_t prefetch_interval_ms; /* the interval predictor's pass runs this often */
+	uint64_t prefetch_budget;  /* most bytes prefetched and not yet read (in flight or held) */
+	bool prefetch_manual;      /* no predictor thread: the caller runs policy_prefetch_pass */
 	unsigned fetch_threads;
 	uint64_t l1_size;          /* RAM tier capacity; 0 for no L1 */
 	uint64_t promote_after;    /* accesses before a chunk enters L1 */
@@ -67,12 +75,27 @@ struct policy_lat {
 	_Atomic uint64_t count, sum_us;
 };
 
+/* The three predictors that prefetch. */
+enum policy_pf_src { PF_NONE, PF_READAHEAD, PF_INTERVAL, PF_DIRORDER, PF_NSRC };
+extern const char *const policy_pf_names[PF_NSRC];
+
+/* Prefetched chunks of one predictor: issued (fetched ahead of any reader), used (then read by
+ * a reader, from memory or L2), wasted (left the cache unread). */
+struct policy_pf_stats {
+	_Atomic uint64_t issued, used, wasted;
+};
+
 struct policy_stats {
-	_Atomic uint64_t chunk_hits, chunk_misses, chunk_waits, readahead_issued, readahead_used;
+	_Atomic uint64_t chunk_hits, chunk_misses, chunk_waits;
+	struct policy_pf_stats pf[PF_NSRC];    /* [PF_NONE] unused */
+	_Atomic uint64_t demand_s3_chunks;     /* chunks readers had to fetch from S3 themselves */
+	_Atomic uint64_t pf_revalidations;     /* the interval predictor's conditional HEADs */
 	_Atomic uint64_t l2_hits, l2_misses, l2_writes, l2_write_dropped, l2_evictions;
 	_Atomic uint64_t l1_hits, l1_misses, promotions, demotions, l1_evictions;
 	_Atomic uint64_t warm_files_total, warm_files_done, warm_bytes, warm_errors;
 	_Atomic uint64_t warm_running;
+	/* gauges, kept by a reset: prefetched bytes in flight, and held (memory, L2) unread */
+	_Atomic uint64_t pf_inflight_bytes, pf_unread_bytes;
 	struct policy_lat lat[POLICY_NTIERS];  /* time to serve a chunk, by the tier serving it */
 	_Atomic uint64_t revalidated_kept, revalidated_changed;
 };
@@ -191,6 +214,20 @@ uint64_t policy_demote(struct policy *p);
  * so the open counts as an access to its chunks in L2 (the first 1,024), which keeps L2 from
  * evicting a file that is hot in the page cache. */
 void policy_note_open(struct policy *p, const char *key, const char *etag, uint64_t size);
+
+/* ---- prediction (prefetch.c) ---- */
+
+/* A reader opened the file key, version a, whose attributes were learned (or confirmed with
+ * S3) at learned_ms: the interval and directory-order predictors learn from it, and the
+ * directory predictor may queue the first chunks of the files that come next. */
+void policy_file_opened(struct policy *p, const char *key, const struct tfs_attr *a,
+			uint64_t learned_ms);
+/* The interval predictor revalidated key with S3 later than since_ms: *out is what S3 said and
+ * *at_ms when (the caller may adopt it instead of asking S3 again).  -ENOENT otherwise. */
+int policy_prefetch_confirmed(struct policy *p, const char *key, uint64_t since_ms,
+			      struct tfs_attr *out, uint64_t *at_ms);
+/* Runs one pass of the interval predictor now (it also runs every prefetch_interval). */
+void policy_prefetch_pass(struct policy *p);
 
 /* Tells policy that key is being opened at version etag: chunks of other versions are dropped
  * from L2. */

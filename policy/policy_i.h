@@ -52,6 +52,8 @@ struct policy {
 	struct chunk *l1_head, *l1_tail;    /* READY chunks in L1, most recent first */
 	uint64_t l1_used, l1_entries;       /* bytes and chunks in L1 (not in mem_used) */
 	struct chunk *queue_head, *queue_tail;
+	struct chunk *lowq_head, *lowq_tail;  /* PF_INTERVAL prefetches, after the queue */
+	unsigned low_busy;              /* fetch threads working on the low queue */
 	uint64_t mem_used;              /* bytes of linked chunks outside L1, loading ones included */
 	bool stopping;
 	pthread_t *threads;
@@ -62,6 +64,17 @@ struct policy {
 	pthread_mutex_t ttl_lock;       /* guards ttl_tab and nttl (ttl.c) */
 	struct ttl_setting **ttl_tab;
 	size_t nttl;
+
+	/* prediction (prefetch.c): per-object access history, per-directory reading order */
+	pthread_mutex_t pf_lock;        /* guards pf_objs, npf_objs, pf_dirs, npf_dirs, pf_stop; taken
+					 * with no other lock held */
+	pthread_cond_t pf_cond;
+	struct pf_obj **pf_objs;
+	size_t npf_objs;
+	struct pf_dir **pf_dirs;
+	size_t npf_dirs;
+	bool pf_stop, pf_started;
+	pthread_t pf_thread;
 
 	pthread_mutex_t buf_lock;       /* guards bufs and nbufs: free chunk buffers for reuse */
 	char *bufs[BUF_POOL_MAX];
@@ -83,6 +96,15 @@ int meta_init(struct policy *p);
 int meta_listing_from_pages(const char *dir_key, const struct s3_list_page *pages, size_t npages,
 			    struct tfs_listing **out);
 void meta_destroy(struct policy *p);
+/* The listing of dir_key held in memory, fresh or not (no S3 request), or NULL: good enough
+ * for predicting (a stale listing names old versions, whose prefetch is merely wasted). */
+struct tfs_listing *meta_cached_listing(struct policy *p, const char *dir_key);
+
+int prefetch_init(struct policy *p);
+/* Starts the interval predictor's thread (when prefetch is on). */
+int prefetch_start(struct policy *p);
+void prefetch_stop(struct policy *p);
+void prefetch_destroy(struct policy *p);
 
 int chunks_init(struct policy *p);
 /* Starts the fetch threads. */
@@ -99,8 +121,13 @@ uint64_t chunks_drop_matching(struct policy *p, bool (*match)(void *ctx, const c
 			      void *ctx);
 /* Whether the chunk is in memory, and in L1. */
 bool chunk_in_l1(struct policy *p, const char *key, const char *etag, uint64_t idx, size_t *len);
-/* Queues a background fetch of the chunk unless it is present or the budget is spent. */
-void chunk_prefetch(struct policy *p, const struct policy_object *o, uint64_t idx);
+/* Queues a background fetch of the chunk for predictor src (PF_NONE: a chunk the current read
+ * needs, outside the prefetch accounting and budget).  PF_INTERVAL work waits in a second queue
+ * served only when the first is empty, by one thread at a time.  0 when queued, -EEXIST when
+ * present (in memory, or L2 for if_absent_in_l2), -ENOSPC when the budget or the memory buffer
+ * is spent. */
+int chunk_prefetch(struct policy *p, const struct policy_object *o, uint64_t idx,
+		   enum policy_pf_src src, bool if_absent_in_l2);
 void chunk_put(struct policy *p, struct chunk *c);
 const char *chunk_data(const struct chunk *c, size_t *len);
 
@@ -118,15 +145,23 @@ int l2_start(struct ssd_store *ssd, const struct l2_config *cfg, struct policy_s
 	     struct l2 **out);
 /* Writes what is queued, then stops the threads. */
 void l2_stop(struct l2 *l);
-/* A verified chunk from L2, counting the access; -ENOENT on a miss. */
+/* A verified chunk from L2, counting the access; -ENOENT on a miss.  *pf_src: the predictor
+ * whose unread prefetch the entry held (0: none), handed to the caller with the data. */
 int l2_read(struct l2 *l, const char *key, const char *etag, uint64_t idx, char *buf, size_t cap,
-	    size_t *len, uint64_t *accesses);
+	    size_t *len, uint64_t *accesses, uint8_t *pf_src);
+/* The chunk leaves memory unread after predictor src prefetched it: L2 keeps the unread
+ * prefetch (len payload bytes) until a reader reads it (used) or it is removed (wasted).
+ * -ENOENT when L2 does not hold the chunk. */
+int l2_take_prefetch(struct l2 *l, const char *key, const char *etag, uint64_t idx, uint8_t src,
+		     size_t len);
 /* Hints that chunks first..first+n-1 of this version will be read from L2 soon. */
 void l2_will_read(struct l2 *l, const char *key, const char *etag, uint64_t first, size_t n);
 /* Queues a fill; done(owner, obj) is called (from the writer thread, no lock held) when data is
- * no longer needed.  -EAGAIN when the queue is full: the fill is dropped and done is not called. */
+ * no longer needed.  -EAGAIN when the queue is full: the fill is dropped and done is not called.
+ * prefetch: nobody has read the data yet, so it may only displace colder entries. */
 int l2_write_async(struct l2 *l, const char *key, const char *etag, uint64_t idx, const char *data,
-		   size_t len, void (*done)(void *owner, void *obj), void *owner, void *obj);
+		   size_t len, bool prefetch, void (*done)(void *owner, void *obj), void *owner,
+		   void *obj);
 /* Waits until every queued fill is written. */
 void l2_flush(struct l2 *l);
 void l2_usage(struct l2 *l, uint64_t *used, uint64_t *entries);

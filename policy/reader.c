@@ -3,9 +3,11 @@
  * taken from the chunk table (which fetches it from S3 once, however many readers wait), with a
  * readahead window that grows while the reader stays sequential.
  *
- * Sequential detection tolerates the small reorderings of a multi-threaded FUSE loop: a read
- * within one chunk of where the last read ended counts as sequential.  Any other jump resets the
- * window, so a random reader pays for no readahead.
+ * Sequential detection tolerates small jumps, forward and back (the reorderings of a
+ * multi-threaded FUSE loop, a reader skipping a little): a read starting within
+ * max(chunk, window/4) of where the last one ended counts as sequential.  Any other jump resets
+ * the window, so a random reader pays for no readahead.  The window starts at one chunk and
+ * doubles with each sequential read up to readahead_max.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -17,6 +19,8 @@
 #include "log.h"
 #include "policy_i.h"
 #include "util.h"
+
+const char *const policy_pf_names[PF_NSRC] = { "none", "readahead", "interval", "dirorder" };
 
 const uint64_t policy_lat_bounds_us[POLICY_LAT_BUCKETS - 1] = {
 	25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,
@@ -113,6 +117,10 @@ struct policy *policy_new(const struct policy_config *cfg, struct s3_client *s3,
 		p->cfg.mem_bytes = 4 * p->cfg.chunk_size;
 	if (cfg->ssd && cfg->l2_size && p->cfg.l1_size > cfg->l2_size)
 		p->cfg.l1_size = cfg->l2_size; /* L2 holds everything L1 does: L1 cannot be larger */
+	if (!p->cfg.prefetch_interval_ms)
+		p->cfg.prefetch_interval_ms = POLICY_DEFAULT_PREFETCH_INTERVAL_MS;
+	if (!p->cfg.prefetch_window_ms)
+		p->cfg.prefetch_window_ms = POLICY_DEFAULT_PREFETCH_WINDOW_S * 1000;
 	if (!p->cfg.demote_interval_ms)
 		p->cfg.demote_interval_ms = L1_DEFAULT_DEMOTE_INTERVAL_S * 1000;
 	p->s3 = s3;
@@ -126,18 +134,23 @@ struct policy *policy_new(const struct policy_config *cfg, struct s3_client *s3,
 		goto fail_ttl;
 	if ((ret = chunks_init(p)) < 0)
 		goto fail_meta;
+	if ((ret = prefetch_init(p)) < 0)
+		goto fail_chunks;
 	if (cfg->ssd && cfg->l2_size) {
 		struct l2_config l2cfg = { .cap = cfg->l2_size, .min_free_pct = cfg->l2_min_free_pct,
 					   .min_free_bytes = cfg->l2_min_free_bytes };
 		if ((ret = l2_start(cfg->ssd, &l2cfg, &p->stats, &p->l2)) < 0)
 			goto fail_chunks;
 	}
-	if ((ret = chunks_start(p)) < 0)
+	if ((ret = chunks_start(p)) < 0 || (ret = prefetch_start(p)) < 0)
 		goto fail_l2;
 	return p;
 fail_l2:
+	prefetch_stop(p);
 	chunks_stop(p);
 	l2_stop(p->l2);
+	p->l2 = NULL;
+	prefetch_destroy(p);
 fail_chunks:
 	chunks_destroy(p);
 fail_meta:
@@ -156,8 +169,11 @@ void policy_free(struct policy *p)
 	if (!p)
 		return;
 	admin_stop(p);    /* the warm thread reads through everything below */
+	prefetch_stop(p); /* the interval predictor too */
 	chunks_stop(p);   /* no new fills after this ... */
 	l2_stop(p->l2);   /* ... and the queued ones are written (they hold chunk references) */
+	p->l2 = NULL;     /* chunks freed from now on count their unread prefetches as wasted */
+	prefetch_destroy(p);
 	chunks_destroy(p);
 	meta_destroy(p);
 	ttl_destroy(p);
@@ -167,6 +183,7 @@ void policy_free(struct policy *p)
 void policy_quiesce(struct policy *p)
 {
 	admin_stop(p);
+	prefetch_stop(p);
 	chunks_stop(p);
 	if (p->l2)
 		l2_flush(p->l2);
@@ -230,7 +247,8 @@ void policy_stats_line(struct policy *p, char *buf, size_t n)
 		 "retries=%llu; "
 		 "l2 hits=%llu misses=%llu writes=%llu dropped=%llu evictions=%llu "
 		 "checksum_failures=%llu orphans_reclaimed=%llu used=%llu entries=%llu; "
-		 "memory hits=%llu misses=%llu waits=%llu readahead issued=%llu used=%llu; "
+		 "memory hits=%llu misses=%llu waits=%llu; prefetch readahead=%llu/%llu "
+		 "interval=%llu/%llu dirorder=%llu/%llu (used/issued); "
 		 "l1 hits=%llu promotions=%llu demotions=%llu evictions=%llu used=%llu entries=%llu; "
 		 "revalidations kept=%llu changed=%llu",
 		 (unsigned long long)s3->requests_get, (unsigned long long)s3->requests_head,
@@ -244,8 +262,12 @@ void policy_stats_line(struct policy *p, char *buf, size_t n)
 		 (unsigned long long)(ss ? ss->orphans_reclaimed : 0), (unsigned long long)used,
 		 (unsigned long long)entries, (unsigned long long)st->chunk_hits,
 		 (unsigned long long)st->chunk_misses, (unsigned long long)st->chunk_waits,
-		 (unsigned long long)st->readahead_issued,
-		 (unsigned long long)st->readahead_used, (unsigned long long)st->l1_hits,
+		 (unsigned long long)st->pf[PF_READAHEAD].used,
+		 (unsigned long long)st->pf[PF_READAHEAD].issued,
+		 (unsigned long long)st->pf[PF_INTERVAL].used,
+		 (unsigned long long)st->pf[PF_INTERVAL].issued,
+		 (unsigned long long)st->pf[PF_DIRORDER].used,
+		 (unsigned long long)st->pf[PF_DIRORDER].issued, (unsigned long long)st->l1_hits,
 		 (unsigned long long)st->promotions, (unsigned long long)st->demotions,
 		 (unsigned long long)st->l1_evictions, (unsigned long long)l1u,
 		 (unsigned long long)l1e, (unsigned long long)st->revalidated_kept,
@@ -269,10 +291,11 @@ static void readahead_plan(struct policy *p, const struct policy_object *o, stru
 {
 	uint64_t cs = p->cfg.chunk_size;
 	*ra_from = *ra_to = 0;
-	if (!p->cfg.readahead_max)
+	if (!p->cfg.readahead_max || !p->cfg.prefetch)
 		return;
 	pthread_mutex_lock(&s->lock);
-	bool seq = off + cs >= s->next_off && off <= s->next_off + cs;
+	uint64_t tol = s->window / 4 > cs ? s->window / 4 : cs;
+	bool seq = off + tol >= s->next_off && off <= s->next_off + tol;
 	if (seq) {
 		s->window = s->window ? s->window * 2 : cs;
 		if (s->window > p->cfg.readahead_max)
@@ -320,11 +343,17 @@ int policy_read(struct policy *p, const struct policy_object *o, struct policy_s
 		ra_from = ra_to = 0;
 	/* Chunks after the first one of this read are fetched in the background meanwhile. */
 	for (uint64_t i = first + 1; i <= last; i++)
-		chunk_prefetch(p, o, i);
+		chunk_prefetch(p, o, i, PF_NONE, false);
 	if (ra_to > ra_from)
 		for (uint64_t i = ra_from / cs; i <= (ra_to - 1) / cs; i++)
-			if (i > last)
-				chunk_prefetch(p, o, i);
+			if (i > last && chunk_prefetch(p, o, i, PF_READAHEAD, false) == -ENOSPC) {
+				/* the budget or the buffer is spent: the next read tries again */
+				pthread_mutex_lock(&s->lock);
+				if (s->ra_end > i * cs)
+					s->ra_end = i * cs;
+				pthread_mutex_unlock(&s->lock);
+				break;
+			}
 
 	for (uint64_t i = first; i <= last; i++) {
 		struct chunk *c;

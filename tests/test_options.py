@@ -28,7 +28,8 @@ def test_help_lists_every_option_with_default():
     for opt in ("endpoint=", "region=", "profile=", "path_style", "ro", "ttl=", "chunk_size=",
                 "cache_dir=", "allow_other", "timeout=", "retries=", "readahead=", "mem_cache=",
                 "fetch_threads=", "anonymous", "direct_io", "ca_file=", "l2_size=", "l2_min_free=",
-                "read_ahead_kb=", "-f", "-d", "--version"):
+                "read_ahead_kb=", "prefetch=", "prefetch_window=", "prefetch_interval=",
+                "prefetch_budget=", "-f", "-d", "--version"):
         assert re.search(r"(-o |\s)" + re.escape(opt), r.stdout), opt
     # every -o line that takes a value names its default
     for line in r.stdout.splitlines():
@@ -61,6 +62,10 @@ def test_version():
     (["-o", "l2_min_free=150%", "b", MNT], "bad option l2_min_free"),
     (["-o", "l2_min_free=x%", "b", MNT], "bad option l2_min_free"),
     (["-o", "read_ahead_kb=-1", "b", MNT], "bad option read_ahead_kb"),
+    (["-o", "prefetch=maybe", "b", MNT], "bad option prefetch"),
+    (["-o", "prefetch_window=0", "b", MNT], "bad option prefetch_window"),
+    (["-o", "prefetch_interval=2h", "b", MNT], "bad option prefetch_interval"),
+    (["-o", "prefetch_budget=much", "b", MNT], "bad option prefetch_budget"),
     (["--bogus", "b", MNT], "unknown option"),
     (["bad/bucket", MNT], "bad bucket name"),
     (["b:a//b", MNT], "bad prefix"),
@@ -103,3 +108,15 @@ def test_daemonized_mount(s3, bucket, tmpdir_short, s3server):
     util.wait_for(lambda: subprocess.run(["pgrep", "-f", f"tierfs .*{mnt}"],
                                          capture_output=True).returncode != 0,
                   30, "the daemon to exit")
+
+
+def test_flag_options_leave_the_others_alone(s3, bucket, mount):
+    """fuse_opt stores an int for a flag: it once overwrote the next field (direct_io zeroed
+    the low byte of the TTL, so ttl=60 became 0)."""
+    s3.put_object(Bucket=bucket, Key="d/x", Body=b"x")
+    m = mount(bucket, ["direct_io", "path_style", "ttl=300"])
+    eff = os.getxattr(os.path.join(m.mnt, "d", "x"), "user.tierfs.ttl.effective").decode()
+    assert eff.startswith("300 "), eff
+    m2 = mount(bucket, ["direct_io", "path_style"])
+    eff = os.getxattr(os.path.join(m2.mnt, "d", "x"), "user.tierfs.ttl.effective").decode()
+    assert eff.startswith("60 "), eff

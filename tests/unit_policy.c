@@ -13,6 +13,7 @@
 #include "l1.h"
 #include "log.h"
 #include "policy_i.h"
+#include "predict.h"
 #include "s3.h"
 #include "util.h"
 
@@ -245,6 +246,120 @@ static void test_l1_rules(void)
 	CHECK(!l1_should_demote(10 * hour, 9 * hour, hour)); /* a clock going back demotes nothing */
 }
 
+/* The interval predictor on its own: times are arguments, so the clock is the test's. */
+static void test_predict(void)
+{
+	struct pred_hist h = { 0 };
+	uint64_t next = 0, avg = 0;
+	CHECK(pred_note(&h, 100000) == 0);
+	CHECK(pred_next(&h, 100000, &next) == -EAGAIN);
+	CHECK(pred_note(&h, 100500) == -EALREADY); /* the same access, opened twice */
+	CHECK(pred_note(&h, 110000) == 0);
+	CHECK(pred_next(&h, 110000, &next) == -EAGAIN); /* one interval is not enough */
+	CHECK(pred_note(&h, 120000) == 0);
+	CHECK(pred_next(&h, 120000, &next) == 0 && next == 130000);
+	/* recency-weighted: a slower rhythm moves the prediction toward the recent intervals */
+	CHECK(pred_note(&h, 132000) == 0);
+	CHECK(pred_note(&h, 144000) == 0);
+	CHECK(pred_interval(&h, &avg) == 0);
+	CHECK(avg > 11000 && avg < 12000);
+	CHECK(pred_next(&h, 144000, &next) == 0 && next == 144000 + avg);
+	/* overdue by more than half an interval: the reader stopped */
+	CHECK(pred_next(&h, 144000 + avg + avg / 2 - 1, &next) == 0);
+	CHECK(pred_next(&h, 144000 + avg + avg / 2 + 1, &next) == -ESTALE);
+	/* the history is a ring: many accesses later, only the last PRED_HISTORY count */
+	struct pred_hist r = { 0 };
+	for (uint64_t t = 0; t < 100; t++)
+		CHECK(pred_note(&r, 1000000 + t * 5000) == 0);
+	CHECK(pred_interval(&r, &avg) == 0 && avg == 5000);
+	CHECK(pred_next(&r, 1000000 + 99 * 5000, &next) == 0 && next == 1000000 + 100 * 5000);
+	/* irregular accesses are not predicted */
+	struct pred_hist irr = { 0 };
+	uint64_t times[] = { 0, 2000, 30000, 31000, 90000, 92000 };
+	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++)
+		pred_note(&irr, 5000000 + times[i]);
+	CHECK(pred_interval(&irr, &avg) == -ERANGE);
+	/* a clock that goes back is not a new access */
+	CHECK(pred_note(&r, 1000) == -EALREADY);
+}
+
+static uint64_t fake_ms;
+static uint64_t fake_clock(void) { return fake_ms; }
+
+/* The interval predictor inside a policy, driven with an injected clock.  S3 is a closed port
+ * and no fetch thread runs, so what a pass does shows in the queue and the counters. */
+static void test_prefetch_pass(void)
+{
+	struct s3_config sc = { .endpoint = "http://127.0.0.1:9", .region = "us-east-1",
+				.bucket = "b", .access_key = "k", .secret_key = "s",
+				.path_style = true, .timeout_ms = 500, .connect_timeout_ms = 200 };
+	int err = 0;
+	struct s3_client *s3 = s3_client_new(&sc, &err);
+	CHECK(s3 != NULL);
+	if (!s3)
+		return;
+	struct policy_config cfg = {
+		.chunk_size = 1 << 20, .ttl_s = 1, .mem_bytes = 64 << 20,
+		.readahead_max = 8 << 20, .fetch_threads = 0, .prefetch = true,
+		.prefetch_window_ms = 60000, .prefetch_interval_ms = 1000,
+		.prefetch_budget = 256 << 20, .prefetch_manual = true, .now_ms = fake_clock,
+	};
+	struct policy *p = policy_new(&cfg, s3, &err);
+	CHECK(p != NULL);
+	if (!p) {
+		s3_client_free(s3);
+		return;
+	}
+	struct tfs_attr a = { .size = 3 << 20 };
+	snprintf(a.etag, sizeof(a.etag), "\"e1\"");
+	const struct policy_stats *st = policy_stats(p);
+
+	/* opened every 10 s: t = 0, 10, 20 s */
+	for (int i = 0; i < 3; i++) {
+		fake_ms = 1000000 + (uint64_t)i * 10000;
+		policy_file_opened(p, "data/a.bin", &a, fake_ms);
+	}
+	/* t = 21 s: the next access (30 s) is within the window: its 3 chunks are queued on the
+	 * low-priority queue (nothing holds them); revalidation waits until 2 passes before */
+	fake_ms = 1021000;
+	policy_prefetch_pass(p);
+	CHECK(p->lowq_head != NULL && p->queue_head == NULL);
+	CHECK(st->pf_inflight_bytes == 3 << 20);
+	CHECK(st->pf_revalidations == 0);
+	/* acted on once: a second pass queues nothing more */
+	policy_prefetch_pass(p);
+	CHECK(st->pf_inflight_bytes == 3 << 20);
+	/* t = 28 s: the metadata (TTL 1 s) would be stale at 30 s: revalidated (S3 is down, so it
+	 * fails), once per predicted access */
+	fake_ms = 1028000;
+	policy_prefetch_pass(p);
+	CHECK(st->pf_revalidations == 1);
+	policy_prefetch_pass(p);
+	CHECK(st->pf_revalidations == 1);
+	struct tfs_attr got;
+	uint64_t at;
+	CHECK(policy_prefetch_confirmed(p, "data/a.bin", 0, &got, &at) == -ENOENT);
+	/* t = 40 s: the reader did not come at 30 s: overdue, nothing more happens */
+	fake_ms = 1040000;
+	policy_prefetch_pass(p);
+	CHECK(st->pf_revalidations == 1);
+	/* prefetch=off: opens teach nothing */
+	policy_free(p);
+	cfg.prefetch = false;
+	p = policy_new(&cfg, s3, &err);
+	CHECK(p != NULL);
+	if (p) {
+		for (int i = 0; i < 4; i++) {
+			fake_ms = 2000000 + (uint64_t)i * 10000;
+			policy_file_opened(p, "data/a.bin", &a, fake_ms);
+		}
+		policy_prefetch_pass(p);
+		CHECK(p->lowq_head == NULL && policy_stats(p)->pf_inflight_bytes == 0);
+		policy_free(p);
+	}
+	s3_client_free(s3);
+}
+
 /* Inputs that once crashed (or might): tests/fuzz/regressions/list-*, replayed through the
  * listing parser and builder, which must neither crash nor leak (valgrind, ASan builds). */
 static void test_fuzz_regressions(void)
@@ -288,6 +403,8 @@ int main(void)
 	test_error_xml();
 	test_ttl();
 	test_l1_rules();
+	test_predict();
+	test_prefetch_pass();
 	test_fuzz_regressions();
 	return CHECK_SUMMARY();
 }
