@@ -104,7 +104,10 @@ static char *buf_get(struct policy *p, size_t len)
 			b = p->bufs[--p->nbufs];
 		pthread_mutex_unlock(&p->buf_lock);
 	}
-	return b ? b : malloc(len ? len : 1);
+	/* page-aligned, so that L2 can write it with O_DIRECT */
+	if (!b && posix_memalign((void **)&b, 4096, len ? len : 1) != 0)
+		b = NULL;
+	return b;
 }
 
 static void buf_put(struct policy *p, char *b, size_t len)

@@ -53,6 +53,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--chunk-size", default="1M")
     ap.add_argument("--readahead", default=None)
+    ap.add_argument("--opts", default="", help="more tierfs options, comma-separated")
     a = ap.parse_args()
     srv = util.S3Server().start()
     try:
@@ -62,6 +63,7 @@ def main():
         s3.put_object(Bucket="bench", Key="big.bin", Body=body)
         sha = hashlib.sha256(body).hexdigest()
         opts = [f"chunk_size={a.chunk_size}"] + ([f"readahead={a.readahead}"] if a.readahead else [])
+        opts += [o for o in a.opts.split(",") if o]
         mb = len(body) / 1e6
         res = {"curl": [], "tierfs": []}
         # one warm-up round for both, not counted: s3rver (node) is slow on its first requests

@@ -262,7 +262,9 @@ class Rclone(Contender):
                 "--dir-cache-time", "1h", "--log-level", "NOTICE"]
 
     def env(self):
-        e = dict(os.environ)
+        # AWS_CA_BUNDLE in the environment makes rclone 1.60 fail at start ("unable to load
+        # custom CA bundle ... unsupported transport"); the endpoint is plain http anyway
+        e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         e.update(RCLONE_CONFIG_S3BENCH_TYPE="s3", RCLONE_CONFIG_S3BENCH_PROVIDER="Other",
                  RCLONE_CONFIG_S3BENCH_ENDPOINT=self.endpoint,
                  RCLONE_CONFIG_S3BENCH_ACCESS_KEY_ID=util.ACCESS_KEY,
@@ -556,9 +558,14 @@ def main():
                 try:
                     one_run(cs[n], a, sha, small, res, check=(r == 0))
                 except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
-                    log(f"{n} failed: {e}")
-                    res.fail("cold_seq", n, str(e)[:200])
                     cs[n].kill()
+                    try:
+                        with open(cs[n].logpath(), errors="replace") as f:
+                            tail = " | ".join(f.read().strip().splitlines()[-3:])
+                    except OSError:
+                        tail = ""
+                    log(f"{n} failed: {e}: {tail}")
+                    res.fail("cold_seq", n, f"{str(e)[:200]}: {tail[:300]}")
         for n in who:
             if cs[n].rss:
                 res.add("rss", n, cs[n].rss)
