@@ -16,6 +16,17 @@
 uint64_t tfs_now_ns(void);
 static inline uint64_t tfs_now_ms(void) { return tfs_now_ns() / 1000000u; }
 
+/* The CLOCK_REALTIME time ms milliseconds from now, for pthread_cond_timedwait. */
+static inline struct timespec tfs_deadline_in(uint64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t ns = (uint64_t)ts.tv_nsec + ms % 1000 * 1000000;
+	ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+	ts.tv_nsec = (long)(ns % 1000000000);
+	return ts;
+}
+
 /* "4096", "64K", "1M", "10G", "1T" (powers of 1024) -> bytes.  -EINVAL on anything else,
  * including empty strings, negatives, trailing garbage and overflow. */
 int tfs_parse_size(const char *s, uint64_t *out);

@@ -329,11 +329,7 @@ static void *demote_thread(void *arg)
 	struct policy *p = arg;
 	pthread_mutex_lock(&p->chunk_lock);
 	while (!p->stopping) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + p->cfg.demote_interval_ms % 1000 * 1000000;
-		ts.tv_sec += (time_t)(p->cfg.demote_interval_ms / 1000 + ns / 1000000000);
-		ts.tv_nsec = (long)(ns % 1000000000);
+		struct timespec ts = tfs_deadline_in(p->cfg.demote_interval_ms);
 		pthread_cond_timedwait(&p->queue_cond, &p->chunk_lock, &ts);
 		if (p->stopping)
 			break;

@@ -400,11 +400,7 @@ static void *prefetch_thread(void *arg)
 	struct policy *p = arg;
 	pthread_mutex_lock(&p->pf_lock);
 	while (!p->pf_stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + p->cfg.prefetch_interval_ms % 1000 * 1000000;
-		ts.tv_sec += (time_t)(p->cfg.prefetch_interval_ms / 1000 + ns / 1000000000);
-		ts.tv_nsec = (long)(ns % 1000000000);
+		struct timespec ts = tfs_deadline_in(p->cfg.prefetch_interval_ms);
 		pthread_cond_timedwait(&p->pf_cond, &p->pf_lock, &ts);
 		if (p->pf_stop)
 			break;

@@ -2,7 +2,6 @@
 that do exactly what they say (and nothing when refused)."""
 
 import errno
-import json
 import os
 import re
 import subprocess
@@ -19,14 +18,8 @@ def read(path):
         return f.read()
 
 
-def stats(mnt):
-    with open(os.path.join(mnt, CTLDIR, "stats.json")) as f:
-        return json.load(f)
-
-
-def ctl(mnt, line):
-    with open(os.path.join(mnt, CTLDIR, "ctl"), "w") as f:
-        f.write(line + "\n")
+stats = util.tierfs_stats
+ctl = util.tierfs_ctl
 
 
 def tier(path):

@@ -1,7 +1,6 @@
 """Prefetch: readahead within a file, the interval predictor across time, the directory-order
 predictor across files, one budget, and their accounting in the statistics."""
 
-import json
 import os
 import random
 import threading
@@ -13,14 +12,8 @@ CTLDIR = ".tierfs"
 MiB = 1 << 20
 
 
-def stats(mnt):
-    with open(os.path.join(mnt, CTLDIR, "stats.json")) as f:
-        return json.load(f)
-
-
-def ctl(mnt, line):
-    with open(os.path.join(mnt, CTLDIR, "ctl"), "w") as f:
-        f.write(line + "\n")
+stats = util.tierfs_stats
+ctl = util.tierfs_ctl
 
 
 def pf(mnt, name):

@@ -2,7 +2,9 @@
  * unit_l2.c - the L2 store and its eviction order, driven directly (no mount, no S3):
  * eviction order, put/get round trips, corruption caught and dropped, versions dropped, slots
  * reused, orphaned slots reclaimed, a format from another chunk size emptied, and opening a
- * store whose index holds 100,000 chunks (the time it takes is printed, not asserted).
+ * store whose index holds 100,000 chunks (the time it takes is printed, not asserted), and the
+ * L2 side of prefetch: a prefetched fill displaces only colder entries, unread prefetches are
+ * used by a read or counted wasted when evicted.
  *
  * usage: unit_l2 [--startup-chunks N]     (or $TIERFS_UNIT_STARTUP_CHUNKS; default 100000)
  */
@@ -225,6 +227,73 @@ static int count_one(void *ctx, const struct ssd_entry *e)
 	return 0;
 }
 
+static void nothing_done(void *owner, void *obj) { (void)owner; (void)obj; }
+
+/* A prefetched fill displaces only entries colder than itself; an unread prefetch handed to L2
+ * is used by the next reader, or counted wasted when evicted. */
+static void test_prefetch_in_l2(void)
+{
+	char *dir = mkdtemp_dir();
+	struct ssd_store *s;
+	struct l2 *l;
+	struct policy_stats st;
+	static char data[6][CS];
+	static char out[CS];
+	char key[32];
+	memset(&st, 0, sizeof(st));
+	CHECK(ssd_open(dir, CS, &s) == 0);
+	struct l2_config cfg = { .cap = 4 * (4096 + CS), .min_free_pct = 0, .min_free_bytes = 0 };
+	CHECK(l2_start(s, &cfg, &st, &l) == 0);
+	for (int i = 0; i < 4; i++) { /* four hot chunks fill L2 */
+		snprintf(key, sizeof(key), "hot/%d", i);
+		fill(data[i], CS, (unsigned)i + 10);
+		CHECK(l2_write_async(l, key, "\"e\"", 0, data[i], CS, false, nothing_done, NULL,
+				     NULL) == 0);
+	}
+	l2_flush(l);
+	for (int i = 0; i < 4; i++) {
+		snprintf(key, sizeof(key), "hot/%d", i);
+		for (int k = 0; k < (i == 0 ? 1 : 20); k++) /* hot/0 is the coldest */
+			l2_note_access(l, key, "\"e\"", 0);
+	}
+	uint64_t used, entries;
+	l2_usage(l, &used, &entries);
+	CHECK(entries == 4);
+
+	/* hot/0 (2 accesses) is still hotter than a chunk nobody has read yet */
+	fill(data[4], CS, 4);
+	CHECK(l2_write_async(l, "pf/0", "\"e\"", 0, data[4], CS, true, nothing_done, NULL,
+			     NULL) == 0);
+	l2_flush(l);
+	CHECK(l2_chunk_bytes(l, "pf/0", "\"e\"", 0) == 0);
+	CHECK(st.l2_write_dropped == 1);
+	l2_usage(l, &used, &entries);
+	CHECK(entries == 4);
+
+	/* an unread prefetch in L2: the first read takes it (used), the second finds none */
+	uint8_t src = 9;
+	size_t len;
+	CHECK(l2_take_prefetch(l, "hot/1", "\"e\"", 0, PF_DIRORDER, CS) == 0);
+	CHECK(l2_take_prefetch(l, "nope", "\"e\"", 0, PF_DIRORDER, CS) == -ENOENT);
+	CHECK(l2_read(l, "hot/1", "\"e\"", 0, out, CS, &len, NULL, &src) == 0 &&
+	      src == PF_DIRORDER && memcmp(out, data[1], CS) == 0);
+	CHECK(l2_read(l, "hot/1", "\"e\"", 0, out, CS, &len, NULL, &src) == 0 && src == 0);
+
+	/* an unread prefetch evicted: wasted.  A reader's fill may evict anything: hot/0 goes */
+	CHECK(l2_take_prefetch(l, "hot/0", "\"e\"", 0, PF_INTERVAL, CS) == 0);
+	fill(data[5], CS, 5);
+	CHECK(l2_write_async(l, "demand/0", "\"e\"", 0, data[5], CS, false, nothing_done, NULL,
+			     NULL) == 0);
+	l2_flush(l);
+	CHECK(l2_chunk_bytes(l, "demand/0", "\"e\"", 0) > 0);
+	CHECK(l2_chunk_bytes(l, "hot/0", "\"e\"", 0) == 0);
+	CHECK(st.pf[PF_INTERVAL].wasted == 1 && st.pf[PF_DIRORDER].wasted == 0);
+	l2_stop(l);
+	ssd_close(s);
+	rm_rf(dir);
+	free(dir);
+}
+
 static void test_startup(unsigned long n)
 {
 	char *dir = mkdtemp_dir();
@@ -267,6 +336,7 @@ int main(int argc, char **argv)
 	test_evict_order();
 	test_store();
 	test_ttl_persist();
+	test_prefetch_in_l2();
 	test_startup(startup);
 	return CHECK_SUMMARY();
 }

@@ -261,3 +261,16 @@ class Mount:
         bad = self.unexpected_log_lines()
         assert not bad, "unexpected lines in the tierfs log:\n" + "\n".join(bad)
         return False
+
+
+def tierfs_stats(mnt):
+    """MOUNT/.tierfs/stats.json, parsed."""
+    import json
+    with open(os.path.join(mnt, ".tierfs", "stats.json")) as f:
+        return json.load(f)
+
+
+def tierfs_ctl(mnt, line):
+    """Writes one command to MOUNT/.tierfs/ctl."""
+    with open(os.path.join(mnt, ".tierfs", "ctl"), "w") as f:
+        f.write(line + "\n")

@@ -307,11 +307,18 @@ def curl_get(endpoint, key, rng=None):
     return float(out[1]), float(out[0])
 
 
+def big_bytes(size_mib):
+    """The large object's bytes: the same every time (random.randbytes stops at 256 MiB)."""
+    rnd = random.Random(1)
+    return b"".join(rnd.randbytes(16 * MiB) for _ in range(size_mib // 16)) + \
+        rnd.randbytes(size_mib % 16 * MiB)
+
+
 def seed(s3, a):
     log(f"seeding: big.bin {a.size_mib} MiB, ttfb.bin 64 MiB, {a.files} small files")
     s3.create_bucket(Bucket=BUCKET)
-    rnd = random.Random(1)
-    big = rnd.randbytes(a.size_mib * MiB)
+    rnd = random.Random(2)
+    big = big_bytes(a.size_mib)
     s3.put_object(Bucket=BUCKET, Key="big.bin", Body=big)
     sha = hashlib.sha256(big).hexdigest()
     del big
@@ -333,8 +340,7 @@ def limits(a, endpoint, work, small, res):
     res.add("ttfb", "limit", first * 1000)
     path = os.path.join(local, "big.bin")
     with open(path, "wb") as f:
-        rnd = random.Random(1)
-        f.write(rnd.randbytes(a.size_mib * MiB))
+        f.write(big_bytes(a.size_mib))
     for k, v in small.items():
         with open(os.path.join(local, k), "wb") as f:
             f.write(v)
