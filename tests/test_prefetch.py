@@ -32,6 +32,7 @@ def test_readahead_sequential_then_random(s3, bucket, mount):
     path = os.path.join(m.mnt, "big.bin")
     assert read_file(path) == body
     ra = pf(m.mnt, "readahead")
+    print("sequential 48 MiB, readahead:", ra)
     # a sequential reader runs on readahead: most chunks were fetched ahead and then read
     assert ra["issued"] >= 30, ra
     assert ra["used"] >= 0.9 * ra["issued"], ra
@@ -53,6 +54,7 @@ def test_readahead_sequential_then_random(s3, bucket, mount):
     finally:
         os.close(fd)
     ra = pf(m.mnt, "readahead")
+    print("200 random 4 KiB reads, readahead:", ra)
     assert ra["issued"] <= 10, ra            # 200 reads, hardly any readahead
     assert ra["wasted"] <= ra["issued"], ra
     s = stats(m.mnt)
@@ -86,6 +88,7 @@ def test_directory_order(s3, bucket, mount):
     for n in names:  # one epoch over the data set, in name order
         assert read_file(os.path.join(d, n)) == files["epoch/" + n]
     dirorder = pf(m.mnt, "dirorder")
+    print("24 files in name order, dirorder:", dirorder)
     # after two files in order, the next ones were fetched ahead and then read
     assert dirorder["issued"] >= 15, dirorder
     assert dirorder["used"] >= 15, dirorder
@@ -123,6 +126,7 @@ def test_periodic_reader(s3, bucket, mount):
         util.put_many(s3, bucket, version)
     s = stats(m.mnt)["prefetch"]
     iv = s["predictors"]["interval"]
+    print("periodic reader, 7 visits:", s)
     assert s["revalidations"] >= 4, s
     assert iv["issued"] >= 8, iv      # two chunks of each new version, at least once
     assert iv["used"] >= 8, iv        # ... read by the reader when it came
