@@ -2,8 +2,6 @@
 
 import errno
 import os
-import subprocess
-import tempfile
 import time
 
 import pytest
@@ -65,7 +63,7 @@ def test_s3_stopped_mid_mount(tmpdir_short):
 
 
 def run_tierfs(args, env_extra=None, timeout=60):
-    home = tempfile.mkdtemp(prefix="tierfs-home-")
+    home = util.scratch_dir("home-")
     return util.run_tierfs(args, util.daemon_env(home, env_extra), args[-1], timeout)
 
 
@@ -80,7 +78,7 @@ def test_wrong_credentials(s3server, bucket, tmp_path):
 
 
 def test_no_credentials(s3server, bucket, tmp_path):
-    home = tempfile.mkdtemp()
+    home = util.scratch_dir("home-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["HOME"] = home
     r = util.run_tierfs(["-f", "-o", f"endpoint={s3server.endpoint}", bucket, str(tmp_path)], env,
@@ -107,7 +105,7 @@ def test_unreachable_endpoint(tmp_path):
 
 def test_profile_credentials(s3server, bucket, tmp_path):
     """~/.aws/credentials with a named profile, chosen by -o profile= (and by AWS_PROFILE)."""
-    home = tempfile.mkdtemp(prefix="tierfs-home-")
+    home = util.scratch_dir("home-")
     os.makedirs(os.path.join(home, ".aws"))
     with open(os.path.join(home, ".aws", "credentials"), "w") as f:
         f.write("[default]\naws_access_key_id = WRONG\naws_secret_access_key = WRONG\n\n"
@@ -118,7 +116,7 @@ def test_profile_credentials(s3server, bucket, tmp_path):
     for opts, extra in ((["profile=test"], {}), ([], {"AWS_PROFILE": "test"})):
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(extra)
-        mnt = tempfile.mkdtemp(prefix="tfs-p-")
+        mnt = util.scratch_dir("p-")
         m = util.Mount(bucket, mnt, s3server.endpoint, opts, home=home)
         m.env = dict(env, HOME=home)
         with m:

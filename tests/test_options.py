@@ -4,7 +4,6 @@ import os
 import re
 import signal
 import subprocess
-import tempfile
 
 import pytest
 
@@ -19,7 +18,7 @@ def run(args):
     return util.run_tierfs(args, env, mnt, timeout=30)
 
 
-MNT = tempfile.mkdtemp(prefix="tierfs-badopts-")   # never /tmp itself
+MNT = util.scratch_dir("badopts-")   # never /tmp itself
 
 
 def test_help_lists_every_option_with_default():

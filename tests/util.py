@@ -1,6 +1,7 @@
 """Helpers for the tierfs integration tests: a real s3rver on loopback, tierfs mounts that are
 always cleaned up, and log scanning.  Modelled on libfuse's former test/util.py."""
 
+import atexit
 import os
 import re
 import shutil
@@ -16,6 +17,19 @@ S3RVER = os.path.join(ROOT, "node_modules", ".bin", "s3rver")
 ACCESS_KEY = "S3RVER"   # s3rver's built-in account
 SECRET_KEY = "S3RVER"
 REGION = "us-east-1"
+
+# Daemon homes (and their on-disk caches) and other scratch directories live under one
+# directory per test process, removed when it exits: a run leaves nothing in /tmp.
+_SCRATCH = None
+
+
+def scratch_dir(prefix):
+    """A new directory under this process's scratch directory (removed at exit)."""
+    global _SCRATCH
+    if _SCRATCH is None:
+        _SCRATCH = tempfile.mkdtemp(prefix="tierfs-tests-")
+        atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=prefix, dir=_SCRATCH)
 
 
 def tierfs_bin():
@@ -186,7 +200,7 @@ class Mount:
     def __init__(self, spec, mnt, endpoint, options=(), env=None, home=None, expect_log=None,
                  wait=True):
         self.spec, self.mnt, self.endpoint = spec, mnt, endpoint
-        self.home = home or tempfile.mkdtemp(prefix="tierfs-home-")
+        self.home = home or scratch_dir("home-")
         self.logpath = mnt.rstrip("/") + ".log"
         self.expect_log = [re.compile(p) for p in (expect_log or [])]
         opts = ["endpoint=" + endpoint] + list(options)
