@@ -151,13 +151,17 @@ void notify_inval(struct tfs_fs *fs, fuse_ino_t ino)
 	pthread_mutex_unlock(&n->lock);
 }
 
-/* A file seen with a new ETag: the old version's chunks go, and the kernel's copy too. */
-static void file_changed(struct tfs_fs *fs, struct tfs_inode *i, const char *etag)
+/* A file seen with a new ETag: the old version's chunks go, and the kernel's copy too.
+ * policy_knows: policy found the change itself (a revalidation), dropped the old chunks and
+ * counted it; otherwise (a lookup, a listing) it is told here. */
+static void file_changed(struct tfs_fs *fs, struct tfs_inode *i, const char *etag,
+			 bool policy_knows)
 {
 	char kbuf[300];
 	tfs_info("'%s' changed in S3 (new ETag %s): cached copies dropped",
 		 tfs_printable(i->key, kbuf, sizeof(kbuf)), etag);
-	policy_object_changed(fs->pol, i->key, etag);
+	if (!policy_knows)
+		policy_object_changed(fs->pol, i->key, etag);
 	notify_inval(fs, i->ino);
 }
 
@@ -207,7 +211,7 @@ static void file_seen(struct tfs_fs *fs, struct tfs_inode *i, const struct tfs_a
 		      enum tfs_seen seen)
 {
 	if (seen == SEEN_CHANGED)
-		file_changed(fs, i, a->etag);
+		file_changed(fs, i, a->etag, false);
 	else if (seen == SEEN_SAME)
 		policy_revalidation_kept(fs->pol);
 }
@@ -283,31 +287,22 @@ static int current_attr(struct tfs_fs *fs, struct tfs_inode *i, struct tfs_attr 
 	if (i->is_dir || policy_fresh(fs->pol, i->key, learned, tfs_now_ms()))
 		return 0;
 	struct tfs_attr fresh;
-	if (a->etag[0] && policy_prefetch_confirmed(fs->pol, i->key, learned, &fresh, &at) == 0) {
-		itable_set_attr_at(&fs->itab, i, &fresh, at);
-		if (strcmp(fresh.etag, a->etag) != 0) {
-			/* the prefetcher saw the change: the policy dropped the old chunks */
-			char kbuf[300];
-			tfs_info("'%s' changed in S3 (new ETag %s): cached copies dropped",
-				 tfs_printable(i->key, kbuf, sizeof(kbuf)), fresh.etag);
-			notify_inval(fs, i->ino);
-		}
-		*a = fresh;
-		if (ms)
-			*ms = at;
-		return 0;
-	}
 	bool changed = false;
-	int ret = a->etag[0] ? policy_revalidate(fs->pol, i->key, a, &fresh, &changed)
-			     : policy_stat_file(fs->pol, i->key, &fresh);
-	if (ret < 0)
-		return ret;
-	itable_set_attr(&fs->itab, i, &fresh);
-	if (changed)
-		file_changed(fs, i, fresh.etag);
+	if (a->etag[0] && policy_prefetch_confirmed(fs->pol, i->key, learned, &fresh, &at) == 0) {
+		changed = strcmp(fresh.etag, a->etag) != 0; /* the prefetcher revalidated it */
+	} else {
+		int ret = a->etag[0] ? policy_revalidate(fs->pol, i->key, a, &fresh, &changed)
+				     : policy_stat_file(fs->pol, i->key, &fresh);
+		if (ret < 0)
+			return ret;
+		at = tfs_now_ms();
+	}
+	itable_set_attr_at(&fs->itab, i, &fresh, at);
+	if (changed) /* either way, policy found the change and dropped the old chunks */
+		file_changed(fs, i, fresh.etag, true);
 	*a = fresh;
 	if (ms)
-		*ms = tfs_now_ms();
+		*ms = at;
 	return 0;
 }
 

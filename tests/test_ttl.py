@@ -42,6 +42,23 @@ def test_changed_behind_the_mount(s3, bucket, mount):
     assert stats_of(m.log())["revalidations.changed"] >= 1
 
 
+def test_change_found_by_revalidation_counted_once(s3, bucket, mount):
+    """A file held open past its TTL: the kernel asks for its attributes, tierfs asks S3
+    (If-None-Match) and finds a new version: one change, counted once (it once was twice)."""
+    s3.put_object(Bucket=bucket, Key="held.txt", Body=b"one\n")
+    m = mount(bucket, ["ttl=1"], expect_log=[r"changed in S3"])
+    path = os.path.join(m.mnt, "held.txt")
+    with open(path, "rb") as f:
+        assert f.read() == b"one\n"
+        s3.put_object(Bucket=bucket, Key="held.txt", Body=b"two, longer\n")
+        time.sleep(1.5)                           # past the TTL
+        assert os.fstat(f.fileno()).st_size == len(b"two, longer\n")
+    assert read(path) == b"two, longer\n"
+    m.__exit__(None, None, None)
+    st = stats_of(m.log())
+    assert st["revalidations.changed"] == 1, st
+
+
 def test_unchanged_revalidation_keeps_the_cache(s3, bucket, mount):
     """An expired TTL asks S3 with If-None-Match; 304 keeps every cached chunk: no new GET."""
     body = os.urandom(3 * 65536)
