@@ -9,12 +9,13 @@ import socket
 import socketserver
 import struct
 import threading
-import time
+
+import util
 
 FAULTS = ("500", "503", "reset", "stall", "truncate", "badlen")
 
 
-class FaultProxy:
+class FaultProxy(util.LoopbackServer):
     def __init__(self, upstream_port, rates, seed=1, stall_s=30, list_body=None):
         """list_body: if set, a function (request target) -> bytes or None; bytes replace the
         body of a ListObjectsV2 answer (hostile listings), None leaves it alone."""
@@ -34,23 +35,11 @@ class FaultProxy:
                 proxy.serve(self.request)
 
         socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def endpoint(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self):
-        self.thread.start()
-        return self
+        self.serve_on(socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler))
 
     def stop(self):
         self.stopping.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().stop()
 
     def pick(self):
         with self.lock:

@@ -16,6 +16,8 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+import util
+
 AUTH_RE = re.compile(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request,\s*"
                      r"SignedHeaders=([^,]+),\s*Signature=([0-9a-f]{64})$")
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -31,7 +33,7 @@ class Record:
         return f"<{self.method} {self.path}?{self.query} ok={self.ok} {self.reason}>"
 
 
-class VerifyingProxy:
+class VerifyingProxy(util.LoopbackServer):
     def __init__(self, upstream_port, access_key, secret_key, region, token=None):
         self.upstream_port = upstream_port
         self.creds = Credentials(access_key, secret_key, token)
@@ -52,22 +54,7 @@ class VerifyingProxy:
             def do_HEAD(self):
                 proxy.handle(self)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def endpoint(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve_on(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler))
 
     def verify(self, h):
         auth = h.headers.get("Authorization", "")

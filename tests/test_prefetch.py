@@ -1,6 +1,7 @@
 """Prefetch: readahead within a file, the interval predictor across time, the directory-order
 predictor across files, one budget, and their accounting in the statistics."""
 
+import mmap
 import os
 import random
 import threading
@@ -45,7 +46,6 @@ def test_readahead_sequential_then_random(s3, bucket, mount):
     rnd = random.Random(7)
     fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
     try:
-        import mmap
         buf = mmap.mmap(-1, 4096)
         for _ in range(200):
             off = rnd.randrange(0, len(body) // 4096) * 4096

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -288,3 +289,26 @@ def tierfs_ctl(mnt, line):
     """Writes one command to MOUNT/.tierfs/ctl."""
     with open(os.path.join(mnt, ".tierfs", "ctl"), "w") as f:
         f.write(line + "\n")
+
+
+class LoopbackServer:
+    """Start, stop and endpoint of a socketserver on 127.0.0.1 served by a daemon thread (the
+    test proxies).  A subclass builds its server and hands it to serve_on()."""
+
+    def serve_on(self, server):
+        server.daemon_threads = True
+        self.server = server
+        self.port = server.server_address[1]
+        self.thread = threading.Thread(target=server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()

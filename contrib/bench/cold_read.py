@@ -10,24 +10,14 @@ import argparse
 import hashlib
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests"))
-import util  # noqa: E402
-
-EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+from benchlib import curl_get, util
 
 
 def curl_read(endpoint, bucket, key):
-    t0 = time.monotonic()
-    subprocess.run(["curl", "-sf", "-o", "/dev/null", "--aws-sigv4", "aws:amz:us-east-1:s3",
-                    "--user", f"{util.ACCESS_KEY}:{util.SECRET_KEY}",
-                    "-H", f"x-amz-content-sha256: {EMPTY}", f"{endpoint}/{bucket}/{key}"],
-                   check=True)
-    return time.monotonic() - t0
+    return curl_get(endpoint, bucket, key)[0]
 
 
 def tierfs_read(endpoint, bucket, key, opts, want_sha):

@@ -13,14 +13,10 @@ import shutil
 import tempfile
 import time
 
+from benchlib import drop_caches
+
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
 libc = ctypes.CDLL("libc.so.6", use_errno=True)
-
-
-def drop_caches():
-    os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
 
 
 def per_chunk(d, n, cs, data, order):

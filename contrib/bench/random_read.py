@@ -11,18 +11,10 @@ import os
 import random
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests"))
-import util  # noqa: E402
-
-
-def drop_caches():
-    os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
+from benchlib import drop_caches, util
 
 
 def random_reads(path, size, n, seed, direct=True):

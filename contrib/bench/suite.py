@@ -41,11 +41,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-import util  # noqa: E402
+sys.path.insert(0, HERE)
+from benchlib import curl_get as signed_get, drop_caches, timed_read as read_seq, util  # noqa: E402
 
 BUCKET = "bench"
-EMPTY_SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 MiB = 1 << 20
 
 # name, unit, higher is better, label
@@ -70,23 +69,9 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def drop_caches():
-    os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
-
-
 def timed_read(path):
-    buf = bytearray(MiB)
-    n = 0
-    t0 = time.monotonic()
-    with open(path, "rb", buffering=0) as f:
-        while True:
-            k = f.readinto(buf)
-            if not k:
-                break
-            n += k
-    return n / (time.monotonic() - t0) / 1e6
+    n, t = read_seq(path)
+    return n / t / 1e6
 
 
 def sha_of(path):
@@ -298,13 +283,7 @@ def start_proxy(target_port, rtt_ms):
 
 def curl_get(endpoint, key, rng=None):
     """Seconds for the whole object, and seconds to its first byte."""
-    cmd = ["curl", "-sf", "-o", "/dev/null", "-w", "%{time_starttransfer} %{time_total}",
-           "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", f"{util.ACCESS_KEY}:{util.SECRET_KEY}",
-           "-H", f"x-amz-content-sha256: {EMPTY_SHA}", f"{endpoint}/{BUCKET}/{key}"]
-    if rng:
-        cmd[1:1] = ["-r", rng]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()
-    return float(out[1]), float(out[0])
+    return signed_get(endpoint, BUCKET, key, rng)
 
 
 def big_bytes(size_mib):

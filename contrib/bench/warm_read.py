@@ -12,31 +12,9 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests"))
-import util  # noqa: E402
-
-
-def drop_caches():
-    os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
-
-
-def timed_read(path):
-    buf = bytearray(1 << 20)
-    t0 = time.monotonic()
-    n = 0
-    with open(path, "rb", buffering=0) as f:
-        while True:
-            k = f.readinto(buf)
-            if not k:
-                break
-            n += k
-    return n, time.monotonic() - t0
+from benchlib import drop_caches, timed_read, util
 
 
 def check(path, want):
