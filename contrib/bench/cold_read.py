@@ -10,7 +10,6 @@ import argparse
 import hashlib
 import os
 import statistics
-import tempfile
 import time
 
 from benchlib import curl_get, util
@@ -21,7 +20,7 @@ def curl_read(endpoint, bucket, key):
 
 
 def tierfs_read(endpoint, bucket, key, opts, want_sha):
-    mnt = tempfile.mkdtemp(prefix="tfs-bench-")
+    mnt = util.scratch_dir("bench-")   # its log lands beside it, removed at exit too
     with util.Mount(bucket, mnt, endpoint, opts) as m:
         path = os.path.join(m.mnt, key)
         os.stat(path)   # lookup outside the timed part, as curl has no lookup
@@ -33,7 +32,6 @@ def tierfs_read(endpoint, bucket, key, opts, want_sha):
         took = time.monotonic() - t0
         with open(path, "rb") as f:   # then check the bytes, outside the timed part
             assert hashlib.sha256(f.read()).hexdigest() == want_sha, "wrong bytes"
-    os.rmdir(mnt)
     return took
 
 
