@@ -1,19 +1,19 @@
 /*
- * ssd.h - L2: the on-disk chunk store.  RocksDB holds the index; chunk bytes live in one data
- * file per chunk beside it (docs/L2-LAYOUT.md says why).
+ * ssd.h - L2: the on-disk chunk store.  RocksDB holds the index; chunk bytes live in one sparse
+ * slab file of fixed-size slots beside it (docs/L2-LAYOUT.md says why, by measurement).
  *
  * Layout of a cache directory (0700, files 0600):
  *   lock            flock'ed by the one tierfs that uses the directory
- *   index/          RocksDB: chunk index, object metadata, persisted listings
- *   data/XX/NAME    chunk files: a header (magic, format, key, ETag, index, length, checksums)
- *                   then the payload; NAME is derived from the chunk's identity
- *   tmp/            fills in progress
+ *   index/          RocksDB: chunk index, object versions, persisted listings and attributes
+ *   slab            slot i at i * (4 KiB + chunk_size): a 4 KiB header block (magic, format,
+ *                   key, ETag, index, length, checksums), then the payload; a free slot is a hole
  *
- * Crash safety without fsync: a fill writes tmp/, renames into data/, then adds the index entry;
- * a removal deletes the index entry, then the file.  A kill -9 (or power loss) at any point
- * leaves at worst a file without an index entry (reclaimed by ssd_reclaim_orphans) or an index
- * entry whose file is missing or torn: every read checks the header and the xxHash3 checksum of
- * the payload, so such an entry is dropped and reported as a miss, never served.
+ * Crash safety without fsync: a fill writes a free slot, then adds the index entry that names
+ * it; a removal deletes the index entry, then punches the slot's hole.  A kill -9 (or power
+ * loss) at any point leaves at worst a slot with data but no index entry (reclaimed by
+ * ssd_reclaim_orphans) or an index entry whose slot is torn or empty: every read checks the
+ * header and the xxHash3 checksum of the payload, so such an entry is dropped and reported as a
+ * miss, never served.
  *
  * Identity: a chunk is (object key, ETag, index).  Names and index keys use 128-bit and 64-bit
  * xxHash3 digests of key and ETag for fixed sizes; the header and the index value carry the full

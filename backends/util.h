@@ -42,9 +42,9 @@ int tfs_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
  * too when keep_slash.  Returns a malloc'ed string (caller frees) or NULL on ENOMEM. */
 char *tfs_uri_encode(const char *s, bool keep_slash);
 
-/* A printable, bounded rendering of an untrusted string for log lines: control characters and
- * bytes >= 0x7f outside valid text become \xNN; longer than max bytes is cut with "...".
- * Writes into buf (size bufsz) and returns buf. */
+/* A printable, bounded rendering of an untrusted string for log lines: control characters,
+ * DEL and backslash become \xNN (other bytes, UTF-8 included, pass as they are); what does not
+ * fit in buf (size bufsz) is cut with "...".  Writes into buf and returns buf. */
 const char *tfs_printable(const char *s, char *buf, size_t bufsz);
 
 /* 64-bit hash of a byte string (xxHash3). */
@@ -53,7 +53,8 @@ uint64_t tfs_hash64(const void *data, size_t len, uint64_t seed);
 /* ISO 8601 "2026-11-21T17:02:24.000Z" -> time_t; -EINVAL if malformed. */
 int tfs_parse_iso8601(const char *s, time_t *out);
 
-/* Cuts leading and trailing blanks (spaces, tabs, CR, LF) off s, in place; returns the start. */
+/* Cuts leading blanks (spaces, tabs) and trailing ones (and CR, LF) off s, in place; returns
+ * the start. */
 char *tfs_trim(char *s);
 
 char *tfs_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -13,18 +13,15 @@ for p in clang-14 libclang-rt-14-dev; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
 done
-mkdir -p build-fuzz
-PKGS="fuse3 libcurl libxml-2.0 rocksdb libxxhash"
-CFLAGS="-g -O1 -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Ibuild -Ibackends -Ipolicy -Ifs $(pkg-config --cflags $PKGS)"
-LIBS="$(pkg-config --libs $PKGS) -lm -lpthread"
-SRCS="backends/*.c policy/*.c"
-clang-14 $CFLAGS tests/fuzz/fuzz_list.c $SRCS $LIBS -o build-fuzz/fuzz_list
-clang-14 $CFLAGS tests/fuzz/fuzz_options.c fs/options.c $SRCS $LIBS -o build-fuzz/fuzz_options
+# the harnesses are meson targets of a clang build with -Dfuzz=true
+[ -f build-fuzz/build.ninja ] || CC=clang-14 meson setup build-fuzz -Dfuzz=true \
+    -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized >/dev/null
+ninja -C build-fuzz --quiet tests/fuzz_list tests/fuzz_options
 status=0
 for t in list options; do
   mkdir -p "build-fuzz/corpus-$t"
   echo "== fuzz_$t for ${SECS}s"
-  (cd build-fuzz && ASAN_OPTIONS=detect_leaks=1 ./fuzz_$t -max_total_time="$SECS" -max_len=65536 \
+  (cd build-fuzz && ASAN_OPTIONS=detect_leaks=1 ./tests/fuzz_$t -max_total_time="$SECS" -max_len=65536 \
       -print_final_stats=1 -close_fd_mask=$([ $t = options ] && echo 3 || echo 0) "corpus-$t" "../tests/fuzz/corpus-$t" 2>&1 | tail -12) || status=1
 done
 exit $status

@@ -3,6 +3,7 @@
 # its one-line fix) and builds it into ./build.  Idempotent: a second run only rebuilds.
 #   contrib/setup.sh            install + build
 #   contrib/setup.sh --asan     also build ./build-asan with AddressSanitizer and UBSan
+#   contrib/setup.sh --tsan     also build ./build-tsan with ThreadSanitizer (both flags may be given)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,9 +43,17 @@ fi
 
 [ -d build ] || meson setup build -Dwerror=true >/dev/null
 ninja -C build --quiet
-if [ "${1:-}" = --asan ]; then
-  [ -d build-asan ] || meson setup build-asan -Dwerror=true -Db_sanitize=address,undefined \
-      -Db_lundef=false -Dbuildtype=debug >/dev/null
-  ninja -C build-asan --quiet
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --asan)
+      [ -d build-asan ] || meson setup build-asan -Dwerror=true -Db_sanitize=address,undefined \
+          -Db_lundef=false -Dbuildtype=debug >/dev/null
+      ninja -C build-asan --quiet ;;
+    --tsan)
+      [ -d build-tsan ] || meson setup build-tsan -Dwerror=true -Db_sanitize=thread \
+          -Db_lundef=false -Dbuildtype=debug >/dev/null
+      ninja -C build-tsan --quiet ;;
+    *) echo "setup: unknown argument '$arg' (--asan, --tsan)" >&2; exit 2 ;;
+  esac
+done
 echo "setup: built build/fs/tierfs"

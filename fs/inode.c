@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "fs_i.h"
+#include "inode.h"
 #include "util.h"
 
 #define ITABLE_BUCKETS 65536
@@ -74,6 +74,8 @@ void itable_destroy(struct tfs_itable *t)
 	}
 	free(t->by_ino);
 	free(t->by_name);
+	for (size_t k = 0; k < ITABLE_ABSENT_MAX; k++)
+		free(t->absent[k].key);
 	pthread_mutex_destroy(&t->lock);
 }
 
@@ -115,7 +117,7 @@ bool itable_keep_cache(struct tfs_itable *t, struct tfs_inode *i, const char *et
 }
 
 struct tfs_inode *itable_link(struct tfs_itable *t, struct tfs_inode *parent, const char *name,
-			      const struct tfs_attr *a, enum tfs_seen *seen)
+			      const struct tfs_attr *a, uint64_t learned_ms, enum tfs_seen *seen)
 {
 	size_t nb = name_bucket(t, parent->ino, name);
 	struct tfs_inode *i, *fresh = NULL;
@@ -162,7 +164,7 @@ struct tfs_inode *itable_link(struct tfs_itable *t, struct tfs_inode *parent, co
 	/* A directory's attributes come from nowhere but its existence: keep them. */
 	if (!a->is_dir || fresh) {
 		i->attr = *a;
-		i->attr_ms = tfs_now_ms();
+		i->attr_ms = learned_ms;
 	}
 	i->nlookup++;
 	pthread_mutex_unlock(&t->lock);
@@ -200,11 +202,6 @@ void itable_get_attr(struct tfs_itable *t, struct tfs_inode *i, struct tfs_attr 
 	pthread_mutex_unlock(&t->lock);
 }
 
-void itable_set_attr(struct tfs_itable *t, struct tfs_inode *i, const struct tfs_attr *a)
-{
-	itable_set_attr_at(t, i, a, tfs_now_ms());
-}
-
 void itable_set_attr_at(struct tfs_itable *t, struct tfs_inode *i, const struct tfs_attr *a,
 			uint64_t ms)
 {
@@ -214,22 +211,62 @@ void itable_set_attr_at(struct tfs_itable *t, struct tfs_inode *i, const struct 
 	pthread_mutex_unlock(&t->lock);
 }
 
-size_t itable_expire_matching(struct tfs_itable *t, bool (*match)(void *ctx, const char *key),
-			      void *ctx, fuse_ino_t *out, size_t max)
+long itable_expire_matching(struct tfs_itable *t, bool (*match)(void *ctx, const char *key),
+			    void *mctx, void (*cb)(void *ctx, fuse_ino_t ino, const char *name),
+			    void *cctx)
 {
-	size_t n = 0;
+	fuse_ino_t *inos = NULL;
+	struct tfs_absent *gone = NULL;
+	size_t n = 0, ngone = 0;
 	pthread_mutex_lock(&t->lock);
+	inos = malloc((t->count ? t->count : 1) * sizeof(*inos));
+	gone = malloc(ITABLE_ABSENT_MAX * sizeof(*gone));
+	if (!inos || !gone) {
+		pthread_mutex_unlock(&t->lock);
+		free(inos);
+		free(gone);
+		return -ENOMEM;
+	}
 	for (size_t b = 0; b < t->nbuckets; b++)
 		for (struct tfs_inode *i = t->by_ino[b]; i; i = i->ino_next) {
-			if (i->ino == FUSE_ROOT_ID || (match && !match(ctx, i->key)))
+			if (i->ino == FUSE_ROOT_ID || (match && !match(mctx, i->key)))
 				continue;
 			i->attr_ms = 0;
 			i->cache_etag[0] = '\0';
-			if (n < max)
-				out[n++] = i->ino;
+			inos[n++] = i->ino;
 		}
+	for (size_t k = 0; k < ITABLE_ABSENT_MAX; k++) {
+		struct tfs_absent *a = &t->absent[k];
+		if (a->key && (!match || match(mctx, a->key))) {
+			gone[ngone++] = *a;
+			a->key = NULL;
+		}
+	}
 	pthread_mutex_unlock(&t->lock);
-	return n;
+	for (size_t k = 0; k < n; k++)
+		cb(cctx, inos[k], NULL);
+	for (size_t k = 0; k < ngone; k++) {
+		cb(cctx, gone[k].parent, gone[k].key + gone[k].name_off);
+		free(gone[k].key);
+	}
+	free(inos);
+	free(gone);
+	return (long)n;
+}
+
+void itable_note_absent(struct tfs_itable *t, fuse_ino_t parent, const char *parent_key,
+			const char *name)
+{
+	char *key = tfs_strdup_printf("%s%s", parent_key, name);
+	if (!key)
+		return; /* then an invalidation cannot take this one back: it expires with its TTL */
+	pthread_mutex_lock(&t->lock);
+	struct tfs_absent *a = &t->absent[t->absent_next];
+	t->absent_next = (t->absent_next + 1) % ITABLE_ABSENT_MAX;
+	char *old = a->key;
+	*a = (struct tfs_absent){ .parent = parent, .key = key, .name_off = strlen(parent_key) };
+	pthread_mutex_unlock(&t->lock);
+	free(old);
 }
 
 void itable_expire_attr(struct tfs_itable *t, struct tfs_inode *i)

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fs_i.h"
+#include "fs.h"
 #include "log.h"
 #include "util.h"
 
@@ -146,6 +146,8 @@ int main(int argc, char **argv)
 	int status = 1, ret;
 	struct ssd_store *ssd = NULL;
 	char *cache_dir = NULL;
+	pthread_t sigthread;
+	bool sig_started = false;
 
 	/* SIGHUP, SIGUSR1 (and SIGUSR2, the signal thread's stop) go to one thread, by sigwait:
 	 * blocked here, before anything (RocksDB, curl) starts a thread that would inherit an
@@ -225,7 +227,7 @@ int main(int argc, char **argv)
 	fs.mount_time = time(NULL);
 	if (itable_init(&fs.itab, opts.prefix) < 0)
 		goto out_s3;
-	handles_init(&fs);
+	handles_init(&fs.handles);
 
 	se = fuse_session_new(&fargs, &tfs_ops, sizeof(tfs_ops), &fs);
 	if (!se)
@@ -271,13 +273,9 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	}
 
-	if (notifier_start(&fs.notifier, se) < 0)
+	if (notifier_start(&fs.notifier, se) < 0 || !(loop = fuse_loop_cfg_create()))
 		goto out_policy;
-	pthread_t sigthread;
-	bool sig_started = pthread_create(&sigthread, NULL, signal_thread, &fs) == 0;
-	loop = fuse_loop_cfg_create();
-	if (!loop)
-		goto out_policy;
+	sig_started = pthread_create(&sigthread, NULL, signal_thread, &fs) == 0;
 	fuse_loop_cfg_set_max_threads(loop, 16);
 	fuse_loop_cfg_set_idle_threads(loop, 8);
 	ret = fuse_session_loop_mt(se, loop);
@@ -288,11 +286,11 @@ int main(int argc, char **argv)
 	else
 		tfs_info("unmounting %s", opts.mountpoint);
 	fuse_loop_cfg_destroy(loop);
-	if (sig_started) {
+out_policy:
+	if (sig_started) { /* it reads the policy: it ends first */
 		pthread_kill(sigthread, SIGUSR2); /* not waited for: ends the thread */
 		pthread_join(sigthread, NULL);
 	}
-out_policy:
 	notifier_stop(&fs.notifier);
 	if (fs.pol) {
 		char line[1024];
@@ -308,7 +306,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_itab:
-	handles_free_all(&fs); /* they own only their memory and counted listing references */
+	handles_free_all(&fs.handles); /* they own only memory and counted listing references */
 	itable_destroy(&fs.itab);
 out_s3:
 	ssd_close(ssd);

@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "fs_i.h"
+#include "l1.h"
+#include "options.h"
+#include "policy.h"
 #include "l1.h"
 #include "util.h"
 

@@ -1,5 +1,5 @@
 /*
- * xattr.c - the extended attributes of tierfs, and the refusals of a read-only file system.
+ * xattr.c - the extended attributes of the bucket's inodes.
  *
  *   user.tierfs.ttl            read-write: this path's own TTL setting (files and directories)
  *   user.tierfs.ttl.effective  the TTL in force and the path it comes from
@@ -18,7 +18,7 @@
 #include <sys/xattr.h>
 #include <time.h>
 
-#include "fs_i.h"
+#include "fs.h"
 #include "log.h"
 #include "util.h"
 
@@ -29,8 +29,6 @@
 #define X_EXPIRES "user.tierfs.expires"
 #define X_PREFIX "user.tierfs."
 #define TTL_VALUE_MAX 32
-
-static struct tfs_fs *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
 
 static void format_ttl(uint64_t ttl, char *buf, size_t n)
 {
@@ -64,12 +62,8 @@ static bool is_owner(fuse_req_t req, const struct tfs_fs *fs)
 	return c->uid == 0 || c->uid == fs->uid;
 }
 
-void tfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+void bucket_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	if (ctl_is_ino(ino)) {
-		fuse_reply_err(req, ENODATA);
-		return;
-	}
 	struct tfs_fs *fs = fs_of(req);
 	struct tfs_inode *i = itable_get(&fs->itab, ino);
 	char v[4400], from[4096], path[4200];
@@ -127,15 +121,8 @@ void tfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	reply_value(req, v, size);
 }
 
-void tfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+void bucket_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	if (ctl_is_ino(ino)) {
-		if (size == 0)
-			fuse_reply_xattr(req, 0);
-		else
-			fuse_reply_buf(req, NULL, 0); /* an empty list, not a size */
-		return;
-	}
 	struct tfs_fs *fs = fs_of(req);
 	struct tfs_inode *i = itable_get(&fs->itab, ino);
 	char buf[256];
@@ -169,13 +156,9 @@ static bool is_readonly_name(const char *name)
 	       strcmp(name, X_ETAG) == 0 || strcmp(name, X_EXPIRES) == 0;
 }
 
-void tfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+void bucket_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 		  size_t size, int flags)
 {
-	if (ctl_is_ino(ino)) {
-		fuse_reply_err(req, ENOTSUP);
-		return;
-	}
 	struct tfs_fs *fs = fs_of(req);
 	struct tfs_inode *i = itable_get(&fs->itab, ino);
 	char v[TTL_VALUE_MAX + 1];
@@ -229,12 +212,8 @@ void tfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *
 	fuse_reply_err(req, ret < 0 ? -ret : 0);
 }
 
-void tfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+void bucket_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	if (ctl_is_ino(ino)) {
-		fuse_reply_err(req, ENODATA);
-		return;
-	}
 	struct tfs_fs *fs = fs_of(req);
 	struct tfs_inode *i = itable_get(&fs->itab, ino);
 	if (!i) {
@@ -255,44 +234,4 @@ void tfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	}
 	int ret = policy_ttl_remove(fs->pol, i->key);
 	fuse_reply_err(req, ret < 0 ? -ret : 0);
-}
-
-/* ---- a read-only file system: every change is EROFS ---- */
-
-static void erofs(fuse_req_t req) { fuse_reply_err(req, EROFS); }
-
-void tfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-		 struct fuse_file_info *fi)
-{
-	erofs(req);
-}
-void tfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
-{
-	erofs(req);
-}
-void tfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) { erofs(req); }
-void tfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) { erofs(req); }
-void tfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) { erofs(req); }
-void tfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
-{
-	erofs(req);
-}
-void tfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		const char *newname, unsigned int flags)
-{
-	erofs(req);
-}
-void tfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
-{
-	erofs(req);
-}
-void tfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		struct fuse_file_info *fi)
-{
-	erofs(req);
-}
-void tfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
-		   struct fuse_file_info *fi)
-{
-	erofs(req);
 }

@@ -2,11 +2,10 @@
  * admin.c - what the control file asks for: invalidate by path or glob, purge, and warm (fetch
  * a tree into L2 in the background).
  *
- * Locks: warm_lock guards the warm queue only; the warm thread reads through the ordinary
+ * Locks: warm->lock guards the warm queue only; the warm thread reads through the ordinary
  * read path (policy_read), so it takes the chunk table's locks as any reader does.
  */
 #include <errno.h>
-#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,101 +19,48 @@ struct warm_req {
 	bool is_dir;
 };
 
-int policy_match_init(struct policy *p, const char *spec, struct policy_match *m)
-{
-	memset(m, 0, sizeof(*m));
-	while (*spec == '/')
-		spec++;
-	size_t n = strlen(spec);
-	while (n && spec[n - 1] == '/')
-		n--;
-	if (!(m->root = strdup(p->cfg.root_key)))
-		return -ENOMEM;
-	char *s = strndup(spec, n);
-	if (!s) {
-		policy_match_free(m);
-		return -ENOMEM;
-	}
-	if (strpbrk(s, "*?["))
-		m->glob = s;
-	else
-		m->path = s;
-	return 0;
-}
-
-void policy_match_free(struct policy_match *m)
-{
-	free(m->root);
-	free(m->path);
-	free(m->glob);
-	memset(m, 0, sizeof(*m));
-}
-
-bool policy_match_key(const struct policy_match *m, const char *key)
-{
-	size_t rl = strlen(m->root);
-	if (strncmp(key, m->root, rl) != 0)
-		return false;
-	const char *rel = key + rl;
-	if (m->path) {
-		size_t pl = strlen(m->path);
-		if (pl == 0)
-			return true; /* the whole mount */
-		return strncmp(rel, m->path, pl) == 0 && (rel[pl] == '\0' || rel[pl] == '/');
-	}
-	/* the glob against the key and each directory above it */
-	char *r = strdup(rel);
-	bool yes = false;
-	if (!r)
-		return false;
-	size_t n = strlen(r);
-	if (n && r[n - 1] == '/')
-		r[--n] = '\0';
-	for (;;) {
-		if (fnmatch(m->glob, r, FNM_PATHNAME) == 0) {
-			yes = true;
-			break;
-		}
-		char *slash = strrchr(r, '/');
-		if (!slash)
-			break;
-		*slash = '\0';
-	}
-	free(r);
-	return yes;
-}
+/* A queue of paths to fetch into L2, served by one thread, started at the first warm. */
+struct warmer {
+	pthread_mutex_t lock;           /* guards head, tail, stop and started */
+	pthread_cond_t cond;            /* work queued, or stop */
+	struct warm_req *head, *tail;
+	_Atomic bool stop;              /* read without the lock by the warm thread's loops */
+	bool started;
+	pthread_t thread;
+};
 
 static bool match_cb(void *ctx, const char *key) { return policy_match_key(ctx, key); }
-static bool match_all(void *ctx, const char *key) { (void)ctx; (void)key; return true; }
 
-uint64_t policy_invalidate(struct policy *p, const struct policy_match *m)
+/* Drops what matches from every tier (m NULL: everything), then the metadata and what the
+ * predictors confirmed; the first error is returned, after trying everything. */
+static int drop_everywhere(struct policy *p, const struct policy_match *m, uint64_t *dropped)
 {
-	uint64_t n = chunks_drop_matching(p, match_cb, (void *)m);
-	if (p->l2) {
-		l2_flush(p->l2); /* fills still queued land first, then go with the rest */
-		long k = ssd_remove_matching(l2_store(p->l2), match_cb, (void *)m, "a", l2_forget,
-					     p->l2);
-		if (k > 0)
-			n += (uint64_t)k;
-		/* listings name versions: a stale one would send reads to the old version */
-		ssd_meta_remove_matching(l2_store(p->l2), 'd', match_all, NULL);
+	int ret = 0;
+	*dropped = 0;
+	for (int k = 0; k < p->ntiers; k++) {
+		uint64_t n = 0;
+		int r = p->tiers[k]->ops->drop_matching(p->tiers[k], m ? match_cb : NULL, (void *)m,
+							&n);
+		*dropped += n;
+		if (r < 0 && ret == 0) {
+			tfs_warn("%s: dropping cached chunks failed: %s", p->tiers[k]->name,
+				 strerror(-r));
+			ret = r;
+		}
 	}
-	policy_forget_listings(p);
-	return n;
+	int r = meta_forget(p, m);
+	prefetch_forget(p, m);
+	return ret < 0 ? ret : r;
 }
 
-uint64_t policy_purge(struct policy *p)
+int policy_invalidate(struct policy *p, const struct policy_match *m, uint64_t *dropped)
 {
-	uint64_t n = chunks_drop_matching(p, match_all, NULL);
-	if (p->l2) {
-		l2_flush(p->l2); /* fills still queued land first, then go with the rest */
-		long k = ssd_remove_matching(l2_store(p->l2), match_all, NULL, "ad", l2_forget,
-					     p->l2);
-		if (k > 0)
-			n += (uint64_t)k;
-	}
-	policy_forget_listings(p);
-	return n;
+	return drop_everywhere(p, m, dropped);
+}
+
+int policy_purge(struct policy *p, uint64_t *dropped)
+{
+	return drop_everywhere(p, NULL, dropped);
 }
 
 /* ---- warm ---- */
@@ -158,7 +104,7 @@ static int walk(struct policy *p, const char *dir_key, struct warm_list *w, unsi
 	int ret = policy_list_dir(p, dir_key, &l);
 	if (ret < 0)
 		return ret;
-	for (size_t i = 0; i < l->n && ret == 0 && !p->warm_stop; i++) {
+	for (size_t i = 0; i < l->n && ret == 0 && !p->warm->stop; i++) {
 		char *k = tfs_strdup_printf("%s%s%s", dir_key, l->ents[i].name,
 					    l->ents[i].attr.is_dir ? "/" : "");
 		if (!k) {
@@ -178,6 +124,12 @@ static int walk(struct policy *p, const char *dir_key, struct warm_list *w, unsi
 	return ret;
 }
 
+static void flush_lower(struct policy *p)
+{
+	for (int k = 1; k < p->ntiers; k++)
+		p->tiers[k]->ops->flush(p->tiers[k]);
+}
+
 /* Reads a file through the read path (readahead batches its GETs), so that every chunk ends
  * up in L2; waits for L2's writer now and then, so that its queue never drops a fill. */
 static int warm_file(struct policy *p, const struct warm_file *f)
@@ -188,37 +140,36 @@ static int warm_file(struct policy *p, const struct warm_file *f)
 	int ret = 0;
 	policy_open_object(p, f->key, f->etag);
 	policy_stream_init(&s);
-	for (uint64_t off = 0; off < f->size && !p->warm_stop; off += POLICY_MAX_READ) {
+	for (uint64_t off = 0; off < f->size && !p->warm->stop; off += POLICY_MAX_READ) {
 		if ((ret = policy_read(p, &o, &s, off, POLICY_MAX_READ, &r)) < 0)
 			break;
 		atomic_fetch_add_explicit(&p->stats.warm_bytes, r.bytes, memory_order_relaxed);
 		policy_read_release(p, &r);
-		if (p->l2 && (off / POLICY_MAX_READ) % 16 == 15)
-			l2_flush(p->l2);
+		if ((off / POLICY_MAX_READ) % 16 == 15)
+			flush_lower(p);
 	}
 	policy_stream_destroy(&s);
-	if (p->l2)
-		l2_flush(p->l2);
+	flush_lower(p);
 	return ret;
 }
 
 static void *warm_thread(void *arg)
 {
 	struct policy *p = arg;
-	pthread_mutex_lock(&p->warm_lock);
+	pthread_mutex_lock(&p->warm->lock);
 	for (;;) {
-		while (!p->warm_head && !p->warm_stop) {
+		while (!p->warm->head && !p->warm->stop) {
 			atomic_store(&p->stats.warm_running, 0);
-			pthread_cond_wait(&p->warm_cond, &p->warm_lock);
+			pthread_cond_wait(&p->warm->cond, &p->warm->lock);
 		}
-		if (p->warm_stop)
+		if (p->warm->stop)
 			break;
-		struct warm_req *q = p->warm_head;
-		p->warm_head = q->next;
-		if (!p->warm_head)
-			p->warm_tail = NULL;
+		struct warm_req *q = p->warm->head;
+		p->warm->head = q->next;
+		if (!p->warm->head)
+			p->warm->tail = NULL;
 		atomic_store(&p->stats.warm_running, 1);
-		pthread_mutex_unlock(&p->warm_lock);
+		pthread_mutex_unlock(&p->warm->lock);
 
 		struct warm_list w = { 0 };
 		struct tfs_attr a;
@@ -237,7 +188,7 @@ static void *warm_thread(void *arg)
 				 strerror(-ret));
 		}
 		for (size_t i = 0; i < w.n; i++) {
-			if (!p->warm_stop && (ret = warm_file(p, &w.f[i])) < 0) {
+			if (!p->warm->stop && (ret = warm_file(p, &w.f[i])) < 0) {
 				atomic_fetch_add_explicit(&p->stats.warm_errors, 1,
 							  memory_order_relaxed);
 				tfs_warn("warm '%s': %s",
@@ -249,17 +200,30 @@ static void *warm_thread(void *arg)
 		free(w.f);
 		free(q->key);
 		free(q);
-		pthread_mutex_lock(&p->warm_lock);
+		pthread_mutex_lock(&p->warm->lock);
 	}
-	pthread_mutex_unlock(&p->warm_lock);
+	pthread_mutex_unlock(&p->warm->lock);
 	return NULL;
 }
 
 int admin_init(struct policy *p)
 {
-	pthread_mutex_init(&p->warm_lock, NULL);
-	pthread_cond_init(&p->warm_cond, NULL);
+	if (!(p->warm = calloc(1, sizeof(*p->warm))))
+		return -ENOMEM;
+	pthread_mutex_init(&p->warm->lock, NULL);
+	pthread_cond_init(&p->warm->cond, NULL);
 	return 0;
+}
+
+void admin_destroy(struct policy *p)
+{
+	if (!p->warm)
+		return;
+	admin_stop(p);
+	pthread_cond_destroy(&p->warm->cond);
+	pthread_mutex_destroy(&p->warm->lock);
+	free(p->warm);
+	p->warm = NULL;
 }
 
 int policy_warm(struct policy *p, const char *key, bool is_dir)
@@ -270,23 +234,23 @@ int policy_warm(struct policy *p, const char *key, bool is_dir)
 		return -ENOMEM;
 	}
 	q->is_dir = is_dir;
-	pthread_mutex_lock(&p->warm_lock);
+	pthread_mutex_lock(&p->warm->lock);
 	int ret = 0;
-	if (!p->warm_started) {
-		ret = -pthread_create(&p->warm_thread, NULL, warm_thread, p);
-		p->warm_started = ret == 0;
+	if (!p->warm->started) {
+		ret = -pthread_create(&p->warm->thread, NULL, warm_thread, p);
+		p->warm->started = ret == 0;
 	}
-	if (ret == 0 && !p->warm_stop) {
-		if (p->warm_tail)
-			p->warm_tail->next = q;
+	if (ret == 0 && !p->warm->stop) {
+		if (p->warm->tail)
+			p->warm->tail->next = q;
 		else
-			p->warm_head = q;
-		p->warm_tail = q;
+			p->warm->head = q;
+		p->warm->tail = q;
 		atomic_store(&p->stats.warm_running, 1);
-		pthread_cond_signal(&p->warm_cond);
+		pthread_cond_signal(&p->warm->cond);
 		q = NULL;
 	}
-	pthread_mutex_unlock(&p->warm_lock);
+	pthread_mutex_unlock(&p->warm->lock);
 	if (q) {
 		free(q->key);
 		free(q);
@@ -297,19 +261,19 @@ int policy_warm(struct policy *p, const char *key, bool is_dir)
 
 void admin_stop(struct policy *p)
 {
-	pthread_mutex_lock(&p->warm_lock);
-	p->warm_stop = true;
-	pthread_cond_signal(&p->warm_cond);
-	bool started = p->warm_started;
-	p->warm_started = false;
-	pthread_mutex_unlock(&p->warm_lock);
+	pthread_mutex_lock(&p->warm->lock);
+	p->warm->stop = true;
+	pthread_cond_signal(&p->warm->cond);
+	bool started = p->warm->started;
+	p->warm->started = false;
+	pthread_mutex_unlock(&p->warm->lock);
 	if (started)
-		pthread_join(p->warm_thread, NULL);
-	while (p->warm_head) {
-		struct warm_req *q = p->warm_head;
-		p->warm_head = q->next;
+		pthread_join(p->warm->thread, NULL);
+	while (p->warm->head) {
+		struct warm_req *q = p->warm->head;
+		p->warm->head = q->next;
 		free(q->key);
 		free(q);
 	}
-	p->warm_tail = NULL;
+	p->warm->tail = NULL;
 }

@@ -1,13 +1,12 @@
 /*
- * l2.c - the L2 tier as policy sees it: which chunks the SSD store holds (an in-memory table
- * loaded from the index at start, without reading any data), reads with access accounting,
- * fills off the reader's path (one writer thread), capacity (l2_size and the free-space floor)
- * enforced before every fill by evicting in the order of evict.h, and background upkeep
- * (orphaned slots, the floor when other programs fill the disk).
+ * l2.c - the L2 tier (tier.h): which chunks the SSD store holds (an in-memory table loaded from
+ * the index at start, without reading any data), reads with access accounting, fills off the
+ * reader's path (one writer thread), capacity (l2_size and the free-space floor) enforced before
+ * every fill by evicting in the order of evict.h, and background upkeep every
+ * upkeep_interval_ms (orphaned slots once, then the floor when other programs fill the disk).
  *
- * Locks: l->lock guards the table, used bytes and the write queue.  It may be taken while the
- * chunk table's lock is held (chunks.c enqueues fills from complete_locked), never the other way
- * round; no store I/O happens under it.
+ * Locks: l->lock guards the table, used bytes and the write queue; no store I/O happens under
+ * it, and no other lock is taken while it is held (the lock order in policy_i.h).
  */
 #include <errno.h>
 #include <math.h>
@@ -17,15 +16,15 @@
 #include <time.h>
 
 #include "evict.h"
+#include "l2.h"
 #include "log.h"
-#include "policy_i.h"
 #include "ssd.h"
 #include "util.h"
+#include "worker.h"
 
 #define L2_BUCKETS (1u << 16)
 #define WRITE_QUEUE_MAX (64u << 20)  /* bytes waiting for the writer; beyond, fills are dropped */
 #define LOW_WATER_PCT 5              /* evict this much of the cap beyond what is needed */
-#define UPKEEP_INTERVAL_S 5
 
 struct l2_entry {
 	struct l2_entry *next;
@@ -43,10 +42,7 @@ struct l2_job {
 	char *key;
 	char etag[S3_ETAG_MAX];
 	uint64_t idx;
-	const char *data;
-	size_t len;
-	void (*done)(void *owner, void *obj);
-	void *owner, *obj;
+	struct tfs_buf *buf;         /* the job's reference */
 	bool prefetch;               /* evicts only what is colder than itself */
 };
 
@@ -56,7 +52,7 @@ struct l2 {
 	struct policy_stats *stats;  /* the policy's */
 
 	pthread_mutex_t lock;        /* guards everything below but the threads */
-	pthread_cond_t wake;         /* work queued, or stop */
+	pthread_cond_t wake;         /* work queued, a job done, or stop (the writer's only) */
 	struct l2_entry **tab;
 	uint64_t used, entries;
 	struct l2_job *qhead, *qtail;
@@ -64,8 +60,10 @@ struct l2 {
 	bool writing;                /* the writer holds a job */
 	_Atomic bool stopping;
 
-	pthread_t writer, upkeep;
-	bool writer_started, upkeep_started;
+	pthread_t writer;
+	bool writer_started, reclaimed;
+	struct tfs_worker upkeep;    /* every cfg.upkeep_interval_ms */
+	struct tier tier;            /* the face: tier.impl is this l2 */
 };
 
 /* Wall-clock milliseconds: access times persist across restarts, so not the monotonic clock. */
@@ -135,9 +133,7 @@ static int load_one(void *arg, const struct ssd_entry *e)
 	return 0;
 }
 
-struct ssd_store *l2_store(struct l2 *l) { return l->ssd; }
-
-void l2_usage(struct l2 *l, uint64_t *used, uint64_t *entries)
+static void held(struct l2 *l, uint64_t *used, uint64_t *entries)
 {
 	pthread_mutex_lock(&l->lock);
 	*used = l->used;
@@ -198,7 +194,7 @@ static int make_room(struct l2 *l, uint64_t need, double limit)
 {
 	for (int round = 0; round < 3; round++) {
 		uint64_t used, entries, want = 0;
-		l2_usage(l, &used, &entries);
+		held(l, &used, &entries);
 		if (used + need > l->cfg.cap)
 			want = used + need - l->cfg.cap + l->cfg.cap / 100 * LOW_WATER_PCT;
 		uint64_t fb, tb;
@@ -238,7 +234,7 @@ static void *writer_thread(void *arg)
 		pthread_mutex_unlock(&l->lock);
 
 		if (!have) {
-			uint64_t need = 4096 + ((uint64_t)j->len + 4095) / 4096 * 4096;
+			uint64_t need = 4096 + ((uint64_t)j->buf->len + 4095) / 4096 * 4096;
 			struct ssd_entry e;
 			/* a prefetch brings data read by nobody yet: it displaces only entries
 			 * colder than a chunk read once now */
@@ -247,7 +243,8 @@ static void *writer_thread(void *arg)
 			if (make_room(l, need, limit) < 0) {
 				atomic_fetch_add_explicit(&l->stats->l2_write_dropped, 1,
 							  memory_order_relaxed);
-			} else if (ssd_put(l->ssd, &id, j->data, j->len, wall_ms(), 1, &e) == 0) {
+			} else if (ssd_put(l->ssd, &id, j->buf->data, j->buf->len, wall_ms(), 1,
+					   &e) == 0) {
 				pthread_mutex_lock(&l->lock);
 				insert_locked(l, &e);
 				pthread_mutex_unlock(&l->lock);
@@ -257,11 +254,12 @@ static void *writer_thread(void *arg)
 							  memory_order_relaxed);
 			}
 		}
-		j->done(j->owner, j->obj);
+		size_t len = j->buf->len;
+		tfs_buf_put(j->buf);
 		free(j->key);
 
 		pthread_mutex_lock(&l->lock);
-		l->qbytes -= j->len;
+		l->qbytes -= len;
 		l->writing = false;
 		free(j);
 		pthread_cond_broadcast(&l->wake);
@@ -270,73 +268,31 @@ static void *writer_thread(void *arg)
 	return NULL;
 }
 
-static void *upkeep_thread(void *arg)
+/* Upkeep: the slots an earlier crash left (once), then the free-space floor, when something
+ * else filled the disk. */
+static void upkeep_pass(void *arg)
 {
 	struct l2 *l = arg;
-	long n = ssd_reclaim_orphans(l->ssd, &l->stopping);
-	if (n > 0)
-		tfs_info("cache: reclaimed %ld slots left by an earlier crash", n);
-	pthread_mutex_lock(&l->lock);
-	while (!l->stopping) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += UPKEEP_INTERVAL_S;
-		pthread_cond_timedwait(&l->wake, &l->lock, &ts);
-		if (l->stopping)
-			break;
-		pthread_mutex_unlock(&l->lock);
-		make_room(l, 0, HUGE_VAL); /* the floor, when something else filled the disk */
-		pthread_mutex_lock(&l->lock);
-	}
-	pthread_mutex_unlock(&l->lock);
-	return NULL;
-}
-
-int l2_start(struct ssd_store *ssd, const struct l2_config *cfg, struct policy_stats *stats,
-	     struct l2 **out)
-{
-	struct l2 *l = calloc(1, sizeof(*l));
-	int ret = -ENOMEM;
-	if (!l)
-		return ret;
-	l->ssd = ssd;
-	l->cfg = *cfg;
-	l->stats = stats;
-	pthread_mutex_init(&l->lock, NULL);
-	pthread_cond_init(&l->wake, NULL);
-	if (!(l->tab = calloc(L2_BUCKETS, sizeof(*l->tab))))
-		goto fail;
-	uint64_t t0 = tfs_now_ms();
-	if ((ret = ssd_foreach(ssd, load_one, l)) < 0)
-		goto fail;
-	tfs_info("cache: %llu chunks (%llu MiB) in L2, index loaded in %llu ms",
-		 (unsigned long long)l->entries, (unsigned long long)(l->used >> 20),
-		 (unsigned long long)(tfs_now_ms() - t0));
-	if ((ret = -pthread_create(&l->writer, NULL, writer_thread, l)) < 0)
-		goto fail;
-	l->writer_started = true;
-	if ((ret = -pthread_create(&l->upkeep, NULL, upkeep_thread, l)) < 0)
-		goto fail;
-	l->upkeep_started = true;
-	*out = l;
-	return 0;
-fail:
-	l2_stop(l);
-	return ret;
-}
-
-void l2_stop(struct l2 *l)
-{
-	if (!l)
+	if (!l->reclaimed) {
+		long n = ssd_reclaim_orphans(l->ssd, &l->stopping);
+		if (n > 0)
+			tfs_info("cache: reclaimed %ld slots left by an earlier crash", n);
+		l->reclaimed = true;
 		return;
+	}
+	atomic_fetch_add_explicit(&l->stats->l2_upkeep_passes, 1, memory_order_relaxed);
+	make_room(l, 0, HUGE_VAL);
+}
+
+static void l2_destroy(struct l2 *l)
+{
 	pthread_mutex_lock(&l->lock);
 	l->stopping = true;
 	pthread_cond_broadcast(&l->wake);
 	pthread_mutex_unlock(&l->lock);
+	tfs_worker_stop(&l->upkeep);
 	if (l->writer_started)
-		pthread_join(l->writer, NULL);
-	if (l->upkeep_started)
-		pthread_join(l->upkeep, NULL);
+		pthread_join(l->writer, NULL); /* after draining the queue */
 	for (size_t b = 0; l->tab && b < L2_BUCKETS; b++)
 		while (l->tab[b]) {
 			struct l2_entry *x = l->tab[b];
@@ -349,8 +305,11 @@ void l2_stop(struct l2 *l)
 	free(l);
 }
 
-void l2_note_access(struct l2 *l, const char *key, const char *etag, uint64_t idx)
+static struct l2 *l2_of(struct tier *t) { return t->impl; }
+
+static int l2_touch(struct tier *t, const char *key, const char *etag, uint64_t idx)
 {
+	struct l2 *l = l2_of(t);
 	struct ssd_id id;
 	ssd_id_init(&id, key, etag, idx);
 	pthread_mutex_lock(&l->lock);
@@ -360,11 +319,13 @@ void l2_note_access(struct l2 *l, const char *key, const char *etag, uint64_t id
 		x->accesses++;
 	}
 	pthread_mutex_unlock(&l->lock);
+	return 0;
 }
 
-int l2_take_prefetch(struct l2 *l, const char *key, const char *etag, uint64_t idx, uint8_t src,
-		     size_t len)
+static int l2_keep_unread(struct tier *t, const char *key, const char *etag, uint64_t idx,
+			  uint8_t src, size_t len)
 {
+	struct l2 *l = l2_of(t);
 	struct ssd_id id;
 	ssd_id_init(&id, key, etag, idx);
 	pthread_mutex_lock(&l->lock);
@@ -378,107 +339,128 @@ int l2_take_prefetch(struct l2 *l, const char *key, const char *etag, uint64_t i
 	return ret;
 }
 
-uint64_t l2_chunk_bytes(struct l2 *l, const char *key, const char *etag, uint64_t idx)
+static int l2_has(struct tier *t, const char *key, const char *etag, uint64_t idx,
+		  uint64_t *bytes)
 {
+	struct l2 *l = l2_of(t);
 	struct ssd_id id;
 	ssd_id_init(&id, key, etag, idx);
 	pthread_mutex_lock(&l->lock);
 	struct l2_entry *x = *find_locked(l, id.ikey);
 	uint64_t n = x ? x->disk_bytes : 0;
 	pthread_mutex_unlock(&l->lock);
-	return n ? n - 4096 : 0; /* payload, rounded to blocks */
+	*bytes = n ? n - 4096 : 0; /* payload, rounded to blocks */
+	return 0;
 }
 
-int l2_read(struct l2 *l, const char *key, const char *etag, uint64_t idx, char *buf, size_t cap,
-	    size_t *len, uint64_t *accesses, uint8_t *pf_src)
+/* Reads one chunk, verified; a run of several is announced to the store first, so that the
+ * disk reads ahead while the first chunks are handed to their readers. */
+static int l2_get(struct tier *t, struct tier_run *r, int from, int *next)
 {
+	struct l2 *l = l2_of(t);
+	*next = from + 1;
+	if (from == 0 && r->n > 1) {
+		struct ssd_id ids[64];
+		for (uint64_t first = r->first, left = (uint64_t)r->n; left;) {
+			size_t k = left < 64 ? (size_t)left : 64;
+			for (size_t i = 0; i < k; i++)
+				ssd_id_init(&ids[i], r->key, r->etag, first + i);
+			ssd_will_read(l->ssd, ids, k);
+			first += k;
+			left -= k;
+		}
+	}
+	struct tfs_buf *b = r->bufs[from];
 	struct ssd_id id;
-	ssd_id_init(&id, key, etag, idx);
-	int ret = ssd_get(l->ssd, &id, buf, cap, len, NULL);
+	size_t len = 0;
+	ssd_id_init(&id, r->key, r->etag, r->first + (uint64_t)from);
+	int ret = ssd_get(l->ssd, &id, b->data, b->len, &len, NULL);
+	if (ret == 0 && len != b->len)
+		ret = -ENOENT; /* not the length this version's chunk has */
 	pthread_mutex_lock(&l->lock);
 	struct l2_entry *x = *find_locked(l, id.ikey);
 	uint64_t la = wall_ms(), acc = 0;
-	*pf_src = 0;
+	uint8_t src = 0;
 	if (ret == 0 && x) {
 		x->last_access = la;
 		acc = ++x->accesses;
-		*pf_src = x->pf_src; /* the unread prefetch goes with the data */
+		src = x->pf_src; /* the unread prefetch goes with the data */
 		x->pf_src = 0;
 		x->pf_len = 0;
 	} else if (ret < 0 && x) {
 		remove_locked(l, id.ikey); /* dropped by the store (failed verification) */
 	}
 	pthread_mutex_unlock(&l->lock);
-	if (accesses)
-		*accesses = acc;
 	if (ret == 0) {
+		r->done[from] = true;
+		r->accesses[from] = acc; /* what L2 has counted of it, across mounts */
+		r->pf_src[from] = src;
 		atomic_fetch_add_explicit(&l->stats->l2_hits, 1, memory_order_relaxed);
 		if (acc)
 			ssd_touch(l->ssd, id.ikey, la, acc);
 	} else {
 		atomic_fetch_add_explicit(&l->stats->l2_misses, 1, memory_order_relaxed);
 	}
-	return ret;
+	return 0; /* a miss or a bad chunk is not an error: the tier below serves it */
 }
 
-void l2_will_read(struct l2 *l, const char *key, const char *etag, uint64_t first, size_t n)
+static int l2_fill(struct tier *t, const char *key, const char *etag, uint64_t idx,
+		   struct tfs_buf *b, bool prefetch)
 {
-	struct ssd_id ids[64];
-	while (n) {
-		size_t k = n < 64 ? n : 64;
-		for (size_t i = 0; i < k; i++)
-			ssd_id_init(&ids[i], key, etag, first + i);
-		ssd_will_read(l->ssd, ids, k);
-		first += k;
-		n -= k;
-	}
-}
-
-int l2_write_async(struct l2 *l, const char *key, const char *etag, uint64_t idx, const char *data,
-		   size_t len, bool prefetch, void (*done)(void *owner, void *obj), void *owner,
-		   void *obj)
-{
+	struct l2 *l = l2_of(t);
 	struct l2_job *j = calloc(1, sizeof(*j));
 	if (!j || !(j->key = strdup(key))) {
 		free(j);
+		atomic_fetch_add_explicit(&l->stats->l2_write_dropped, 1, memory_order_relaxed);
 		return -ENOMEM;
 	}
 	snprintf(j->etag, sizeof(j->etag), "%s", etag);
 	j->idx = idx;
-	j->data = data;
-	j->len = len;
-	j->done = done;
-	j->owner = owner;
-	j->obj = obj;
+	j->buf = b;
 	j->prefetch = prefetch;
 	pthread_mutex_lock(&l->lock);
-	if (l->stopping || l->qbytes + len > WRITE_QUEUE_MAX) {
+	if (l->stopping || l->qbytes + b->len > WRITE_QUEUE_MAX) {
 		pthread_mutex_unlock(&l->lock);
 		atomic_fetch_add_explicit(&l->stats->l2_write_dropped, 1, memory_order_relaxed);
 		free(j->key);
 		free(j);
 		return -EAGAIN;
 	}
+	tfs_buf_ref(b);
 	if (l->qtail)
 		l->qtail->next = j;
 	else
 		l->qhead = j;
 	l->qtail = j;
-	l->qbytes += len;
+	l->qbytes += b->len;
 	pthread_cond_broadcast(&l->wake);
 	pthread_mutex_unlock(&l->lock);
 	return 0;
 }
 
-void l2_flush(struct l2 *l)
+static int l2_flush(struct tier *t)
 {
+	struct l2 *l = l2_of(t);
 	pthread_mutex_lock(&l->lock);
 	while (l->qhead || l->writing)
 		pthread_cond_wait(&l->wake, &l->lock);
 	pthread_mutex_unlock(&l->lock);
+	return 0;
 }
 
-void l2_forget(void *arg, const struct ssd_entry *e)
+static int l2_usage(struct tier *t, uint64_t *used, uint64_t *entries, uint64_t *capacity)
+{
+	struct l2 *l = l2_of(t);
+	pthread_mutex_lock(&l->lock);
+	*used = l->used;
+	*entries = l->entries;
+	pthread_mutex_unlock(&l->lock);
+	*capacity = l->cfg.cap;
+	return 0;
+}
+
+/* Forgets a chunk the store removed (a callback for ssd_remove_*). */
+static void l2_forget(void *arg, const struct ssd_entry *e)
 {
 	struct l2 *l = arg;
 	pthread_mutex_lock(&l->lock);
@@ -486,20 +468,86 @@ void l2_forget(void *arg, const struct ssd_entry *e)
 	pthread_mutex_unlock(&l->lock);
 }
 
-void l2_open_version(struct l2 *l, const char *key, const char *etag)
+/* The version each key was last seen at is recorded (namespace 'o'), so that the chunks of
+ * other versions are looked for only when it changes. */
+static int l2_drop_version(struct tier *t, const char *key, const char *etag, bool changed)
 {
+	struct l2 *l = l2_of(t);
 	void *old = NULL;
 	size_t n = 0;
+	if (!etag[0])
+		return 0;
 	int ret = ssd_meta_get(l->ssd, 'o', key, &old, &n);
 	bool same = ret == 0 && n == strlen(etag) && memcmp(old, etag, n) == 0;
 	free(old);
 	if (same)
-		return;
-	{
-		char kbuf[200];
-		tfs_debug("cache: '%s' has a new ETag: dropping the chunks of other versions",
-			  tfs_printable(key, kbuf, sizeof(kbuf)));
-		ssd_remove_other_versions(l->ssd, key, etag, l2_forget, l);
-	}
-	ssd_meta_put(l->ssd, 'o', key, etag, strlen(etag));
+		return 0;
+	char kbuf[200];
+	tfs_debug("cache: '%s' has a new ETag: dropping the chunks of other versions",
+		  tfs_printable(key, kbuf, sizeof(kbuf)));
+	ret = ssd_remove_other_versions(l->ssd, key, etag, l2_forget, l);
+	int r2 = ssd_meta_put(l->ssd, 'o', key, etag, strlen(etag));
+	return ret < 0 ? ret : r2;
+}
+
+static bool match_any(void *ctx, const char *key) { return true; }
+
+static int l2_drop_matching(struct tier *t, tier_match_fn match, void *ctx, uint64_t *n)
+{
+	struct l2 *l = l2_of(t);
+	l2_flush(t); /* fills still queued land first, then go with the rest */
+	long k = ssd_remove_matching(l->ssd, match ? match : match_any, ctx, NULL, l2_forget, l);
+	*n = k > 0 ? (uint64_t)k : 0;
+	return k < 0 ? (int)k : 0;
+}
+
+static void l2_tier_destroy(struct tier *t) { l2_destroy(l2_of(t)); }
+
+static const struct tier_ops l2_ops = {
+	.get = l2_get,
+	.fill = l2_fill,
+	.has = l2_has,
+	.touch = l2_touch,
+	.keep_unread = l2_keep_unread,
+	.drop_version = l2_drop_version,
+	.drop_matching = l2_drop_matching,
+	.flush = l2_flush,
+	.usage = l2_usage,
+	.destroy = l2_tier_destroy,
+};
+
+int tier_l2_new(struct ssd_store *ssd, const struct l2_config *cfg, struct policy_stats *stats,
+		struct tier **out)
+{
+	struct l2 *l = calloc(1, sizeof(*l));
+	int ret = -ENOMEM;
+	if (!l)
+		return ret;
+	l->ssd = ssd;
+	l->cfg = *cfg;
+	if (!l->cfg.upkeep_interval_ms)
+		l->cfg.upkeep_interval_ms = L2_DEFAULT_UPKEEP_INTERVAL_MS;
+	l->stats = stats;
+	l->tier = (struct tier){ .ops = &l2_ops, .name = "l2", .lat_slot = TIER_L2, .impl = l };
+	pthread_mutex_init(&l->lock, NULL);
+	pthread_cond_init(&l->wake, NULL);
+	if (!(l->tab = calloc(L2_BUCKETS, sizeof(*l->tab))))
+		goto fail;
+	uint64_t t0 = tfs_now_ms();
+	if ((ret = ssd_foreach(ssd, load_one, l)) < 0)
+		goto fail;
+	tfs_info("cache: %llu chunks (%llu MiB) in L2, index loaded in %llu ms",
+		 (unsigned long long)l->entries, (unsigned long long)(l->used >> 20),
+		 (unsigned long long)(tfs_now_ms() - t0));
+	if ((ret = -pthread_create(&l->writer, NULL, writer_thread, l)) < 0)
+		goto fail;
+	l->writer_started = true;
+	if ((ret = tfs_worker_start(&l->upkeep, l->cfg.upkeep_interval_ms, upkeep_pass, l)) < 0)
+		goto fail;
+	tfs_worker_kick(&l->upkeep); /* the orphans first */
+	*out = &l->tier;
+	return 0;
+fail:
+	l2_destroy(l);
+	return ret;
 }

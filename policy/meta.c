@@ -24,6 +24,14 @@
 #define DIR_BUCKETS 1024
 #define DIR_CACHE_MAX 4096  /* listings kept */
 
+/* The cached listings: a hash table and an LRU. */
+struct meta_cache {
+	pthread_mutex_t lock;           /* guards everything below */
+	struct dir_entry **tab;
+	struct dir_entry *lru_head, *lru_tail;
+	size_t n;
+};
+
 struct dir_entry {
 	struct dir_entry *hnext;
 	struct dir_entry *lru_prev, *lru_next;
@@ -53,10 +61,15 @@ static bool fresh(struct policy *p, const char *key, uint64_t fetched_ms)
 
 int meta_init(struct policy *p)
 {
-	pthread_mutex_init(&p->meta_lock, NULL);
-	p->dir_buckets = DIR_BUCKETS;
-	p->dir_tab = calloc(p->dir_buckets, sizeof(*p->dir_tab));
-	return p->dir_tab ? 0 : -ENOMEM;
+	if (!(p->meta = calloc(1, sizeof(*p->meta))))
+		return -ENOMEM;
+	pthread_mutex_init(&p->meta->lock, NULL);
+	p->meta->tab = calloc(DIR_BUCKETS, sizeof(*p->meta->tab));
+	if (!p->meta->tab) {
+		meta_destroy(p);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 void policy_listing_put(struct tfs_listing *l)
@@ -74,34 +87,34 @@ static void lru_unlink(struct policy *p, struct dir_entry *d)
 	if (d->lru_prev)
 		d->lru_prev->lru_next = d->lru_next;
 	else
-		p->dir_lru_head = d->lru_next;
+		p->meta->lru_head = d->lru_next;
 	if (d->lru_next)
 		d->lru_next->lru_prev = d->lru_prev;
 	else
-		p->dir_lru_tail = d->lru_prev;
+		p->meta->lru_tail = d->lru_prev;
 	d->lru_prev = d->lru_next = NULL;
 }
 
 static void lru_push_front(struct policy *p, struct dir_entry *d)
 {
 	d->lru_prev = NULL;
-	d->lru_next = p->dir_lru_head;
-	if (p->dir_lru_head)
-		p->dir_lru_head->lru_prev = d;
-	p->dir_lru_head = d;
-	if (!p->dir_lru_tail)
-		p->dir_lru_tail = d;
+	d->lru_next = p->meta->lru_head;
+	if (p->meta->lru_head)
+		p->meta->lru_head->lru_prev = d;
+	p->meta->lru_head = d;
+	if (!p->meta->lru_tail)
+		p->meta->lru_tail = d;
 }
 
 /* Removes d from the table and the LRU; returns the listing reference the caller must put. */
 static struct tfs_listing *dir_remove(struct policy *p, struct dir_entry *d, size_t b)
 {
-	struct dir_entry **pp = &p->dir_tab[b];
+	struct dir_entry **pp = &p->meta->tab[b];
 	while (*pp != d)
 		pp = &(*pp)->hnext;
 	*pp = d->hnext;
 	lru_unlink(p, d);
-	p->ndirs--;
+	p->meta->n--;
 	struct tfs_listing *l = d->listing;
 	free(d->key);
 	free(d);
@@ -110,23 +123,28 @@ static struct tfs_listing *dir_remove(struct policy *p, struct dir_entry *d, siz
 
 void meta_destroy(struct policy *p)
 {
-	policy_forget_listings(p);
-	free(p->dir_tab);
-	pthread_mutex_destroy(&p->meta_lock);
+	if (!p->meta)
+		return;
+	if (p->meta->tab)
+		policy_forget_listings(p);
+	free(p->meta->tab);
+	pthread_mutex_destroy(&p->meta->lock);
+	free(p->meta);
+	p->meta = NULL;
 }
 
 void policy_forget_listings(struct policy *p)
 {
-	pthread_mutex_lock(&p->meta_lock);
-	for (size_t b = 0; b < p->dir_buckets; b++)
-		while (p->dir_tab[b])
-			policy_listing_put(dir_remove(p, p->dir_tab[b], b));
-	pthread_mutex_unlock(&p->meta_lock);
+	pthread_mutex_lock(&p->meta->lock);
+	for (size_t b = 0; b < DIR_BUCKETS; b++)
+		while (p->meta->tab[b])
+			policy_listing_put(dir_remove(p, p->meta->tab[b], b));
+	pthread_mutex_unlock(&p->meta->lock);
 }
 
 static size_t dir_bucket(const struct policy *p, const char *key)
 {
-	return tfs_hash64(key, strlen(key), 0) % p->dir_buckets;
+	return tfs_hash64(key, strlen(key), 0) % DIR_BUCKETS;
 }
 
 /* A referenced listing of key if cached and fresh (or of any age), else NULL. */
@@ -134,8 +152,8 @@ static struct tfs_listing *cache_get(struct policy *p, const char *key, bool any
 {
 	struct tfs_listing *l = NULL;
 	size_t b = dir_bucket(p, key);
-	pthread_mutex_lock(&p->meta_lock);
-	for (struct dir_entry *d = p->dir_tab[b]; d; d = d->hnext) {
+	pthread_mutex_lock(&p->meta->lock);
+	for (struct dir_entry *d = p->meta->tab[b]; d; d = d->hnext) {
 		if (strcmp(d->key, key) != 0)
 			continue;
 		if (any_age || fresh(p, key, d->listing->fetched_ms)) {
@@ -146,7 +164,7 @@ static struct tfs_listing *cache_get(struct policy *p, const char *key, bool any
 		}
 		break;
 	}
-	pthread_mutex_unlock(&p->meta_lock);
+	pthread_mutex_unlock(&p->meta->lock);
 	return l;
 }
 
@@ -162,21 +180,21 @@ static void cache_put(struct policy *p, const char *key, struct tfs_listing *l)
 	}
 	atomic_fetch_add(&l->refs, 1);
 	d->listing = l;
-	pthread_mutex_lock(&p->meta_lock);
-	for (struct dir_entry *o = p->dir_tab[b]; o; o = o->hnext)
+	pthread_mutex_lock(&p->meta->lock);
+	for (struct dir_entry *o = p->meta->tab[b]; o; o = o->hnext)
 		if (strcmp(o->key, key) == 0) {
 			drop[0] = dir_remove(p, o, b);
 			break;
 		}
-	if (p->ndirs >= DIR_CACHE_MAX) {
-		struct dir_entry *old = p->dir_lru_tail;
+	if (p->meta->n >= DIR_CACHE_MAX) {
+		struct dir_entry *old = p->meta->lru_tail;
 		drop[1] = dir_remove(p, old, dir_bucket(p, old->key));
 	}
-	d->hnext = p->dir_tab[b];
-	p->dir_tab[b] = d;
+	d->hnext = p->meta->tab[b];
+	p->meta->tab[b] = d;
 	lru_push_front(p, d);
-	p->ndirs++;
-	pthread_mutex_unlock(&p->meta_lock);
+	p->meta->n++;
+	pthread_mutex_unlock(&p->meta->lock);
 	policy_listing_put(drop[0]);
 	policy_listing_put(drop[1]);
 }
@@ -523,8 +541,10 @@ static void persist_attr(struct policy *p, const char *key, const struct tfs_att
 	ssd_meta_put(p->cfg.ssd, 'a', key, buf, (size_t)(w - buf));
 }
 
-/* The persisted attributes of key if still fresh: 0, or -ENOENT. */
-static int load_attr(struct policy *p, const char *key, struct tfs_attr *out)
+/* The persisted attributes of key if still fresh: 0 (*learned_ms: when, monotonic), or
+ * -ENOENT. */
+static int load_attr(struct policy *p, const char *key, struct tfs_attr *out,
+		     uint64_t *learned_ms)
 {
 	void *raw;
 	size_t n;
@@ -543,6 +563,7 @@ static int load_attr(struct policy *p, const char *key, struct tfs_attr *out)
 	    get_bytes(&r, end, out->etag, el)) {
 		uint64_t age_ms = wall > now ? 0 : (now - wall) * 1000;
 		if (age_ms <= tfs_now_ms() && fresh(p, key, tfs_now_ms() - age_ms)) {
+			*learned_ms = tfs_now_ms() - age_ms;
 			out->etag[el] = '\0';
 			out->is_dir = dir;
 			out->mtime = (time_t)mt;
@@ -600,9 +621,11 @@ int policy_revalidate(struct policy *p, const char *key, const struct tfs_attr *
 	return 0;
 }
 
-int policy_lookup(struct policy *p, const char *dir_key, const char *name, struct tfs_attr *out)
+int policy_lookup(struct policy *p, const char *dir_key, const char *name, struct tfs_attr *out,
+		  uint64_t *learned_ms)
 {
 	const char *why;
+	uint64_t at = tfs_now_ms();
 	int ret;
 	size_t nlen = strlen(name);
 	if (nlen > NAME_MAX)
@@ -615,6 +638,8 @@ int policy_lookup(struct policy *p, const char *dir_key, const char *name, struc
 		const struct tfs_dirent *e = listing_find(l, name);
 		if (e)
 			*out = e->attr;
+		if (learned_ms)
+			*learned_ms = l->fetched_ms;
 		policy_listing_put(l);
 		return e ? 0 : -ENOENT;
 	}
@@ -627,7 +652,7 @@ int policy_lookup(struct policy *p, const char *dir_key, const char *name, struc
 		ret = -ENOMEM;
 		goto out;
 	}
-	if ((ret = load_attr(p, sub, out)) == 0 || (ret = load_attr(p, key, out)) == 0)
+	if ((ret = load_attr(p, sub, out, &at)) == 0 || (ret = load_attr(p, key, out, &at)) == 0)
 		goto out;
 	struct s3_list_page pg;
 	ret = s3_list_page(p->s3, sub, "/", NULL, 1, &pg);
@@ -643,7 +668,22 @@ int policy_lookup(struct policy *p, const char *dir_key, const char *name, struc
 		ret = policy_stat_file(p, key, out);
 	}
 out:
+	if (ret == 0 && learned_ms)
+		*learned_ms = at;
 	free(sub);
 	free(key);
 	return ret;
+}
+
+static bool forget_match(void *ctx, const char *key) { return !ctx || policy_match_key(ctx, key); }
+
+int meta_forget(struct policy *p, const struct policy_match *m)
+{
+	policy_forget_listings(p);
+	if (!p->cfg.ssd)
+		return 0;
+	ssd_meta_remove_matching(p->cfg.ssd, 'a', forget_match, (void *)m);
+	/* listings name versions: a stale one would send reads to the old version */
+	ssd_meta_remove_matching(p->cfg.ssd, 'd', forget_match, NULL);
+	return 0;
 }

@@ -26,6 +26,7 @@
 
 #include "s3.h"
 #include "ssd.h"
+#include "tier.h"
 
 #define POLICY_DEFAULT_CHUNK_SIZE (1u << 20)
 #define POLICY_MIN_CHUNK_SIZE (64u << 10)
@@ -63,12 +64,12 @@ struct policy_config {
 	uint64_t l2_size;          /* L2 capacity in bytes */
 	uint64_t l2_min_free_pct;  /* free-space floor of the cache's file system, percent ... */
 	uint64_t l2_min_free_bytes;/* ... or bytes, whichever is more */
+	uint64_t l2_upkeep_interval_ms; /* L2's free-space check runs this often (0: 5 s) */
 };
 
 /* Latency histograms: fixed buckets, upper bounds in microseconds; the last is +Inf. */
 #define POLICY_LAT_BUCKETS 16
 extern const uint64_t policy_lat_bounds_us[POLICY_LAT_BUCKETS - 1];
-enum policy_tier { TIER_L1, TIER_MEM, TIER_L2, TIER_S3, POLICY_NTIERS };
 
 struct policy_lat {
 	_Atomic uint64_t bucket[POLICY_LAT_BUCKETS];
@@ -92,6 +93,7 @@ struct policy_stats {
 	_Atomic uint64_t pf_revalidations;     /* the interval predictor's conditional HEADs */
 	_Atomic uint64_t l2_hits, l2_misses, l2_writes, l2_write_dropped, l2_evictions;
 	_Atomic uint64_t l1_hits, l1_misses, promotions, demotions, l1_evictions;
+	_Atomic uint64_t demote_passes, l2_upkeep_passes;  /* background passes run */
 	_Atomic uint64_t warm_files_total, warm_files_done, warm_bytes, warm_errors;
 	_Atomic uint64_t warm_running;
 	/* gauges, kept by a reset: prefetched bytes in flight, and held (memory, L2) unread */
@@ -140,8 +142,11 @@ int policy_list_dir(struct policy *p, const char *dir_key, struct tfs_listing **
 void policy_listing_put(struct tfs_listing *l);
 
 /* What name is in the directory dir_key: from a fresh cached listing, else asked of S3 directly
- * (HEAD of the object and a one-key listing of the prefix).  -ENOENT when nothing is there. */
-int policy_lookup(struct policy *p, const char *dir_key, const char *name, struct tfs_attr *out);
+ * (HEAD of the object and a one-key listing of the prefix).  -ENOENT when nothing is there.
+ * *learned_ms (may be NULL) gets when what *out says was learned from S3 (monotonic): a
+ * listing's time, not the lookup's, so that its TTL runs from then. */
+int policy_lookup(struct policy *p, const char *dir_key, const char *name, struct tfs_attr *out,
+		  uint64_t *learned_ms);
 
 /* Fresh attributes of the file key (HEAD). */
 int policy_stat_file(struct policy *p, const char *key, struct tfs_attr *out);
@@ -167,6 +172,7 @@ struct policy_snapshot {
 	uint64_t l1_used, l1_entries, l1_capacity;
 	uint64_t mem_used, mem_capacity;
 	uint64_t l2_used, l2_entries, l2_capacity;
+	uint64_t queued, queued_low;     /* chunks waiting for a fetch thread */
 	uint64_t uptime_ms;
 };
 void policy_snapshot(struct policy *p, struct policy_snapshot *out);
@@ -189,24 +195,22 @@ int policy_match_init(struct policy *p, const char *spec, struct policy_match *m
 void policy_match_free(struct policy_match *m);
 bool policy_match_key(const struct policy_match *m, const char *key);
 
-/* Drops everything cached of what m names: chunks in memory and L2, persisted attributes, and
- * every listing (a listing names versions).  Returns the chunks dropped. */
-uint64_t policy_invalidate(struct policy *p, const struct policy_match *m);
-/* Drops everything cached: L1, memory, L2, listings, attributes. */
-uint64_t policy_purge(struct policy *p);
+/* Drops everything cached of what m names: chunks in every tier, persisted attributes, what
+ * the predictors confirmed, and every listing (a listing names versions).  *dropped gets the
+ * chunks dropped; a tier's failure is returned (after trying everything else). */
+int policy_invalidate(struct policy *p, const struct policy_match *m, uint64_t *dropped);
+/* Drops everything cached: every tier, listings, attributes. */
+int policy_purge(struct policy *p, uint64_t *dropped);
 /* Queues fetching key (a file) or everything below it (a directory prefix) into L2, in the
  * background; progress in the warm_* statistics. */
 int policy_warm(struct policy *p, const char *key, bool is_dir);
 
-/* L2 occupancy (0 when there is no L2) and a one-line summary of the statistics for the log. */
-void policy_l2_usage(struct policy *p, uint64_t *used, uint64_t *entries);
+/* A one-line summary of the statistics for the log. */
 void policy_stats_line(struct policy *p, char *buf, size_t n);
 
 /* Bytes of the object version (key, etag, size) held in L1 and in L2. */
 void policy_tier_usage(struct policy *p, const char *key, const char *etag, uint64_t size,
 		       uint64_t *l1, uint64_t *l2);
-/* L1 occupancy. */
-void policy_l1_usage(struct policy *p, uint64_t *used, uint64_t *entries);
 /* Runs the demotion pass now (it also runs every demote_interval); returns chunks demoted. */
 uint64_t policy_demote(struct policy *p);
 
@@ -229,8 +233,8 @@ int policy_prefetch_confirmed(struct policy *p, const char *key, uint64_t since_
 /* Runs one pass of the interval predictor now (it also runs every prefetch_interval). */
 void policy_prefetch_pass(struct policy *p);
 
-/* Tells policy that key is being opened at version etag: chunks of other versions are dropped
- * from L2. */
+/* Tells policy that key is being opened at version etag: tiers that track versions (L2) drop
+ * the chunks of other versions (versions.c). */
 void policy_open_object(struct policy *p, const char *key, const char *etag);
 
 /* ---- TTL settings (ttl.c): user.tierfs.ttl on a file's key or a directory's prefix ---- */

@@ -1,6 +1,6 @@
 /*
  * prefetch.c - the two predictors that look beyond one open file (readahead within a file is in
- * reader.c; the budget and the accounting of all three are in chunks.c and l2.c).
+ * reader.c; the budget and the accounting of all three are in chunks.c and the tiers).
  *
  * Across time (the interval predictor): each open of a file is an access; predict.h turns an
  * object's recent accesses into the time of its next one.  A background pass, every
@@ -29,6 +29,7 @@
 #include "policy_i.h"
 #include "predict.h"
 #include "util.h"
+#include "worker.h"
 
 #define PF_OBJ_BUCKETS 1024
 #define PF_MAX_OBJS 4096
@@ -59,22 +60,27 @@ struct pf_dir {
 	uint64_t used_ms;
 };
 
-static uint64_t now_ms(const struct policy *p)
-{
-	return p->cfg.now_ms ? p->cfg.now_ms() : tfs_now_ms();
-}
+/* What the predictors know: per-object access history, per-directory reading order. */
+struct predictor {
+	pthread_mutex_t lock;           /* guards everything below but the worker */
+	struct pf_obj **objs;
+	size_t nobjs;
+	struct pf_dir **dirs;
+	size_t ndirs;
+	struct tfs_worker pass;         /* the interval predictor's pass, every prefetch_interval */
+};
+
+static uint64_t now_ms(const struct policy *p) { return policy_now_ms(p); }
 
 int prefetch_init(struct policy *p)
 {
-	pthread_mutex_init(&p->pf_lock, NULL);
-	pthread_cond_init(&p->pf_cond, NULL);
-	p->pf_objs = calloc(PF_OBJ_BUCKETS, sizeof(*p->pf_objs));
-	p->pf_dirs = calloc(PF_DIR_BUCKETS, sizeof(*p->pf_dirs));
-	if (!p->pf_objs || !p->pf_dirs) {
-		free(p->pf_objs);
-		free(p->pf_dirs);
-		pthread_cond_destroy(&p->pf_cond);
-		pthread_mutex_destroy(&p->pf_lock);
+	if (!(p->pf = calloc(1, sizeof(*p->pf))))
+		return -ENOMEM;
+	pthread_mutex_init(&p->pf->lock, NULL);
+	p->pf->objs = calloc(PF_OBJ_BUCKETS, sizeof(*p->pf->objs));
+	p->pf->dirs = calloc(PF_DIR_BUCKETS, sizeof(*p->pf->dirs));
+	if (!p->pf->objs || !p->pf->dirs) {
+		prefetch_destroy(p);
 		return -ENOMEM;
 	}
 	return 0;
@@ -82,23 +88,27 @@ int prefetch_init(struct policy *p)
 
 void prefetch_destroy(struct policy *p)
 {
-	for (size_t b = 0; b < PF_OBJ_BUCKETS; b++)
-		for (struct pf_obj *o = p->pf_objs[b], *n; o; o = n) {
+	if (!p->pf)
+		return;
+	prefetch_stop(p);
+	for (size_t b = 0; p->pf->objs && b < PF_OBJ_BUCKETS; b++)
+		for (struct pf_obj *o = p->pf->objs[b], *n; o; o = n) {
 			n = o->next;
 			free(o->key);
 			free(o);
 		}
-	for (size_t b = 0; b < PF_DIR_BUCKETS; b++)
-		for (struct pf_dir *d = p->pf_dirs[b], *n; d; d = n) {
+	for (size_t b = 0; p->pf->dirs && b < PF_DIR_BUCKETS; b++)
+		for (struct pf_dir *d = p->pf->dirs[b], *n; d; d = n) {
 			n = d->next;
 			free(d->key);
 			free(d->last);
 			free(d);
 		}
-	free(p->pf_objs);
-	free(p->pf_dirs);
-	pthread_cond_destroy(&p->pf_cond);
-	pthread_mutex_destroy(&p->pf_lock);
+	free(p->pf->objs);
+	free(p->pf->dirs);
+	pthread_mutex_destroy(&p->pf->lock);
+	free(p->pf);
+	p->pf = NULL;
 }
 
 static size_t bucket(const char *key, size_t n)
@@ -108,7 +118,7 @@ static size_t bucket(const char *key, size_t n)
 
 static struct pf_obj *find_obj_locked(struct policy *p, const char *key)
 {
-	for (struct pf_obj *o = p->pf_objs[bucket(key, PF_OBJ_BUCKETS)]; o; o = o->next)
+	for (struct pf_obj *o = p->pf->objs[bucket(key, PF_OBJ_BUCKETS)]; o; o = o->next)
 		if (strcmp(o->key, key) == 0)
 			return o;
 	return NULL;
@@ -119,7 +129,7 @@ static void forget_oldest_obj_locked(struct policy *p)
 {
 	struct pf_obj **victim = NULL;
 	for (size_t b = 0; b < PF_OBJ_BUCKETS; b++)
-		for (struct pf_obj **pp = &p->pf_objs[b]; *pp; pp = &(*pp)->next)
+		for (struct pf_obj **pp = &p->pf->objs[b]; *pp; pp = &(*pp)->next)
 			if (!victim || (*pp)->used_ms < (*victim)->used_ms)
 				victim = pp;
 	if (victim) {
@@ -127,7 +137,7 @@ static void forget_oldest_obj_locked(struct policy *p)
 		*victim = o->next;
 		free(o->key);
 		free(o);
-		p->npf_objs--;
+		p->pf->nobjs--;
 	}
 }
 
@@ -136,7 +146,7 @@ static struct pf_obj *obj_locked(struct policy *p, const char *key)
 	struct pf_obj *o = find_obj_locked(p, key);
 	if (o)
 		return o;
-	if (p->npf_objs >= PF_MAX_OBJS)
+	if (p->pf->nobjs >= PF_MAX_OBJS)
 		forget_oldest_obj_locked(p);
 	o = calloc(1, sizeof(*o));
 	if (!o || !(o->key = strdup(key))) {
@@ -144,22 +154,22 @@ static struct pf_obj *obj_locked(struct policy *p, const char *key)
 		return NULL;
 	}
 	size_t b = bucket(key, PF_OBJ_BUCKETS);
-	o->next = p->pf_objs[b];
-	p->pf_objs[b] = o;
-	p->npf_objs++;
+	o->next = p->pf->objs[b];
+	p->pf->objs[b] = o;
+	p->pf->nobjs++;
 	return o;
 }
 
 static struct pf_dir *dir_locked(struct policy *p, const char *key)
 {
 	size_t b = bucket(key, PF_DIR_BUCKETS);
-	for (struct pf_dir *d = p->pf_dirs[b]; d; d = d->next)
+	for (struct pf_dir *d = p->pf->dirs[b]; d; d = d->next)
 		if (strcmp(d->key, key) == 0)
 			return d;
-	if (p->npf_dirs >= PF_MAX_DIRS) {
+	if (p->pf->ndirs >= PF_MAX_DIRS) {
 		struct pf_dir **victim = NULL;
 		for (size_t i = 0; i < PF_DIR_BUCKETS; i++)
-			for (struct pf_dir **pp = &p->pf_dirs[i]; *pp; pp = &(*pp)->next)
+			for (struct pf_dir **pp = &p->pf->dirs[i]; *pp; pp = &(*pp)->next)
 				if (!victim || (*pp)->used_ms < (*victim)->used_ms)
 					victim = pp;
 		struct pf_dir *d = *victim;
@@ -167,16 +177,16 @@ static struct pf_dir *dir_locked(struct policy *p, const char *key)
 		free(d->key);
 		free(d->last);
 		free(d);
-		p->npf_dirs--;
+		p->pf->ndirs--;
 	}
 	struct pf_dir *d = calloc(1, sizeof(*d));
 	if (!d || !(d->key = strdup(key))) {
 		free(d);
 		return NULL;
 	}
-	d->next = p->pf_dirs[b];
-	p->pf_dirs[b] = d;
-	p->npf_dirs++;
+	d->next = p->pf->dirs[b];
+	p->pf->dirs[b] = d;
+	p->pf->ndirs++;
 	return d;
 }
 
@@ -206,7 +216,7 @@ static void dir_opened(struct policy *p, const char *dir_key, const char *name, 
 	long ci = listing_index(l, name);
 	size_t from = 0, to = 0;
 	if (ci >= 0) {
-		pthread_mutex_lock(&p->pf_lock);
+		pthread_mutex_lock(&p->pf->lock);
 		struct pf_dir *d = dir_locked(p, dir_key);
 		if (d) {
 			long pi = d->last ? listing_index(l, d->last) : -1;
@@ -231,7 +241,7 @@ static void dir_opened(struct policy *p, const char *dir_key, const char *name, 
 					d->ahead_to = to;
 			}
 		}
-		pthread_mutex_unlock(&p->pf_lock);
+		pthread_mutex_unlock(&p->pf->lock);
 	}
 	size_t klen = strlen(dir_key);
 	for (size_t j = from; j < to; j++) {
@@ -245,7 +255,7 @@ static void dir_opened(struct policy *p, const char *dir_key, const char *name, 
 		memcpy(key, dir_key, klen);
 		memcpy(key + klen, e->name, nlen + 1);
 		struct policy_object o = { .key = key, .etag = e->attr.etag, .size = e->attr.size };
-		int ret = chunk_prefetch(p, &o, 0, PF_DIRORDER, false);
+		int ret = chunks_queue(p->chunks, &o, 0, PF_DIRORDER, false);
 		free(key);
 		if (ret == -ENOSPC)
 			break;
@@ -259,7 +269,7 @@ void policy_file_opened(struct policy *p, const char *key, const struct tfs_attr
 	if (!p->cfg.prefetch)
 		return;
 	uint64_t now = now_ms(p);
-	pthread_mutex_lock(&p->pf_lock);
+	pthread_mutex_lock(&p->pf->lock);
 	struct pf_obj *o = obj_locked(p, key);
 	if (o) {
 		pred_note(&o->hist, now);
@@ -270,7 +280,7 @@ void policy_file_opened(struct policy *p, const char *key, const struct tfs_attr
 			o->confirmed = false;
 		}
 	}
-	pthread_mutex_unlock(&p->pf_lock);
+	pthread_mutex_unlock(&p->pf->lock);
 
 	const char *slash = strrchr(key, '/');
 	size_t dlen = slash ? (size_t)(slash - key) + 1 : 0;
@@ -285,14 +295,14 @@ int policy_prefetch_confirmed(struct policy *p, const char *key, uint64_t since_
 			      struct tfs_attr *out, uint64_t *at_ms)
 {
 	int ret = -ENOENT;
-	pthread_mutex_lock(&p->pf_lock);
+	pthread_mutex_lock(&p->pf->lock);
 	struct pf_obj *o = find_obj_locked(p, key);
 	if (o && o->confirmed && o->learned_ms > since_ms) {
 		*out = o->attr;
 		*at_ms = o->learned_ms;
 		ret = 0;
 	}
-	pthread_mutex_unlock(&p->pf_lock);
+	pthread_mutex_unlock(&p->pf->lock);
 	if (ret == 0 && !policy_fresh(p, key, *at_ms, now_ms(p)))
 		ret = -ENOENT;
 	return ret;
@@ -312,7 +322,7 @@ static void fetch_ahead(struct policy *p, const char *key, const struct tfs_attr
 	uint64_t cs = p->cfg.chunk_size;
 	uint64_t bytes = a->size < p->cfg.readahead_max ? a->size : p->cfg.readahead_max;
 	for (uint64_t i = 0; i * cs < bytes; i++)
-		if (chunk_prefetch(p, &o, i, PF_INTERVAL, true) == -ENOSPC)
+		if (chunks_queue(p->chunks, &o, i, PF_INTERVAL, true) == -ENOSPC)
 			break;
 }
 
@@ -324,9 +334,9 @@ void policy_prefetch_pass(struct policy *p)
 	struct pf_cand *c = NULL;
 	size_t n = 0, cap = 0;
 
-	pthread_mutex_lock(&p->pf_lock);
+	pthread_mutex_lock(&p->pf->lock);
 	for (size_t b = 0; b < PF_OBJ_BUCKETS; b++)
-		for (struct pf_obj *o = p->pf_objs[b]; o; o = o->next) {
+		for (struct pf_obj *o = p->pf->objs[b]; o; o = o->next) {
 			uint64_t next;
 			if (o->attr.is_dir || pred_next(&o->hist, now, &next) < 0 ||
 			    next > now + p->cfg.prefetch_window_ms)
@@ -353,7 +363,7 @@ void policy_prefetch_pass(struct policy *p)
 			n++;
 		}
 collected:
-	pthread_mutex_unlock(&p->pf_lock);
+	pthread_mutex_unlock(&p->pf->lock);
 
 	for (size_t i = 0; i < n; i++) {
 		struct pf_cand *x = &c[i];
@@ -374,7 +384,7 @@ collected:
 		}
 		if (x->want_data)
 			fetch_ahead(p, x->key, &x->attr);
-		pthread_mutex_lock(&p->pf_lock);
+		pthread_mutex_lock(&p->pf->lock);
 		struct pf_obj *o = find_obj_locked(p, x->key);
 		if (o) {
 			if (x->want_reval)
@@ -389,48 +399,35 @@ collected:
 				memcpy(o->data_etag, x->attr.etag, sizeof(o->data_etag));
 			}
 		}
-		pthread_mutex_unlock(&p->pf_lock);
+		pthread_mutex_unlock(&p->pf->lock);
 		free(x->key);
 	}
 	free(c);
 }
 
-static void *prefetch_thread(void *arg)
-{
-	struct policy *p = arg;
-	pthread_mutex_lock(&p->pf_lock);
-	while (!p->pf_stop) {
-		struct timespec ts = tfs_deadline_in(p->cfg.prefetch_interval_ms);
-		pthread_cond_timedwait(&p->pf_cond, &p->pf_lock, &ts);
-		if (p->pf_stop)
-			break;
-		pthread_mutex_unlock(&p->pf_lock);
-		policy_prefetch_pass(p);
-		pthread_mutex_lock(&p->pf_lock);
-	}
-	pthread_mutex_unlock(&p->pf_lock);
-	return NULL;
-}
+static void pass(void *arg) { policy_prefetch_pass(arg); }
 
 int prefetch_start(struct policy *p)
 {
 	if (!p->cfg.prefetch || p->cfg.prefetch_manual)
 		return 0;
-	int r = pthread_create(&p->pf_thread, NULL, prefetch_thread, p);
-	if (r)
-		return -r;
-	p->pf_started = true;
-	return 0;
+	return tfs_worker_start(&p->pf->pass, p->cfg.prefetch_interval_ms, pass, p);
 }
 
 void prefetch_stop(struct policy *p)
 {
-	if (!p->pf_started)
-		return;
-	pthread_mutex_lock(&p->pf_lock);
-	p->pf_stop = true;
-	pthread_cond_broadcast(&p->pf_cond);
-	pthread_mutex_unlock(&p->pf_lock);
-	pthread_join(p->pf_thread, NULL);
-	p->pf_started = false;
+	if (p->pf)
+		tfs_worker_stop(&p->pf->pass);
+}
+
+void prefetch_forget(struct policy *p, const struct policy_match *m)
+{
+	pthread_mutex_lock(&p->pf->lock);
+	for (size_t b = 0; b < PF_OBJ_BUCKETS; b++)
+		for (struct pf_obj *o = p->pf->objs[b]; o; o = o->next)
+			if (!m || policy_match_key(m, o->key)) {
+				o->confirmed = false;
+				o->learned_ms = 0;
+			}
+	pthread_mutex_unlock(&p->pf->lock);
 }

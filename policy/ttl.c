@@ -7,7 +7,7 @@
  * (a small table; they are read on every freshness check) and persist in the L2 index
  * (namespace 's'), loaded once at start.  Without L2 they last as long as the mount.
  *
- * Locks: ttl_lock guards the table; it is never held with another policy lock, and never
+ * Locks: ttl->lock guards the table; it is never held with another policy lock, and never
  * across a store call.
  */
 #include <errno.h>
@@ -27,11 +27,17 @@ struct ttl_setting {
 
 #define TTL_BUCKETS 256
 
+struct ttl_table {
+	pthread_mutex_t lock;           /* guards tab and n */
+	struct ttl_setting **tab;
+	size_t n;
+};
+
 static size_t ttl_bucket(const char *key) { return tfs_hash64(key, strlen(key), 7) % TTL_BUCKETS; }
 
 static struct ttl_setting **find_locked(struct policy *p, const char *key)
 {
-	struct ttl_setting **pp = &p->ttl_tab[ttl_bucket(key)];
+	struct ttl_setting **pp = &p->ttl->tab[ttl_bucket(key)];
 	while (*pp && strcmp((*pp)->key, key) != 0)
 		pp = &(*pp)->next;
 	return pp;
@@ -52,7 +58,7 @@ static int put_locked(struct policy *p, const char *key, uint64_t ttl_s)
 	t->ttl_s = ttl_s;
 	t->next = NULL;
 	*pp = t;
-	p->nttl++;
+	p->ttl->n++;
 	return 0;
 }
 
@@ -69,27 +75,35 @@ static int load_one(void *ctx, const char *name, const void *val, size_t len)
 
 int ttl_init(struct policy *p)
 {
-	pthread_mutex_init(&p->ttl_lock, NULL);
-	p->ttl_tab = calloc(TTL_BUCKETS, sizeof(*p->ttl_tab));
-	if (!p->ttl_tab)
+	if (!(p->ttl = calloc(1, sizeof(*p->ttl))))
 		return -ENOMEM;
+	pthread_mutex_init(&p->ttl->lock, NULL);
+	p->ttl->tab = calloc(TTL_BUCKETS, sizeof(*p->ttl->tab));
+	if (!p->ttl->tab) {
+		ttl_destroy(p);
+		return -ENOMEM;
+	}
 	if (p->cfg.ssd)
 		ssd_meta_foreach(p->cfg.ssd, 's', load_one, p);
-	if (p->nttl)
-		tfs_info("ttl: %zu settings loaded", p->nttl);
+	if (p->ttl->n)
+		tfs_info("ttl: %zu settings loaded", p->ttl->n);
 	return 0;
 }
 
 void ttl_destroy(struct policy *p)
 {
-	for (size_t b = 0; p->ttl_tab && b < TTL_BUCKETS; b++)
-		while (p->ttl_tab[b]) {
-			struct ttl_setting *t = p->ttl_tab[b];
-			p->ttl_tab[b] = t->next;
+	if (!p->ttl)
+		return;
+	for (size_t b = 0; p->ttl->tab && b < TTL_BUCKETS; b++)
+		while (p->ttl->tab[b]) {
+			struct ttl_setting *t = p->ttl->tab[b];
+			p->ttl->tab[b] = t->next;
 			free(t);
 		}
-	free(p->ttl_tab);
-	pthread_mutex_destroy(&p->ttl_lock);
+	free(p->ttl->tab);
+	pthread_mutex_destroy(&p->ttl->lock);
+	free(p->ttl);
+	p->ttl = NULL;
 }
 
 int policy_ttl_set(struct policy *p, const char *key, uint64_t ttl_s)
@@ -99,31 +113,31 @@ int policy_ttl_set(struct policy *p, const char *key, uint64_t ttl_s)
 		ret = ssd_meta_put(p->cfg.ssd, 's', key, &ttl_s, sizeof(ttl_s));
 	if (ret < 0)
 		return ret;
-	pthread_mutex_lock(&p->ttl_lock);
+	pthread_mutex_lock(&p->ttl->lock);
 	ret = put_locked(p, key, ttl_s);
-	pthread_mutex_unlock(&p->ttl_lock);
+	pthread_mutex_unlock(&p->ttl->lock);
 	return ret;
 }
 
 int policy_ttl_get(struct policy *p, const char *key, uint64_t *ttl_s)
 {
-	pthread_mutex_lock(&p->ttl_lock);
+	pthread_mutex_lock(&p->ttl->lock);
 	struct ttl_setting *t = *find_locked(p, key);
 	if (t)
 		*ttl_s = t->ttl_s;
-	pthread_mutex_unlock(&p->ttl_lock);
+	pthread_mutex_unlock(&p->ttl->lock);
 	return t ? 0 : -ENODATA;
 }
 
 int policy_ttl_remove(struct policy *p, const char *key)
 {
-	pthread_mutex_lock(&p->ttl_lock);
+	pthread_mutex_lock(&p->ttl->lock);
 	struct ttl_setting **pp = find_locked(p, key), *t = *pp;
 	if (t) {
 		*pp = t->next;
-		p->nttl--;
+		p->ttl->n--;
 	}
-	pthread_mutex_unlock(&p->ttl_lock);
+	pthread_mutex_unlock(&p->ttl->lock);
 	if (!t)
 		return -ENODATA;
 	free(t);
@@ -142,9 +156,9 @@ uint64_t policy_ttl_effective(struct policy *p, const char *key, char *from, siz
 		from[0] = '\0';
 	if (!k)
 		return ttl;
-	pthread_mutex_lock(&p->ttl_lock);
+	pthread_mutex_lock(&p->ttl->lock);
 	for (;;) {
-		struct ttl_setting *t = p->nttl ? *find_locked(p, k) : NULL;
+		struct ttl_setting *t = p->ttl->n ? *find_locked(p, k) : NULL;
 		if (t) {
 			ttl = t->ttl_s;
 			found = true;
@@ -161,7 +175,7 @@ uint64_t policy_ttl_effective(struct policy *p, const char *key, char *from, siz
 		k[end] = '\0';
 		n = end;
 	}
-	pthread_mutex_unlock(&p->ttl_lock);
+	pthread_mutex_unlock(&p->ttl->lock);
 	if (found && from && fromsz)
 		snprintf(from, fromsz, "%s", k);
 	free(k);

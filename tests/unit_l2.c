@@ -19,6 +19,7 @@
 #include "check.h"
 #include "evict.h"
 #include "log.h"
+#include "l2.h"
 #include "policy_i.h"
 #include "ssd.h"
 #include "util.h"
@@ -227,7 +228,45 @@ static int count_one(void *ctx, const struct ssd_entry *e)
 	return 0;
 }
 
-static void nothing_done(void *owner, void *obj) { (void)owner; (void)obj; }
+/* A fill through the tier table, from a buffer of the pool. */
+static int tier_put(struct tier *t, struct buf_pool *bp, const char *key, const char *data,
+		    bool prefetch)
+{
+	struct tfs_buf *b = tfs_buf_get(bp, CS);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b->data, data, CS);
+	int ret = t->ops->fill(t, key, "\"e\"", 0, b, prefetch);
+	tfs_buf_put(b); /* the tier holds its own reference while the fill is queued */
+	return ret;
+}
+
+static uint64_t tier_bytes(struct tier *t, const char *key)
+{
+	uint64_t n = 0;
+	t->ops->has(t, key, "\"e\"", 0, &n);
+	return n;
+}
+
+/* A read through the tier table: 0 and *src (the unread prefetch it held), or -ENOENT. */
+static int tier_read(struct tier *t, struct buf_pool *bp, const char *key, char *out,
+		     uint8_t *src)
+{
+	struct tier_run r;
+	memset(&r, 0, sizeof(r));
+	r.key = key;
+	r.etag = "\"e\"";
+	r.chunk_size = CS;
+	r.n = 1;
+	r.bufs[0] = tfs_buf_get(bp, CS);
+	int next;
+	t->ops->get(t, &r, 0, &next);
+	if (r.done[0])
+		memcpy(out, r.bufs[0]->data, CS);
+	*src = r.pf_src[0];
+	tfs_buf_put(r.bufs[0]);
+	return r.done[0] ? 0 : -ENOENT;
+}
 
 /* A prefetched fill displaces only entries colder than itself; an unread prefetch handed to L2
  * is used by the next reader, or counted wasted when evicted. */
@@ -235,61 +274,101 @@ static void test_prefetch_in_l2(void)
 {
 	char *dir = mkdtemp_dir();
 	struct ssd_store *s;
-	struct l2 *l;
+	struct tier *l;
 	struct policy_stats st;
+	struct buf_pool bp;
 	static char data[6][CS];
 	static char out[CS];
 	char key[32];
 	memset(&st, 0, sizeof(st));
+	buf_pool_init(&bp, CS);
 	CHECK(ssd_open(dir, CS, &s) == 0);
 	struct l2_config cfg = { .cap = 4 * (4096 + CS), .min_free_pct = 0, .min_free_bytes = 0 };
-	CHECK(l2_start(s, &cfg, &st, &l) == 0);
+	CHECK(tier_l2_new(s, &cfg, &st, &l) == 0);
 	for (int i = 0; i < 4; i++) { /* four hot chunks fill L2 */
 		snprintf(key, sizeof(key), "hot/%d", i);
 		fill(data[i], CS, (unsigned)i + 10);
-		CHECK(l2_write_async(l, key, "\"e\"", 0, data[i], CS, false, nothing_done, NULL,
-				     NULL) == 0);
+		CHECK(tier_put(l, &bp, key, data[i], false) == 0);
 	}
-	l2_flush(l);
+	l->ops->flush(l);
 	for (int i = 0; i < 4; i++) {
 		snprintf(key, sizeof(key), "hot/%d", i);
 		for (int k = 0; k < (i == 0 ? 1 : 20); k++) /* hot/0 is the coldest */
-			l2_note_access(l, key, "\"e\"", 0);
+			l->ops->touch(l, key, "\"e\"", 0);
 	}
-	uint64_t used, entries;
-	l2_usage(l, &used, &entries);
-	CHECK(entries == 4);
+	uint64_t used, entries, cap;
+	l->ops->usage(l, &used, &entries, &cap);
+	CHECK(entries == 4 && cap == cfg.cap);
 
 	/* hot/0 (2 accesses) is still hotter than a chunk nobody has read yet */
 	fill(data[4], CS, 4);
-	CHECK(l2_write_async(l, "pf/0", "\"e\"", 0, data[4], CS, true, nothing_done, NULL,
-			     NULL) == 0);
-	l2_flush(l);
-	CHECK(l2_chunk_bytes(l, "pf/0", "\"e\"", 0) == 0);
+	CHECK(tier_put(l, &bp, "pf/0", data[4], true) == 0);
+	l->ops->flush(l);
+	CHECK(tier_bytes(l, "pf/0") == 0);
 	CHECK(st.l2_write_dropped == 1);
-	l2_usage(l, &used, &entries);
+	l->ops->usage(l, &used, &entries, &cap);
 	CHECK(entries == 4);
 
 	/* an unread prefetch in L2: the first read takes it (used), the second finds none */
 	uint8_t src = 9;
-	size_t len;
-	CHECK(l2_take_prefetch(l, "hot/1", "\"e\"", 0, PF_DIRORDER, CS) == 0);
-	CHECK(l2_take_prefetch(l, "nope", "\"e\"", 0, PF_DIRORDER, CS) == -ENOENT);
-	CHECK(l2_read(l, "hot/1", "\"e\"", 0, out, CS, &len, NULL, &src) == 0 &&
-	      src == PF_DIRORDER && memcmp(out, data[1], CS) == 0);
-	CHECK(l2_read(l, "hot/1", "\"e\"", 0, out, CS, &len, NULL, &src) == 0 && src == 0);
+	CHECK(l->ops->keep_unread(l, "hot/1", "\"e\"", 0, PF_DIRORDER, CS) == 0);
+	CHECK(l->ops->keep_unread(l, "nope", "\"e\"", 0, PF_DIRORDER, CS) == -ENOENT);
+	CHECK(tier_read(l, &bp, "hot/1", out, &src) == 0 && src == PF_DIRORDER &&
+	      memcmp(out, data[1], CS) == 0);
+	CHECK(tier_read(l, &bp, "hot/1", out, &src) == 0 && src == 0);
+	CHECK(tier_read(l, &bp, "nope", out, &src) == -ENOENT);
 
 	/* an unread prefetch evicted: wasted.  A reader's fill may evict anything: hot/0 goes */
-	CHECK(l2_take_prefetch(l, "hot/0", "\"e\"", 0, PF_INTERVAL, CS) == 0);
+	CHECK(l->ops->keep_unread(l, "hot/0", "\"e\"", 0, PF_INTERVAL, CS) == 0);
 	fill(data[5], CS, 5);
-	CHECK(l2_write_async(l, "demand/0", "\"e\"", 0, data[5], CS, false, nothing_done, NULL,
-			     NULL) == 0);
-	l2_flush(l);
-	CHECK(l2_chunk_bytes(l, "demand/0", "\"e\"", 0) > 0);
-	CHECK(l2_chunk_bytes(l, "hot/0", "\"e\"", 0) == 0);
+	CHECK(tier_put(l, &bp, "demand/0", data[5], false) == 0);
+	l->ops->flush(l);
+	CHECK(tier_bytes(l, "demand/0") > 0);
+	CHECK(tier_bytes(l, "hot/0") == 0);
 	CHECK(st.pf[PF_INTERVAL].wasted == 1 && st.pf[PF_DIRORDER].wasted == 0);
-	l2_stop(l);
+
+	/* dropping what matches, through the table */
+	uint64_t n = 0;
+	l->ops->usage(l, &used, &entries, &cap);
+	CHECK(entries > 0 && l->ops->drop_matching(l, NULL, NULL, &n) == 0 && n == entries);
+	l->ops->usage(l, &used, &entries, &cap);
+	CHECK(entries == 0 && used == 0);
+	l->ops->destroy(l);
 	ssd_close(s);
+	buf_pool_destroy(&bp);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* Regression: upkeep ran once per fill (it shared the writer's condition variable): 100 fills
+ * in well under the upkeep interval are followed by no upkeep pass at all. */
+static void test_upkeep_interval(void)
+{
+	char *dir = mkdtemp_dir();
+	struct ssd_store *s;
+	struct tier *l;
+	struct policy_stats st;
+	struct buf_pool bp;
+	static char data[CS];
+	char key[32];
+	memset(&st, 0, sizeof(st));
+	buf_pool_init(&bp, CS);
+	CHECK(ssd_open(dir, CS, &s) == 0);
+	struct l2_config cfg = { .cap = 1000 * (4096 + CS), .upkeep_interval_ms = 60000 };
+	CHECK(tier_l2_new(s, &cfg, &st, &l) == 0);
+	fill(data, CS, 7);
+	for (int i = 0; i < 100; i++) {
+		snprintf(key, sizeof(key), "up/%d", i);
+		CHECK(tier_put(l, &bp, key, data, false) == 0);
+	}
+	l->ops->flush(l);
+	CHECK(st.l2_writes == 100);
+	printf("upkeep passes during 100 fills: %llu (interval 60 s)\n",
+	       (unsigned long long)st.l2_upkeep_passes);
+	CHECK(st.l2_upkeep_passes == 0);
+	l->ops->destroy(l);
+	ssd_close(s);
+	buf_pool_destroy(&bp);
 	rm_rf(dir);
 	free(dir);
 }
@@ -337,6 +416,7 @@ int main(int argc, char **argv)
 	test_store();
 	test_ttl_persist();
 	test_prefetch_in_l2();
+	test_upkeep_interval();
 	test_startup(startup);
 	return CHECK_SUMMARY();
 }

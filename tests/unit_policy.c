@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "l1.h"
 #include "log.h"
+#include "ctlproto.h"
 #include "policy_i.h"
 #include "predict.h"
 #include "s3.h"
@@ -190,47 +192,63 @@ static void test_error_xml(void)
 }
 
 /* TTL resolution and freshness, driven with explicit times (the clock is an argument). */
+static struct s3_client *closed_s3(void)
+{
+	/* S3 is a closed port: what the policy asks of it fails at once */
+	struct s3_config sc = { .endpoint = "http://127.0.0.1:9", .region = "us-east-1",
+				.bucket = "b", .access_key = "k", .secret_key = "s",
+				.path_style = true, .timeout_ms = 500, .connect_timeout_ms = 200 };
+	int err = 0;
+	return s3_client_new(&sc, &err);
+}
+
 static void test_ttl(void)
 {
-	struct policy p;
 	char from[256];
 	uint64_t v;
-	memset(&p, 0, sizeof(p));
-	p.cfg.ttl_s = 60;
-	p.cfg.root_key = "mnt/";
-	CHECK(ttl_init(&p) == 0);
+	int err;
+	struct s3_client *s3 = closed_s3();
+	struct policy_config cfg = { .chunk_size = 1 << 20, .ttl_s = 60, .root_key = "mnt/",
+				     .fetch_threads = 0, .prefetch_manual = true };
+	struct policy *pp = s3 ? policy_new(&cfg, s3, &err) : NULL;
+	CHECK(pp != NULL);
+	if (!pp) {
+		s3_client_free(s3);
+		return;
+	}
 
-	CHECK(policy_ttl_effective(&p, "mnt/a/b/c.txt", from, sizeof(from)) == 60 && !from[0]);
-	CHECK(policy_ttl_set(&p, "mnt/a/", 300) == 0);
-	CHECK(policy_ttl_effective(&p, "mnt/a/b/c.txt", from, sizeof(from)) == 300);
+	CHECK(policy_ttl_effective(pp, "mnt/a/b/c.txt", from, sizeof(from)) == 60 && !from[0]);
+	CHECK(policy_ttl_set(pp, "mnt/a/", 300) == 0);
+	CHECK(policy_ttl_effective(pp, "mnt/a/b/c.txt", from, sizeof(from)) == 300);
 	CHECK(strcmp(from, "mnt/a/") == 0);
-	CHECK(policy_ttl_effective(&p, "mnt/a/", from, sizeof(from)) == 300); /* its own */
-	CHECK(policy_ttl_effective(&p, "mnt/ab.txt", NULL, 0) == 60); /* a sibling prefix: no */
-	CHECK(policy_ttl_set(&p, "mnt/a/b/c.txt", 5) == 0);            /* the nearest wins */
-	CHECK(policy_ttl_effective(&p, "mnt/a/b/c.txt", from, sizeof(from)) == 5);
+	CHECK(policy_ttl_effective(pp, "mnt/a/", from, sizeof(from)) == 300); /* its own */
+	CHECK(policy_ttl_effective(pp, "mnt/ab.txt", NULL, 0) == 60); /* a sibling prefix: no */
+	CHECK(policy_ttl_set(pp, "mnt/a/b/c.txt", 5) == 0);            /* the nearest wins */
+	CHECK(policy_ttl_effective(pp, "mnt/a/b/c.txt", from, sizeof(from)) == 5);
 	CHECK(strcmp(from, "mnt/a/b/c.txt") == 0);
-	CHECK(policy_ttl_set(&p, "mnt/", TFS_TTL_NEVER) == 0);          /* the mount's root */
-	CHECK(policy_ttl_effective(&p, "mnt/z/y", NULL, 0) == TFS_TTL_NEVER);
-	CHECK(policy_ttl_set(&p, "", 1) == 0);                          /* above the root: ignored */
-	CHECK(policy_ttl_remove(&p, "mnt/") == 0);
-	CHECK(policy_ttl_effective(&p, "mnt/z/y", NULL, 0) == 60);
-	CHECK(policy_ttl_get(&p, "mnt/a/", &v) == 0 && v == 300);
-	CHECK(policy_ttl_get(&p, "mnt/a/b/", &v) == -ENODATA);
-	CHECK(policy_ttl_remove(&p, "mnt/a/b/") == -ENODATA);
-	CHECK(policy_ttl_remove(&p, "mnt/a/b/c.txt") == 0);
-	CHECK(policy_ttl_effective(&p, "mnt/a/b/c.txt", NULL, 0) == 300);
+	CHECK(policy_ttl_set(pp, "mnt/", TFS_TTL_NEVER) == 0);          /* the mount's root */
+	CHECK(policy_ttl_effective(pp, "mnt/z/y", NULL, 0) == TFS_TTL_NEVER);
+	CHECK(policy_ttl_set(pp, "", 1) == 0);                          /* above the root: ignored */
+	CHECK(policy_ttl_remove(pp, "mnt/") == 0);
+	CHECK(policy_ttl_effective(pp, "mnt/z/y", NULL, 0) == 60);
+	CHECK(policy_ttl_get(pp, "mnt/a/", &v) == 0 && v == 300);
+	CHECK(policy_ttl_get(pp, "mnt/a/b/", &v) == -ENODATA);
+	CHECK(policy_ttl_remove(pp, "mnt/a/b/") == -ENODATA);
+	CHECK(policy_ttl_remove(pp, "mnt/a/b/c.txt") == 0);
+	CHECK(policy_ttl_effective(pp, "mnt/a/b/c.txt", NULL, 0) == 300);
 
 	/* freshness at chosen times: learned at t=1000 ms, TTL 300 s from mnt/a/ */
-	CHECK(policy_fresh(&p, "mnt/a/x", 1000, 1000));
-	CHECK(policy_fresh(&p, "mnt/a/x", 1000, 1000 + 299999));
-	CHECK(!policy_fresh(&p, "mnt/a/x", 1000, 1000 + 300000));
-	CHECK(!policy_fresh(&p, "mnt/other", 1000, 1000 + 60000));  /* the mount's 60 s */
-	CHECK(!policy_fresh(&p, "mnt/a/x", 0, 1));                   /* never learned */
-	CHECK(policy_ttl_set(&p, "mnt/a/", 0) == 0);                 /* 0: always ask */
-	CHECK(!policy_fresh(&p, "mnt/a/x", 1000, 1000));
-	CHECK(policy_ttl_set(&p, "mnt/a/", TFS_TTL_NEVER) == 0);
-	CHECK(policy_fresh(&p, "mnt/a/x", 1000, UINT64_MAX / 2));
-	ttl_destroy(&p);
+	CHECK(policy_fresh(pp, "mnt/a/x", 1000, 1000));
+	CHECK(policy_fresh(pp, "mnt/a/x", 1000, 1000 + 299999));
+	CHECK(!policy_fresh(pp, "mnt/a/x", 1000, 1000 + 300000));
+	CHECK(!policy_fresh(pp, "mnt/other", 1000, 1000 + 60000));  /* the mount's 60 s */
+	CHECK(!policy_fresh(pp, "mnt/a/x", 0, 1));                   /* never learned */
+	CHECK(policy_ttl_set(pp, "mnt/a/", 0) == 0);                 /* 0: always ask */
+	CHECK(!policy_fresh(pp, "mnt/a/x", 1000, 1000));
+	CHECK(policy_ttl_set(pp, "mnt/a/", TFS_TTL_NEVER) == 0);
+	CHECK(policy_fresh(pp, "mnt/a/x", 1000, UINT64_MAX / 2));
+	policy_free(pp);
+	s3_client_free(s3);
 }
 
 /* L1's rules at chosen times. */
@@ -283,7 +301,7 @@ static void test_predict(void)
 	CHECK(pred_note(&r, 1000) == -EALREADY);
 }
 
-static uint64_t fake_ms;
+static _Atomic uint64_t fake_ms; /* read by the policy's threads too */
 static uint64_t fake_clock(void) { return fake_ms; }
 
 /* The interval predictor inside a policy, driven with an injected clock.  S3 is a closed port
@@ -323,7 +341,9 @@ static void test_prefetch_pass(void)
 	 * low-priority queue (nothing holds them); revalidation waits until 2 passes before */
 	fake_ms = 1021000;
 	policy_prefetch_pass(p);
-	CHECK(p->lowq_head != NULL && p->queue_head == NULL);
+	struct policy_snapshot snap;
+	policy_snapshot(p, &snap);
+	CHECK(snap.queued_low == 3 && snap.queued == 0);
 	CHECK(st->pf_inflight_bytes == 3 << 20);
 	CHECK(st->pf_revalidations == 0);
 	/* acted on once: a second pass queues nothing more */
@@ -354,10 +374,140 @@ static void test_prefetch_pass(void)
 			policy_file_opened(p, "data/a.bin", &a, fake_ms);
 		}
 		policy_prefetch_pass(p);
-		CHECK(p->lowq_head == NULL && policy_stats(p)->pf_inflight_bytes == 0);
+		policy_snapshot(p, &snap);
+		CHECK(snap.queued_low == 0 && policy_stats(p)->pf_inflight_bytes == 0);
 		policy_free(p);
 	}
 	s3_client_free(s3);
+}
+
+/* Regression: the demotion pass ran once per queued fetch (it waited on the fetch queue's
+ * condition variable).  200 chunks queued at once must not run it more than its interval
+ * allows; and it does run, every interval. */
+static void test_demote_interval(void)
+{
+	struct s3_client *s3 = closed_s3();
+	int err = 0;
+	struct policy_config cfg = {
+		.chunk_size = 1 << 20, .ttl_s = 1, .mem_bytes = 512ull << 20,
+		.readahead_max = 200 << 20, .fetch_threads = 0, .prefetch = true,
+		.prefetch_window_ms = 60000, .prefetch_interval_ms = 1000,
+		.prefetch_budget = 512ull << 20, .prefetch_manual = true, .now_ms = fake_clock,
+		.l1_size = 64 << 20, .promote_after = 5, .demote_after_ms = 3600000,
+		.demote_interval_ms = 1000,
+	};
+	struct policy *p = s3 ? policy_new(&cfg, s3, &err) : NULL;
+	CHECK(p != NULL);
+	if (!p) {
+		s3_client_free(s3);
+		return;
+	}
+	const struct policy_stats *st = policy_stats(p);
+	struct tfs_attr a = { .size = 200 << 20 };
+	snprintf(a.etag, sizeof(a.etag), "\"e1\"");
+	for (int i = 0; i < 3; i++) {
+		fake_ms = 1000000 + (uint64_t)i * 10000;
+		policy_file_opened(p, "big.bin", &a, fake_ms);
+	}
+	fake_ms = 1021000;
+	uint64_t t0 = tfs_now_ms(), before = st->demote_passes;
+	policy_prefetch_pass(p);
+	struct policy_snapshot snap;
+	policy_snapshot(p, &snap);
+	CHECK(snap.queued_low == 200);
+	uint64_t after = st->demote_passes, dt = tfs_now_ms() - t0;
+	printf("demotion passes while 200 chunks were queued (%llu ms): %llu\n",
+	       (unsigned long long)dt, (unsigned long long)(after - before));
+	CHECK(after - before <= 1 + dt / 1000);
+	/* it runs on its own, every interval: wait for two of them */
+	uint64_t deadline = tfs_now_ms() + 10000;
+	while (st->demote_passes < after + 2 && tfs_now_ms() < deadline)
+		usleep(50000);
+	CHECK(st->demote_passes >= after + 2);
+	policy_free(p);
+	s3_client_free(s3);
+}
+
+static int collect(void *ctx, char *line)
+{
+	int *n = ctx;
+	(*n)++;
+	return strcmp(line, "fail") == 0 ? -EINVAL : 0;
+}
+
+/* The control protocol without a mount: parsing, lines, and the limit per line. */
+static void test_ctlproto(void)
+{
+	struct ctl_cmd c;
+	const char *why = NULL;
+	char l1[] = "invalidate \"a b\"/c\\ d";
+	CHECK(ctl_parse(l1, &c, &why) == 0 && c.verb == CTL_INVALIDATE && c.nargs == 1 &&
+	      strcmp(c.args[0], "a b/c d") == 0);
+	char l2[] = "  warm x y\tz ";
+	CHECK(ctl_parse(l2, &c, &why) == 0 && c.verb == CTL_WARM && c.nargs == 3 &&
+	      strcmp(c.args[2], "z") == 0);
+	char l3[] = "";
+	CHECK(ctl_parse(l3, &c, &why) == 0 && c.verb == CTL_NOP);
+	char l4[] = "purge now";
+	CHECK(ctl_parse(l4, &c, &why) == -EINVAL && strstr(why, "no arguments"));
+	char l5[] = "invalidate";
+	CHECK(ctl_parse(l5, &c, &why) == -EINVAL && strstr(why, "usage"));
+	char l6[] = "frobnicate";
+	CHECK(ctl_parse(l6, &c, &why) == -EINVAL && strstr(why, "unknown"));
+	char l7[] = "warm \"open";
+	CHECK(ctl_parse(l7, &c, &why) == -EINVAL && strstr(why, "quotes"));
+	char l8[] = "demote";
+	CHECK(ctl_parse(l8, &c, &why) == 0 && c.verb == CTL_DEMOTE && c.nargs == 0);
+
+	struct ctl_lines cl = { 0 };
+	int n = 0;
+	CHECK(ctl_lines_feed(&cl, "a\nb\npart", 8, false, collect, &n) == 0 && n == 2 &&
+	      cl.len == 4);
+	CHECK(ctl_lines_feed(&cl, "ial\n", 4, false, collect, &n) == 0 && n == 3 && cl.len == 0);
+	CHECK(ctl_lines_feed(&cl, "last", 4, true, collect, &n) == 0 && n == 4 && cl.len == 0);
+	n = 0; /* after a failure, no more lines run */
+	CHECK(ctl_lines_feed(&cl, "x\nfail\ny\n", 9, false, collect, &n) == -EINVAL && n == 2);
+	/* many short lines in one piece are fine; one long line is not, however it comes */
+	static char big[70000];
+	for (size_t i = 0; i < sizeof(big); i += 7)
+		memcpy(big + i, "demote\n", 7);
+	n = 0;
+	CHECK(ctl_lines_feed(&cl, big, sizeof(big), false, collect, &n) == 0 && n == 10000);
+	memset(big, 'x', sizeof(big));
+	CHECK(ctl_lines_feed(&cl, big, 40000, false, collect, &n) == 0);
+	CHECK(ctl_lines_feed(&cl, big, 40000, false, collect, &n) == -EMSGSIZE && cl.len == 0);
+	big[sizeof(big) - 1] = '\n';
+	CHECK(ctl_lines_feed(&cl, big, sizeof(big), false, collect, &n) == -EMSGSIZE);
+	ctl_lines_free(&cl);
+
+	/* rendering from a snapshot: the figures given are the figures shown */
+	struct policy_snapshot s;
+	memset(&s, 0, sizeof(s));
+	s.s3_get = 7;
+	s.st.l2_hits = 5;
+	s.st.l2_misses = 5;
+	s.st.demote_passes = 3;
+	s.queued = 11;
+	struct ctl_info in = { .version = "v", .bucket = "b", .prefix = "p/", .prefetch = true,
+			       .prefetch_budget = 1 << 20 };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	ctl_render_json(&in, &s, f);
+	fclose(f);
+	CHECK(strstr(buf, "\"get\": 7,") && strstr(buf, "\"hit_rate\": 0.5000") &&
+	      strstr(buf, "\"demote_passes\": 3") && strstr(buf, "\"queued\": 11"));
+	free(buf);
+	f = open_memstream(&buf, &len);
+	ctl_render_metrics(&in, &s, f);
+	fclose(f);
+	CHECK(strstr(buf, "tierfs_s3_requests_total{kind=\"get\"} 7\n") != NULL);
+	free(buf);
+	f = open_memstream(&buf, &len);
+	ctl_render_text(&in, &s, f);
+	fclose(f);
+	CHECK(strstr(buf, "bucket b  prefix p/") != NULL);
+	free(buf);
 }
 
 /* Inputs that once crashed (or might): tests/fuzz/regressions/list-*, replayed through the
@@ -405,6 +555,8 @@ int main(void)
 	test_l1_rules();
 	test_predict();
 	test_prefetch_pass();
+	test_demote_interval();
+	test_ctlproto();
 	test_fuzz_regressions();
 	return CHECK_SUMMARY();
 }

@@ -1,0 +1,130 @@
+/*
+ * tier.h - one table of functions for a tier, and the chunk buffers tiers pass between them.
+ *
+ * A tier is a place a chunk (key, ETag, index) can be served from: the memory tier (the chunk
+ * table: the transient buffer and L1), L2 (the SSD store), S3 (the source, always last).  A
+ * tier that is not configured is the do-nothing tier (tier_null_new), so that no caller ever
+ * asks whether a tier exists.  New tiers (a shared cache, staged writes) are new
+ * implementations of this table, not new branches.
+ *
+ * The read path (fetch.c) is one loop over the tiers below memory, top down: each is asked for
+ * the chunks the ones above it missed; a chunk served by tier k is filled into tiers 0..k-1
+ * (copy-up), off the reader's path.  The model is CernVM-FS's TieredCacheManager.
+ *
+ * Contract of every function in tier_ops:
+ *  - returns 0 or -errno (counts are returned through pointers); thread-safe;
+ *  - never calls back into the tier loop, the chunk table or anything above policy's tiers;
+ *  - a function a tier has nothing to do for is a no-op returning 0 (never NULL in the table).
+ *
+ * Chunk buffers (struct tfs_buf) are reference counted: the chunk table holds one while the
+ * chunk is in memory, a fill queued in a tier holds another, and the last tfs_buf_put gives the
+ * memory back to its pool.  Their data is page-aligned (L2 writes it with O_DIRECT) and
+ * immutable once the chunk is served.
+ */
+#ifndef TIERFS_TIER_H
+#define TIERFS_TIER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "s3.h"
+
+/* ---- chunk buffers (buf.c) ---- */
+
+#define BUF_POOL_MAX 32 /* free buffers kept for reuse */
+
+struct buf_pool {
+	size_t size;            /* the size pooled (the chunk size); others are not pooled */
+	pthread_mutex_t lock;   /* guards free and nfree */
+	char *free[BUF_POOL_MAX];
+	unsigned nfree;
+};
+
+struct tfs_buf {
+	_Atomic unsigned refs;
+	struct buf_pool *pool;
+	size_t len;             /* payload bytes */
+	char *data;             /* page-aligned, len bytes (at least 1) */
+};
+
+void buf_pool_init(struct buf_pool *bp, size_t size);
+void buf_pool_destroy(struct buf_pool *bp);
+/* A buffer of len bytes with one reference, or NULL (ENOMEM). */
+struct tfs_buf *tfs_buf_get(struct buf_pool *bp, size_t len);
+void tfs_buf_ref(struct tfs_buf *b);
+void tfs_buf_put(struct tfs_buf *b);
+
+/* ---- the tier table ---- */
+
+/* Which latency histogram and counters a tier's reads go to (policy_stats.lat[]). */
+enum policy_tier { TIER_L1, TIER_MEM, TIER_L2, TIER_S3, POLICY_NTIERS };
+
+#define TIER_RUN_MAX 128 /* most chunks in one run */
+
+/* Adjacent chunks first..first+n-1 of one object version, asked of the tiers in turn.  The
+ * fetcher sets the identity, the lengths and the buffers; a tier that serves chunk i fills
+ * bufs[i]->data and sets done[i]; one that fails a chunk for good sets err[i]. */
+struct tier_run {
+	const char *key, *etag;
+	uint64_t first;             /* index of run chunk 0 */
+	uint64_t chunk_size;        /* the offset of chunk i is (first + i) * chunk_size */
+	int n;
+	struct tfs_buf *bufs[TIER_RUN_MAX];
+	bool done[TIER_RUN_MAX];
+	int err[TIER_RUN_MAX];      /* the last tier's error for a chunk nobody served */
+	uint8_t pf_src[TIER_RUN_MAX];     /* an unread prefetch the tier held with the chunk */
+	uint64_t accesses[TIER_RUN_MAX];  /* readers' accesses the tier has counted */
+};
+
+struct tier;
+typedef bool (*tier_match_fn)(void *ctx, const char *key);
+
+struct tier_ops {
+	/* Serves chunks of r from index from on, those not done: at least the first of them, and
+	 * as many after it as it does in one go (L2: one chunk, S3: one GET for the stretch of
+	 * adjacent missing ones).  *next gets the index after the last one tried. */
+	int (*get)(struct tier *t, struct tier_run *r, int from, int *next);
+	/* Copy-up: queues storing the chunk, off the caller's path; takes a reference of b
+	 * (dropped when written or refused).  prefetch: nobody has read it yet. */
+	int (*fill)(struct tier *t, const char *key, const char *etag, uint64_t idx,
+		    struct tfs_buf *b, bool prefetch);
+	/* The payload bytes of the chunk the tier holds (0: none). */
+	int (*has)(struct tier *t, const char *key, const char *etag, uint64_t idx,
+		   uint64_t *bytes);
+	/* A reader accessed the chunk in a tier above: this tier's eviction order learns it (a
+	 * lower tier keeps what an upper one holds). */
+	int (*touch)(struct tier *t, const char *key, const char *etag, uint64_t idx);
+	/* The chunk leaves the tier above unread after predictor src prefetched it: this tier
+	 * keeps the unread prefetch (len bytes) if it holds the chunk, else -ENOENT. */
+	int (*keep_unread)(struct tier *t, const char *key, const char *etag, uint64_t idx,
+			   uint8_t src, size_t len);
+	/* key is now at version etag.  changed: S3 said so, every other version goes; else a
+	 * reader opened it (a tier may drop what it tracks of other versions, cheaply). */
+	int (*drop_version)(struct tier *t, const char *key, const char *etag, bool changed);
+	/* Drops every chunk whose key match() accepts (NULL: every chunk); *n gets how many. */
+	int (*drop_matching)(struct tier *t, tier_match_fn match, void *ctx, uint64_t *n);
+	/* Waits until every queued fill is stored. */
+	int (*flush)(struct tier *t);
+	int (*usage)(struct tier *t, uint64_t *used, uint64_t *entries, uint64_t *capacity);
+	/* Stops the tier's threads (queued fills are stored first) and frees it. */
+	void (*destroy)(struct tier *t);
+};
+
+struct tier {
+	const struct tier_ops *ops;
+	const char *name;           /* "memory", "l2", "s3", "none" */
+	enum policy_tier lat_slot;  /* where the time of its gets is recorded */
+	bool is_source;             /* S3: what it serves is fetched, not cached */
+	void *impl;
+};
+
+/* The do-nothing tier: holds nothing, serves nothing, stores nothing. */
+struct tier *tier_null_new(void);
+/* S3 as the last tier: ranged GETs naming the ETag (If-Match), one per stretch of adjacent
+ * missing chunks, scattered into their buffers.  s3 is not owned. */
+struct tier *tier_s3_new(struct s3_client *s3);
+
+#endif

@@ -1,0 +1,144 @@
+/*
+ * tier_basic.c - the two tiers that hold nothing: the do-nothing tier, which stands where no tier
+ * is configured (no L2) so that the tier loop and the administration never ask whether a tier
+ * exists, and S3, the source, always the last tier.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/uio.h>
+
+#include "tier.h"
+
+static int null_get(struct tier *t, struct tier_run *r, int from, int *next)
+{
+	*next = from + 1; /* a miss */
+	return 0;
+}
+
+static int null_fill(struct tier *t, const char *key, const char *etag, uint64_t idx,
+		     struct tfs_buf *b, bool prefetch)
+{
+	return 0; /* the caller keeps its reference; nothing is taken */
+}
+
+static int null_has(struct tier *t, const char *key, const char *etag, uint64_t idx,
+		    uint64_t *bytes)
+{
+	*bytes = 0;
+	return 0;
+}
+
+static int null_touch(struct tier *t, const char *key, const char *etag, uint64_t idx)
+{
+	return 0;
+}
+
+static int null_keep_unread(struct tier *t, const char *key, const char *etag, uint64_t idx,
+			    uint8_t src, size_t len)
+{
+	return -ENOENT;
+}
+
+static int null_drop_version(struct tier *t, const char *key, const char *etag, bool changed)
+{
+	return 0;
+}
+
+static int null_drop_matching(struct tier *t, tier_match_fn match, void *ctx, uint64_t *n)
+{
+	*n = 0;
+	return 0;
+}
+
+static int null_flush(struct tier *t) { return 0; }
+
+static int null_usage(struct tier *t, uint64_t *used, uint64_t *entries, uint64_t *capacity)
+{
+	*used = *entries = *capacity = 0;
+	return 0;
+}
+
+static void null_destroy(struct tier *t) { free(t); }
+
+static const struct tier_ops null_ops = {
+	.get = null_get,
+	.fill = null_fill,
+	.has = null_has,
+	.touch = null_touch,
+	.keep_unread = null_keep_unread,
+	.drop_version = null_drop_version,
+	.drop_matching = null_drop_matching,
+	.flush = null_flush,
+	.usage = null_usage,
+	.destroy = null_destroy,
+};
+
+struct tier *tier_null_new(void)
+{
+	struct tier *t = calloc(1, sizeof(*t));
+	if (t) {
+		t->ops = &null_ops;
+		t->name = "none";
+		t->lat_slot = TIER_L2;
+	}
+	return t;
+}
+
+/* The S3 tier is the do-nothing tier but for get: it stores nothing. */
+static int s3_tier_get(struct tier *t, struct tier_run *r, int from, int *next)
+{
+	struct s3_client *s3 = t->impl;
+	struct iovec iov[TIER_RUN_MAX];
+	int b = from;
+	uint64_t total = 0;
+	while (b < r->n && !r->done[b] && r->bufs[b]) {
+		iov[b - from].iov_base = r->bufs[b]->data;
+		iov[b - from].iov_len = r->bufs[b]->len;
+		total += r->bufs[b]->len;
+		b++;
+	}
+	*next = b;
+	if (b == from)
+		return 0;
+	struct s3_get g = {
+		.key = r->key,
+		.ranged = true,
+		.offset = (r->first + (uint64_t)from) * r->chunk_size,
+		.length = total,
+		.if_match = r->etag[0] ? r->etag : NULL, /* a chunk never lands under another version */
+		.iov = iov,
+		.iovcnt = b - from,
+	};
+	int ret = s3_get(s3, &g);
+	for (int i = from; i < b; i++) {
+		r->done[i] = ret == 0;
+		r->err[i] = ret;
+	}
+	return ret;
+}
+
+static const struct tier_ops s3_ops = {
+	.get = s3_tier_get,
+	.fill = null_fill,
+	.has = null_has,
+	.touch = null_touch,
+	.keep_unread = null_keep_unread,
+	.drop_version = null_drop_version,
+	.drop_matching = null_drop_matching,
+	.flush = null_flush,
+	.usage = null_usage,
+	.destroy = null_destroy,
+};
+
+struct tier *tier_s3_new(struct s3_client *s3)
+{
+	struct tier *t = calloc(1, sizeof(*t));
+	if (t) {
+		t->ops = &s3_ops;
+		t->name = "s3";
+		t->lat_slot = TIER_S3;
+		t->is_source = true;
+		t->impl = s3;
+	}
+	return t;
+}
