@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: install, build (plain, AddressSanitizer+UBSan, ThreadSanitizer), C unit
 # tests (also under valgrind and both sanitizers), and the pytest integration tests against a
-# real s3rver and real FUSE mounts, on the plain and ASan builds, and their concurrent part on
-# the TSan build.  Extra arguments go to pytest (e.g. -k listing).
+# real s3rver and real FUSE mounts, on all three builds.  Extra arguments go to pytest (e.g.
+# -k listing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 contrib/setup.sh --asan --tsan
@@ -22,9 +22,8 @@ echo "== integration tests (build-asan: AddressSanitizer + UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   TIERFS_BIN="$PWD/build-asan/fs/tierfs" /usr/bin/python3 -m pytest -q tests "$@"
 
-echo "== integration tests (build-tsan: ThreadSanitizer): concurrent readers, faults, prefetch, ctl"
-TIERFS_BIN="$PWD/build-tsan/fs/tierfs" /usr/bin/python3 -m pytest -q tests/test_concurrent.py \
-  tests/test_faults.py tests/test_prefetch.py tests/test_ctl.py tests/test_review.py
+echo "== integration tests (build-tsan: ThreadSanitizer)"
+TIERFS_BIN="$PWD/build-tsan/fs/tierfs" /usr/bin/python3 -m pytest -q tests "$@"
 unset TSAN_OPTIONS
 
 # the short version of the fuzzing; TIERFS_FUZZ_SECONDS=150 (or contrib/fuzz.sh 150) for a long one

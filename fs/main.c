@@ -6,6 +6,7 @@
  * not be made (no credentials, bucket unreachable or refused, FUSE errors), 2 on bad options.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -107,6 +108,59 @@ static int check_bucket(struct s3_client *s3, const struct tfs_options *o, bool 
 	return ret;
 }
 
+/*
+ * Daemon mode.  The fork comes first, before anything starts a thread (RocksDB starts a pool
+ * of its own that a later fork would leave behind in the parent: the daemon's store would have
+ * no background threads).  The parent waits for the child to say it is mounted, or to fail,
+ * and exits with that status; until then the child reports to the same terminal.
+ */
+static int ready_fd = -1;
+
+static int daemon_start(void)
+{
+	int p[2];
+	if (pipe(p) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		unsigned char status = 1;
+		close(p[1]);
+		if (read(p[0], &status, 1) != 1)
+			status = 1; /* the child died or failed before it was mounted */
+		_exit(status);
+	}
+	close(p[0]);
+	ready_fd = p[1];
+	setsid();
+	return 0;
+}
+
+/* The mount is up (status 0) or failed: the parent exits with it, and the daemon leaves the
+ * terminal. */
+static void daemon_ready(unsigned char status)
+{
+	if (ready_fd < 0)
+		return;
+	if (status == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		if (chdir("/") < 0)
+			tfs_debug("chdir /: %s", strerror(errno));
+		if (nul >= 0) {
+			dup2(nul, 0);
+			dup2(nul, 1);
+			dup2(nul, 2);
+			if (nul > 2)
+				close(nul);
+		}
+	}
+	if (write(ready_fd, &status, 1) != 1)
+		tfs_debug("the parent is gone");
+	close(ready_fd);
+	ready_fd = -1;
+}
+
 /* SIGHUP: reopen the log file (after rotation).  SIGUSR1: the statistics to the log. */
 static void *signal_thread(void *arg)
 {
@@ -176,6 +230,10 @@ int main(int argc, char **argv)
 		goto out_opts;
 	}
 	umask(077); /* the cache directory and everything in it: owner only */
+	if (!opts.foreground && (ret = daemon_start()) < 0) {
+		fprintf(stderr, "tierfs: cannot fork into the background: %s\n", strerror(-ret));
+		goto out_opts;
+	}
 
 	/* Credentials, region, endpoint: command line over environment over files. */
 	s3cfg.endpoint = opts.endpoint ? strdup(opts.endpoint) : NULL;
@@ -241,12 +299,9 @@ int main(int argc, char **argv)
 	tfs_info("mounted bucket '%s'%s%s at %s (read-only), cache %s", opts.bucket,
 		 opts.prefix[0] ? " prefix " : "", opts.prefix, opts.mountpoint,
 		 cache_dir ? cache_dir : "in memory only");
-	if (fuse_daemonize(opts.foreground) != 0)
-		goto out_unmount;
 	if (!opts.foreground && !opts.log_file)
 		tfs_log_use_syslog(true);
 
-	/* Threads start after daemonizing: fork keeps only the calling thread. */
 	struct policy_config pcfg = {
 		.chunk_size = opts.chunk_size,
 		.ttl_s = opts.ttl_s,
@@ -278,6 +333,7 @@ int main(int argc, char **argv)
 	sig_started = pthread_create(&sigthread, NULL, signal_thread, &fs) == 0;
 	fuse_loop_cfg_set_max_threads(loop, 16);
 	fuse_loop_cfg_set_idle_threads(loop, 8);
+	daemon_ready(0);
 	ret = fuse_session_loop_mt(se, loop);
 	/* A signal that ends the loop (SIGTERM, SIGINT, SIGHUP) is a clean unmount too. */
 	status = (ret == 0 || ret == SIGTERM || ret == SIGINT || ret == SIGHUP) ? 0 : 1;
@@ -316,5 +372,6 @@ out_opts:
 	s3_config_clear(&s3cfg);
 	tfs_options_free(&opts);
 	fuse_opt_free_args(&fargs);
+	daemon_ready((unsigned char)(status ? status : 1)); /* still here: the mount failed */
 	return status;
 }
