@@ -109,6 +109,19 @@ def test_daemonized_mount(s3, bucket, tmpdir_short, s3server):
                   30, "the daemon to exit")
 
 
+def test_daemonized_mount_that_fails(tmpdir_short, s3server):
+    """In the background too, a mount that cannot be made says why on stderr and exits 1."""
+    mnt = os.path.join(tmpdir_short, "bg")
+    os.makedirs(mnt)
+    env = util.daemon_env(tmpdir_short)
+    r = subprocess.run([util.tierfs_bin(), "-o", f"endpoint={s3server.endpoint}",
+                        "no-such-bucket-here", mnt], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 1
+    assert "does not exist" in r.stderr
+    assert not os.path.ismount(mnt)
+
+
 def test_flag_options_leave_the_others_alone(s3, bucket, mount):
     """fuse_opt stores an int for a flag: it once overwrote the next field (direct_io zeroed
     the low byte of the TTL, so ttl=60 became 0)."""
