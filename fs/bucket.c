@@ -119,7 +119,7 @@ static void b_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct tfs_fs *fs = fs_of(req);
 	struct tfs_inode *dir = itable_get(&fs->itab, parent);
 	struct tfs_attr a;
-	uint64_t learned = 0;
+	uint64_t learned = tfs_now_ms();
 	if (!dir || !dir->is_dir) {
 		fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
 		return;

@@ -375,8 +375,10 @@ static int l2_get(struct tier *t, struct tier_run *r, int from, int *next)
 	size_t len = 0;
 	ssd_id_init(&id, r->key, r->etag, r->first + (uint64_t)from);
 	int ret = ssd_get(l->ssd, &id, b->data, b->len, &len, NULL);
-	if (ret == 0 && len != b->len)
-		ret = -ENOENT; /* not the length this version's chunk has */
+	if (ret == 0 && len != b->len) {
+		ssd_remove(l->ssd, id.ikey); /* not the length this version's chunk has: useless */
+		ret = -ENOENT;
+	}
 	pthread_mutex_lock(&l->lock);
 	struct l2_entry *x = *find_locked(l, id.ikey);
 	uint64_t la = wall_ms(), acc = 0;

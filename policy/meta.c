@@ -668,8 +668,8 @@ int policy_lookup(struct policy *p, const char *dir_key, const char *name, struc
 		ret = policy_stat_file(p, key, out);
 	}
 out:
-	if (ret == 0 && learned_ms)
-		*learned_ms = at;
+	if ((ret == 0 || ret == -ENOENT) && learned_ms)
+		*learned_ms = at; /* an absence is learned too: its TTL runs from now */
 	free(sub);
 	free(key);
 	return ret;

@@ -143,8 +143,8 @@ void policy_listing_put(struct tfs_listing *l);
 
 /* What name is in the directory dir_key: from a fresh cached listing, else asked of S3 directly
  * (HEAD of the object and a one-key listing of the prefix).  -ENOENT when nothing is there.
- * *learned_ms (may be NULL) gets when what *out says was learned from S3 (monotonic): a
- * listing's time, not the lookup's, so that its TTL runs from then. */
+ * *learned_ms (may be NULL) gets when what *out (or the absence) says was learned from S3
+ * (monotonic): a listing's time, not the lookup's, so that its TTL runs from then. */
 int policy_lookup(struct policy *p, const char *dir_key, const char *name, struct tfs_attr *out,
 		  uint64_t *learned_ms);
 
