@@ -16,11 +16,12 @@
 uint64_t tfs_now_ns(void);
 static inline uint64_t tfs_now_ms(void) { return tfs_now_ns() / 1000000u; }
 
-/* The CLOCK_REALTIME time ms milliseconds from now, for pthread_cond_timedwait. */
+/* The CLOCK_MONOTONIC time ms milliseconds from now, for pthread_cond_timedwait on a condition
+ * variable whose clock is CLOCK_MONOTONIC (worker.h). */
 static inline struct timespec tfs_deadline_in(uint64_t ms)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	uint64_t ns = (uint64_t)ts.tv_nsec + ms % 1000 * 1000000;
 	ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
 	ts.tv_nsec = (long)(ns % 1000000000);

@@ -4,24 +4,15 @@
 #include <errno.h>
 #include <time.h>
 
+#include "util.h"
 #include "worker.h"
-
-static struct timespec deadline_in(uint64_t ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t ns = (uint64_t)ts.tv_nsec + ms % 1000 * 1000000;
-	ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
-	ts.tv_nsec = (long)(ns % 1000000000);
-	return ts;
-}
 
 static void *worker_main(void *arg)
 {
 	struct tfs_worker *w = arg;
 	pthread_mutex_lock(&w->lock);
 	while (!w->stop) {
-		struct timespec until = deadline_in(w->interval_ms);
+		struct timespec until = tfs_deadline_in(w->interval_ms);
 		while (!w->stop && !w->kicked &&
 		       pthread_cond_timedwait(&w->cond, &w->lock, &until) != ETIMEDOUT)
 			;
