@@ -750,6 +750,19 @@ static int mem_usage(struct tier *t, uint64_t *used, uint64_t *entries, uint64_t
 	return 0;
 }
 
+/* The memory tier's counters are the chunk table's, in the policy's statistics (a policy reset
+ * zeroes them there). */
+static int mem_stats(struct tier *t, struct tier_stats *out, bool reset)
+{
+	struct chunks *ct = ct_of(t);
+	memset(out, 0, sizeof(*out));
+	out->hits = atomic_load_explicit(&ct->stats->chunk_hits, memory_order_relaxed);
+	out->misses = atomic_load_explicit(&ct->stats->chunk_misses, memory_order_relaxed);
+	out->evictions = atomic_load_explicit(&ct->stats->l1_evictions, memory_order_relaxed);
+	out->upkeep_passes = atomic_load_explicit(&ct->stats->demote_passes, memory_order_relaxed);
+	return mem_usage(t, &out->used, &out->entries, &out->capacity);
+}
+
 static void mem_destroy(struct tier *t) { (void)t; /* chunks_free frees the table */ }
 
 static const struct tier_ops mem_ops = {
@@ -762,6 +775,7 @@ static const struct tier_ops mem_ops = {
 	.drop_matching = mem_drop_matching,
 	.flush = mem_flush,
 	.usage = mem_usage,
+	.stats = mem_stats,
 	.destroy = mem_destroy,
 };
 

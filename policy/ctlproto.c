@@ -33,8 +33,8 @@ static void rows_of(const struct policy_snapshot *s, struct tier_row r[4])
 				  s->l1_entries, s->l1_capacity, &st->lat[TIER_L1] };
 	r[1] = (struct tier_row){ "memory buffer", "memory", st->chunk_hits, st->chunk_misses,
 				  s->mem_used, 0, s->mem_capacity, &st->lat[TIER_MEM] };
-	r[2] = (struct tier_row){ "L2 (disk)", "l2", st->l2_hits, st->l2_misses, s->l2_used,
-				  s->l2_entries, s->l2_capacity, &st->lat[TIER_L2] };
+	r[2] = (struct tier_row){ "L2 (disk)", "l2", s->l2.hits, s->l2.misses, s->l2.used,
+				  s->l2.entries, s->l2.capacity, &st->lat[TIER_L2] };
 	r[3] = (struct tier_row){ "L3 (S3)", "s3", s->s3_get, 0, 0, 0, 0, &st->lat[TIER_S3] };
 }
 
@@ -99,7 +99,7 @@ void ctl_render_text(const struct ctl_info *in, const struct policy_snapshot *s,
 		fprintf(f, " %9.3f %9.3f %9.3f\n", avg_ms(r[i].lat),
 			policy_lat_quantile(r[i].lat, 0.5), policy_lat_quantile(r[i].lat, 0.99));
 	}
-	uint64_t served = st->chunk_hits + st->l2_hits, asked = st->chunk_hits + st->chunk_misses;
+	uint64_t served = st->chunk_hits + s->l2.hits, asked = st->chunk_hits + st->chunk_misses;
 	fprintf(f, "%-14s %10llu %10llu %7.1f%%  (chunk requests served without S3)\n\n",
 		"overall", (unsigned long long)(served < asked ? served : asked),
 		(unsigned long long)(asked > served ? asked - served : 0),
@@ -108,12 +108,12 @@ void ctl_render_text(const struct ctl_info *in, const struct policy_snapshot *s,
 	fprintf(f, "movement       promotions %llu  demotions %llu  L1 evictions %llu  "
 		"L2 evictions %llu  L2 writes %llu (dropped %llu)\n",
 		(unsigned long long)st->promotions, (unsigned long long)st->demotions,
-		(unsigned long long)st->l1_evictions, (unsigned long long)st->l2_evictions,
-		(unsigned long long)st->l2_writes, (unsigned long long)st->l2_write_dropped);
+		(unsigned long long)st->l1_evictions, (unsigned long long)s->l2.evictions,
+		(unsigned long long)s->l2.fills, (unsigned long long)s->l2.fills_dropped);
 	fprintf(f, "background     fetch queue %llu (interval %llu)  demotion passes %llu  "
 		"L2 upkeep passes %llu\n", (unsigned long long)s->queued,
 		(unsigned long long)s->queued_low, (unsigned long long)st->demote_passes,
-		(unsigned long long)st->l2_upkeep_passes);
+		(unsigned long long)s->l2.upkeep_passes);
 	fprintf(f, "revalidations  kept %llu  changed %llu\n", (unsigned long long)st->revalidated_kept,
 		(unsigned long long)st->revalidated_changed);
 	char inflight[32], unread[32], budget[32];
@@ -180,12 +180,12 @@ void ctl_render_json(const struct ctl_info *in, const struct policy_snapshot *s,
 		"\"l1_evictions\": %llu, \"l2_evictions\": %llu, \"l2_writes\": %llu, "
 		"\"l2_write_dropped\": %llu},\n",
 		(unsigned long long)st->promotions, (unsigned long long)st->demotions,
-		(unsigned long long)st->l1_evictions, (unsigned long long)st->l2_evictions,
-		(unsigned long long)st->l2_writes, (unsigned long long)st->l2_write_dropped);
+		(unsigned long long)st->l1_evictions, (unsigned long long)s->l2.evictions,
+		(unsigned long long)s->l2.fills, (unsigned long long)s->l2.fills_dropped);
 	fprintf(f, " \"background\": {\"queued\": %llu, \"queued_low\": %llu, "
 		"\"demote_passes\": %llu, \"l2_upkeep_passes\": %llu},\n",
 		(unsigned long long)s->queued, (unsigned long long)s->queued_low,
-		(unsigned long long)st->demote_passes, (unsigned long long)st->l2_upkeep_passes);
+		(unsigned long long)st->demote_passes, (unsigned long long)s->l2.upkeep_passes);
 	fprintf(f, " \"revalidations\": {\"kept\": %llu, \"changed\": %llu},\n",
 		(unsigned long long)st->revalidated_kept, (unsigned long long)st->revalidated_changed);
 	struct pf_row pr;
@@ -245,14 +245,14 @@ void ctl_render_metrics(const struct ctl_info *in, const struct policy_snapshot 
 			(unsigned long long)r[i].capacity);
 	metric(f, "entries", "gauge", "Chunks a tier holds.");
 	fprintf(f, "tierfs_entries{tier=\"l1\"} %llu\ntierfs_entries{tier=\"l2\"} %llu\n",
-		(unsigned long long)s->l1_entries, (unsigned long long)s->l2_entries);
+		(unsigned long long)s->l1_entries, (unsigned long long)s->l2.entries);
 	metric(f, "promotions_total", "counter", "Chunks promoted into L1.");
 	fprintf(f, "tierfs_promotions_total %llu\n", (unsigned long long)st->promotions);
 	metric(f, "demotions_total", "counter", "Chunks demoted out of L1 for being cold.");
 	fprintf(f, "tierfs_demotions_total %llu\n", (unsigned long long)st->demotions);
 	metric(f, "evictions_total", "counter", "Chunks evicted from a tier under pressure.");
 	fprintf(f, "tierfs_evictions_total{tier=\"l1\"} %llu\ntierfs_evictions_total{tier=\"l2\"} %llu\n",
-		(unsigned long long)st->l1_evictions, (unsigned long long)st->l2_evictions);
+		(unsigned long long)st->l1_evictions, (unsigned long long)s->l2.evictions);
 	metric(f, "fetch_queued", "gauge", "Chunks waiting for a fetch thread, by queue.");
 	fprintf(f, "tierfs_fetch_queued{queue=\"readahead\"} %llu\n"
 		"tierfs_fetch_queued{queue=\"interval\"} %llu\n",
@@ -260,7 +260,7 @@ void ctl_render_metrics(const struct ctl_info *in, const struct policy_snapshot 
 	metric(f, "background_passes_total", "counter", "Passes of the background workers.");
 	fprintf(f, "tierfs_background_passes_total{worker=\"demote\"} %llu\n"
 		"tierfs_background_passes_total{worker=\"l2_upkeep\"} %llu\n",
-		(unsigned long long)st->demote_passes, (unsigned long long)st->l2_upkeep_passes);
+		(unsigned long long)st->demote_passes, (unsigned long long)s->l2.upkeep_passes);
 	metric(f, "revalidations_total", "counter", "Metadata revalidations with S3, by outcome.");
 	fprintf(f, "tierfs_revalidations_total{outcome=\"kept\"} %llu\n"
 		"tierfs_revalidations_total{outcome=\"changed\"} %llu\n",

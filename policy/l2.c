@@ -49,7 +49,10 @@ struct l2_job {
 struct l2 {
 	struct ssd_store *ssd;       /* not owned */
 	struct l2_config cfg;        /* immutable */
-	struct policy_stats *stats;  /* the policy's */
+	struct policy_stats *stats;  /* the policy's: prefetch accounting */
+	struct {                     /* this tier's counters (tier_stats) */
+		_Atomic uint64_t hits, misses, writes, dropped, evictions, upkeep;
+	} c;
 
 	pthread_mutex_t lock;        /* guards everything below but the threads */
 	pthread_cond_t wake;         /* work queued, a job done, or stop (the writer's only) */
@@ -182,7 +185,7 @@ static uint64_t evict(struct l2 *l, uint64_t want, double limit)
 		ssd_remove(l->ssd, victims[j]);
 	free(victims);
 	if (k) {
-		atomic_fetch_add_explicit(&l->stats->l2_evictions, k, memory_order_relaxed);
+		atomic_fetch_add_explicit(&l->c.evictions, k, memory_order_relaxed);
 		tfs_debug("cache: evicted %zu chunks (%llu bytes)", k, (unsigned long long)freed);
 	}
 	return freed;
@@ -241,16 +244,16 @@ static void *writer_thread(void *arg)
 			double limit = j->prefetch ? evict_priority((double)wall_ms() / 1000.0, 1)
 						   : HUGE_VAL;
 			if (make_room(l, need, limit) < 0) {
-				atomic_fetch_add_explicit(&l->stats->l2_write_dropped, 1,
+				atomic_fetch_add_explicit(&l->c.dropped, 1,
 							  memory_order_relaxed);
 			} else if (ssd_put(l->ssd, &id, j->buf->data, j->buf->len, wall_ms(), 1,
 					   &e) == 0) {
 				pthread_mutex_lock(&l->lock);
 				insert_locked(l, &e);
 				pthread_mutex_unlock(&l->lock);
-				atomic_fetch_add_explicit(&l->stats->l2_writes, 1, memory_order_relaxed);
+				atomic_fetch_add_explicit(&l->c.writes, 1, memory_order_relaxed);
 			} else {
-				atomic_fetch_add_explicit(&l->stats->l2_write_dropped, 1,
+				atomic_fetch_add_explicit(&l->c.dropped, 1,
 							  memory_order_relaxed);
 			}
 		}
@@ -280,7 +283,7 @@ static void upkeep_pass(void *arg)
 		l->reclaimed = true;
 		return;
 	}
-	atomic_fetch_add_explicit(&l->stats->l2_upkeep_passes, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&l->c.upkeep, 1, memory_order_relaxed);
 	make_room(l, 0, HUGE_VAL);
 }
 
@@ -397,11 +400,11 @@ static int l2_get(struct tier *t, struct tier_run *r, int from, int *next)
 		r->done[from] = true;
 		r->accesses[from] = acc; /* what L2 has counted of it, across mounts */
 		r->pf_src[from] = src;
-		atomic_fetch_add_explicit(&l->stats->l2_hits, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&l->c.hits, 1, memory_order_relaxed);
 		if (acc)
 			ssd_touch(l->ssd, id.ikey, la, acc);
 	} else {
-		atomic_fetch_add_explicit(&l->stats->l2_misses, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&l->c.misses, 1, memory_order_relaxed);
 	}
 	return 0; /* a miss or a bad chunk is not an error: the tier below serves it */
 }
@@ -413,7 +416,7 @@ static int l2_fill(struct tier *t, const char *key, const char *etag, uint64_t i
 	struct l2_job *j = calloc(1, sizeof(*j));
 	if (!j || !(j->key = strdup(key))) {
 		free(j);
-		atomic_fetch_add_explicit(&l->stats->l2_write_dropped, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&l->c.dropped, 1, memory_order_relaxed);
 		return -ENOMEM;
 	}
 	snprintf(j->etag, sizeof(j->etag), "%s", etag);
@@ -423,7 +426,7 @@ static int l2_fill(struct tier *t, const char *key, const char *etag, uint64_t i
 	pthread_mutex_lock(&l->lock);
 	if (l->stopping || l->qbytes + b->len > WRITE_QUEUE_MAX) {
 		pthread_mutex_unlock(&l->lock);
-		atomic_fetch_add_explicit(&l->stats->l2_write_dropped, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&l->c.dropped, 1, memory_order_relaxed);
 		free(j->key);
 		free(j);
 		return -EAGAIN;
@@ -459,6 +462,25 @@ static int l2_usage(struct tier *t, uint64_t *used, uint64_t *entries, uint64_t 
 	pthread_mutex_unlock(&l->lock);
 	*capacity = l->cfg.cap;
 	return 0;
+}
+
+static uint64_t take(_Atomic uint64_t *v, bool reset)
+{
+	return reset ? atomic_exchange_explicit(v, 0, memory_order_relaxed)
+		     : atomic_load_explicit(v, memory_order_relaxed);
+}
+
+static int l2_stats(struct tier *t, struct tier_stats *out, bool reset)
+{
+	struct l2 *l = l2_of(t);
+	memset(out, 0, sizeof(*out));
+	out->hits = take(&l->c.hits, reset);
+	out->misses = take(&l->c.misses, reset);
+	out->fills = take(&l->c.writes, reset);
+	out->fills_dropped = take(&l->c.dropped, reset);
+	out->evictions = take(&l->c.evictions, reset);
+	out->upkeep_passes = take(&l->c.upkeep, reset);
+	return l2_usage(t, &out->used, &out->entries, &out->capacity);
 }
 
 /* Forgets a chunk the store removed (a callback for ssd_remove_*). */
@@ -515,6 +537,7 @@ static const struct tier_ops l2_ops = {
 	.drop_matching = l2_drop_matching,
 	.flush = l2_flush,
 	.usage = l2_usage,
+	.stats = l2_stats,
 	.destroy = l2_tier_destroy,
 };
 

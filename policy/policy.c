@@ -150,7 +150,7 @@ void policy_snapshot(struct policy *p, struct policy_snapshot *o)
 	chunks_queued(p->chunks, &o->queued, &o->queued_low);
 	o->l1_capacity = p->cfg.l1_size;
 	o->mem_capacity = p->cfg.mem_bytes;
-	p->tiers[1]->ops->usage(p->tiers[1], &o->l2_used, &o->l2_entries, &o->l2_capacity);
+	p->tiers[1]->ops->stats(p->tiers[1], &o->l2, false);
 	o->uptime_ms = tfs_now_ms() - p->started_ms;
 }
 
@@ -162,7 +162,9 @@ void policy_reset_stats(struct policy *p)
 	for (size_t i = 0; i < sizeof(p->stats) / sizeof(uint64_t); i++)
 		if (i < keep_from || i >= keep_to) /* a warm in progress keeps its progress */
 			atomic_store_explicit(&f[i], 0, memory_order_relaxed);
-	s3_client_reset_stats(p->s3);
+	struct tier_stats ignored;
+	for (int k = 0; k < p->ntiers; k++)
+		p->tiers[k]->ops->stats(p->tiers[k], &ignored, true);
 	if (p->cfg.ssd)
 		ssd_reset_stats(p->cfg.ssd);
 }

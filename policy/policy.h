@@ -91,9 +91,8 @@ struct policy_stats {
 	struct policy_pf_stats pf[PF_NSRC];    /* [PF_NONE] unused */
 	_Atomic uint64_t demand_s3_chunks;     /* chunks readers had to fetch from S3 themselves */
 	_Atomic uint64_t pf_revalidations;     /* the interval predictor's conditional HEADs */
-	_Atomic uint64_t l2_hits, l2_misses, l2_writes, l2_write_dropped, l2_evictions;
 	_Atomic uint64_t l1_hits, l1_misses, promotions, demotions, l1_evictions;
-	_Atomic uint64_t demote_passes, l2_upkeep_passes;  /* background passes run */
+	_Atomic uint64_t demote_passes;        /* L1 demotion passes run */
 	_Atomic uint64_t warm_files_total, warm_files_done, warm_bytes, warm_errors;
 	_Atomic uint64_t warm_running;
 	/* gauges, kept by a reset: prefetched bytes in flight, and held (memory, L2) unread */
@@ -171,7 +170,7 @@ struct policy_snapshot {
 	uint64_t checksum_failures, orphans_reclaimed;
 	uint64_t l1_used, l1_entries, l1_capacity;
 	uint64_t mem_used, mem_capacity;
-	uint64_t l2_used, l2_entries, l2_capacity;
+	struct tier_stats l2;            /* the L2 tier's own (zeros without L2) */
 	uint64_t queued, queued_low;     /* chunks waiting for a fetch thread */
 	uint64_t uptime_ms;
 };

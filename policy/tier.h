@@ -82,6 +82,16 @@ struct tier_run {
 struct tier;
 typedef bool (*tier_match_fn)(void *ctx, const char *key);
 
+/* What a tier has counted (counters since start or the last reset) and holds (gauges). */
+struct tier_stats {
+	uint64_t hits, misses;          /* chunks asked of it: served, and not */
+	uint64_t fills, fills_dropped;  /* copy-ups stored, and refused (hotter data, a full queue,
+					 * a disk error) */
+	uint64_t evictions;             /* chunks it dropped for room */
+	uint64_t upkeep_passes;         /* its background passes */
+	uint64_t used, entries, capacity; /* gauges: bytes and chunks held, capacity in bytes */
+};
+
 struct tier_ops {
 	/* Serves chunks of r from index from on, those not done: at least the first of them, and
 	 * as many after it as it does in one go (L2: one chunk, S3: one GET for the stretch of
@@ -109,6 +119,8 @@ struct tier_ops {
 	/* Waits until every queued fill is stored. */
 	int (*flush)(struct tier *t);
 	int (*usage)(struct tier *t, uint64_t *used, uint64_t *entries, uint64_t *capacity);
+	/* Its counters and gauges; reset: the counters start again from 0 (not the gauges). */
+	int (*stats)(struct tier *t, struct tier_stats *out, bool reset);
 	/* Stops the tier's threads (queued fills are stored first) and frees it. */
 	void (*destroy)(struct tier *t);
 };

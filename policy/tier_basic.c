@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/uio.h>
 
 #include "tier.h"
@@ -58,6 +59,12 @@ static int null_usage(struct tier *t, uint64_t *used, uint64_t *entries, uint64_
 	return 0;
 }
 
+static int null_stats(struct tier *t, struct tier_stats *out, bool reset)
+{
+	memset(out, 0, sizeof(*out));
+	return 0;
+}
+
 static void null_destroy(struct tier *t) { free(t); }
 
 static const struct tier_ops null_ops = {
@@ -70,6 +77,7 @@ static const struct tier_ops null_ops = {
 	.drop_matching = null_drop_matching,
 	.flush = null_flush,
 	.usage = null_usage,
+	.stats = null_stats,
 	.destroy = null_destroy,
 };
 
@@ -117,6 +125,17 @@ static int s3_tier_get(struct tier *t, struct tier_run *r, int from, int *next)
 	return ret;
 }
 
+/* The S3 client's own counters (of every request, metadata too) are its statistics; the tier
+ * reports the GETs, and a reset zeroes them all. */
+static int s3_tier_stats(struct tier *t, struct tier_stats *out, bool reset)
+{
+	memset(out, 0, sizeof(*out));
+	out->hits = s3_client_stats(t->impl)->requests_get;
+	if (reset)
+		s3_client_reset_stats(t->impl);
+	return 0;
+}
+
 static const struct tier_ops s3_ops = {
 	.get = s3_tier_get,
 	.fill = null_fill,
@@ -127,6 +146,7 @@ static const struct tier_ops s3_ops = {
 	.drop_matching = null_drop_matching,
 	.flush = null_flush,
 	.usage = null_usage,
+	.stats = s3_tier_stats,
 	.destroy = null_destroy,
 };
 

@@ -305,7 +305,9 @@ static void test_prefetch_in_l2(void)
 	CHECK(tier_put(l, &bp, "pf/0", data[4], true) == 0);
 	l->ops->flush(l);
 	CHECK(tier_bytes(l, "pf/0") == 0);
-	CHECK(st.l2_write_dropped == 1);
+	struct tier_stats ts;
+	l->ops->stats(l, &ts, false);
+	CHECK(ts.fills_dropped == 1);
 	l->ops->usage(l, &used, &entries, &cap);
 	CHECK(entries == 4);
 
@@ -362,10 +364,15 @@ static void test_upkeep_interval(void)
 		CHECK(tier_put(l, &bp, key, data, false) == 0);
 	}
 	l->ops->flush(l);
-	CHECK(st.l2_writes == 100);
+	struct tier_stats ts;
+	l->ops->stats(l, &ts, false);
+	CHECK(ts.fills == 100);
 	printf("upkeep passes during 100 fills: %llu (interval 60 s)\n",
-	       (unsigned long long)st.l2_upkeep_passes);
-	CHECK(st.l2_upkeep_passes == 0);
+	       (unsigned long long)ts.upkeep_passes);
+	CHECK(ts.upkeep_passes == 0);
+	l->ops->stats(l, &ts, true); /* a reset zeroes the counters, not the gauges */
+	l->ops->stats(l, &ts, false);
+	CHECK(ts.fills == 0 && ts.entries == 100 && ts.used > 0);
 	l->ops->destroy(l);
 	ssd_close(s);
 	buf_pool_destroy(&bp);

@@ -484,8 +484,8 @@ static void test_ctlproto(void)
 	struct policy_snapshot s;
 	memset(&s, 0, sizeof(s));
 	s.s3_get = 7;
-	s.st.l2_hits = 5;
-	s.st.l2_misses = 5;
+	s.l2.hits = 5;
+	s.l2.misses = 5;
 	s.st.demote_passes = 3;
 	s.queued = 11;
 	struct ctl_info in = { .version = "v", .bucket = "b", .prefix = "p/", .prefetch = true,
