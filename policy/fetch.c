@@ -2,6 +2,7 @@
  * fetch.c - the tier loop with copy-up, and the fetch threads (fetch.h).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,13 +27,16 @@ void fetch_run(struct fetcher *f, struct chunk **run, int n, bool drop_ref)
 	bool prefetch[TIER_RUN_MAX];
 	memset(&r, 0, offsetof(struct tier_run, bufs));
 	const struct chunk_id *id0 = chunk_id(run[0]);
-	r.key = id0->key;
-	r.etag = id0->etag;
+	/* the run's identity is copied: run[0] may be completed, and freed, before the others */
+	char *key = strdup(id0->key), etag[S3_ETAG_MAX];
+	snprintf(etag, sizeof(etag), "%s", id0->etag);
+	r.key = key;
+	r.etag = etag;
 	r.first = id0->idx;
 	r.chunk_size = f->chunk_size;
 	r.n = n;
 	for (int i = 0; i < n; i++) {
-		r.bufs[i] = tfs_buf_get(f->pool, chunk_id(run[i])->len);
+		r.bufs[i] = key ? tfs_buf_get(f->pool, chunk_id(run[i])->len) : NULL;
 		r.done[i] = false;
 		r.err[i] = r.bufs[i] ? -EIO : -ENOMEM;
 		r.pf_src[i] = 0;
@@ -74,6 +78,7 @@ void fetch_run(struct fetcher *f, struct chunk **run, int n, bool drop_ref)
 			chunks_complete(f->ct, run[i], r.err[i] ? r.err[i] : -EIO, NULL, 0, 0, false,
 					drop_ref);
 		}
+	free(key);
 }
 
 static void *fetch_thread(void *arg)
