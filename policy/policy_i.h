@@ -27,6 +27,7 @@
 
 #include "chunks.h"
 #include "fetch.h"
+#include "meta.h"
 #include "policy.h"
 #include "tier.h"
 #include "util.h"
@@ -73,19 +74,6 @@ void admin_destroy(struct policy *p);
 
 int ttl_init(struct policy *p);
 void ttl_destroy(struct policy *p);
-
-int meta_init(struct policy *p);
-/* Builds a listing of dir_key from ListObjectsV2 pages by the naming rules of meta.c (exposed
- * for unit tests). */
-int meta_listing_from_pages(const char *dir_key, const struct s3_list_page *pages, size_t npages,
-			    struct tfs_listing **out);
-void meta_destroy(struct policy *p);
-/* The listing of dir_key held in memory, fresh or not (no S3 request), or NULL: good enough
- * for predicting (a stale listing names old versions, whose prefetch is merely wasted). */
-struct tfs_listing *meta_cached_listing(struct policy *p, const char *dir_key);
-/* Forgets what is cached of metadata that m names (NULL: all): listings (all of them: a
- * listing names versions), attributes learned by lookups, in memory and persisted. */
-int meta_forget(struct policy *p, const struct policy_match *m);
 
 int prefetch_init(struct policy *p);
 /* Starts the interval predictor's pass (when prefetch is on). */

@@ -20,7 +20,6 @@
 #include "evict.h"
 #include "log.h"
 #include "l2.h"
-#include "policy_i.h"
 #include "ssd.h"
 #include "util.h"
 
@@ -186,36 +185,48 @@ static void test_store(void)
 	free(dir);
 }
 
+/* A policy over the store s, with S3 a closed port (nothing here asks it anything). */
+static struct policy *policy_on(struct ssd_store *s, struct s3_client **s3)
+{
+	struct s3_config sc = { .endpoint = "http://127.0.0.1:9", .region = "us-east-1",
+				.bucket = "b", .access_key = "k", .secret_key = "s",
+				.path_style = true, .timeout_ms = 500, .connect_timeout_ms = 200 };
+	struct policy_config cfg = { .chunk_size = CS, .ttl_s = 60, .root_key = "", .ssd = s,
+				     .prefetch_manual = true };
+	int err = 0;
+	*s3 = s3_client_new(&sc, &err);
+	return *s3 ? policy_new(&cfg, *s3, &err) : NULL;
+}
+
 /* TTL settings persist in the store and come back at the next start. */
 static void test_ttl_persist(void)
 {
 	char *dir = mkdtemp_dir();
 	struct ssd_store *s;
-	struct policy p;
+	struct s3_client *s3;
+	struct policy *p;
 	uint64_t v;
 	CHECK(ssd_open(dir, CS, &s) == 0);
-	memset(&p, 0, sizeof(p));
-	p.cfg.ttl_s = 60;
-	p.cfg.root_key = "";
-	p.cfg.ssd = s;
-	CHECK(ttl_init(&p) == 0);
-	CHECK(policy_ttl_set(&p, "logs/", 7200) == 0);
-	CHECK(policy_ttl_set(&p, "logs/today.txt", 30) == 0);
-	CHECK(policy_ttl_set(&p, "gone", 1) == 0);
-	CHECK(policy_ttl_remove(&p, "gone") == 0);
-	ttl_destroy(&p);
+	CHECK((p = policy_on(s, &s3)) != NULL);
+	if (!p)
+		return;
+	CHECK(policy_ttl_set(p, "logs/", 7200) == 0);
+	CHECK(policy_ttl_set(p, "logs/today.txt", 30) == 0);
+	CHECK(policy_ttl_set(p, "gone", 1) == 0);
+	CHECK(policy_ttl_remove(p, "gone") == 0);
+	policy_free(p);
+	s3_client_free(s3);
 	ssd_close(s);
 	CHECK(ssd_open(dir, CS, &s) == 0);
-	memset(&p, 0, sizeof(p));
-	p.cfg.ttl_s = 60;
-	p.cfg.root_key = "";
-	p.cfg.ssd = s;
-	CHECK(ttl_init(&p) == 0);
-	CHECK(policy_ttl_get(&p, "logs/", &v) == 0 && v == 7200);
-	CHECK(policy_ttl_get(&p, "logs/today.txt", &v) == 0 && v == 30);
-	CHECK(policy_ttl_get(&p, "gone", &v) == -ENODATA);
-	CHECK(policy_ttl_effective(&p, "logs/old.txt", NULL, 0) == 7200);
-	ttl_destroy(&p);
+	CHECK((p = policy_on(s, &s3)) != NULL);
+	if (!p)
+		return;
+	CHECK(policy_ttl_get(p, "logs/", &v) == 0 && v == 7200);
+	CHECK(policy_ttl_get(p, "logs/today.txt", &v) == 0 && v == 30);
+	CHECK(policy_ttl_get(p, "gone", &v) == -ENODATA);
+	CHECK(policy_ttl_effective(p, "logs/old.txt", NULL, 0) == 7200);
+	policy_free(p);
+	s3_client_free(s3);
 	ssd_close(s);
 	rm_rf(dir);
 	free(dir);

@@ -14,7 +14,7 @@
 #include "l1.h"
 #include "log.h"
 #include "ctlproto.h"
-#include "policy_i.h"
+#include "meta.h"
 #include "predict.h"
 #include "s3.h"
 #include "util.h"

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "log.h"
-#include "policy_i.h"
+#include "meta.h"
 #include "s3.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
