@@ -9,18 +9,20 @@
  *   tier.h      the tier table; tier_basic.c (do-nothing, S3), l2.c (L2), chunks.c (memory)
  *   chunks.c    the chunk table: single flight, references, memory tier, queues  [ct->lock]
  *   fetch.c     the tier loop with copy-up, and the fetch threads                 [no lock]
- *   reader.c    one read: readahead, chunks, the tier loop                        [stream->lock]
+ *   reader.c    one read: readahead, chunks, the tier loop               [policy_stream.lock]
  *   versions.c  "key has a new ETag", across every tier                           [no lock]
  *   meta.c      listings and lookups, cached with the TTL                         [meta->lock]
  *   ttl.c       TTL settings                                                      [ttl->lock]
  *   prefetch.c  the interval and directory-order predictors                       [pf->lock]
  *   admin.c     invalidate, purge, warm                                           [warm->lock]
  *
- * Lock order, once for all of tierfs (a lock may be taken while holding only those before it;
- * none is held across an S3 request, a store call or a tier call):
- *   fs: the handles' lock, the inode table's lock, the notifier's lock  (never with policy's)
- *   policy: stream->lock, then ct->lock; every other lock is a leaf, taken with none other held:
- *           meta->lock, ttl->lock, pf->lock, warm->lock, l2->lock, buf_pool.lock, a worker's lock
+ * Lock order, once for all of tierfs.  No lock is held across an S3 request, a store call, a
+ * tier call or a callback into another module, so nearly every lock is a leaf, taken with no
+ * other held; the one nesting is meta->lock -> ttl->lock (a cached listing's freshness is
+ * checked under the listing cache's lock).  The leaves: in fs/, the handles', the inode
+ * table's and the notifier's locks; in policy/, stream->lock, ct->lock, pf->lock, warm->lock,
+ * l2->lock, buf_pool.lock and each worker's lock; in backends/, the SSD store's and the S3
+ * client's handle pool.
  */
 #ifndef TIERFS_POLICY_I_H
 #define TIERFS_POLICY_I_H

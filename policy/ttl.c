@@ -7,8 +7,8 @@
  * (a small table; they are read on every freshness check) and persist in the L2 index
  * (namespace 's'), loaded once at start.  Without L2 they last as long as the mount.
  *
- * Locks: ttl->lock guards the table; it is never held with another policy lock, and never
- * across a store call.
+ * Locks: ttl->lock guards the table; no other lock is taken while it is held, and no store
+ * call is made under it (meta.c checks freshness under its own lock: meta->lock, then this).
  */
 #include <errno.h>
 #include <stdio.h>
