@@ -51,8 +51,7 @@ def cleanup_mounts():
     mounts = []
     yield mounts
     for m in mounts:
-        if os.path.ismount(m):
-            subprocess.run(["fusermount3", "-u", "-z", m])
+        util.unmount_if_mounted(m)
         subprocess.run(["pkill", "-f", f"tierfs .*{re.escape(m)}"])
 
 

@@ -122,6 +122,20 @@ class S3Server:
                 pass
 
 
+def in_mount_table(mnt):
+    """Whether mnt is a mount point in the kernel's table, dead ones included (os.path.ismount
+    says False for a FUSE mount whose daemon died: its stat fails with ENOTCONN)."""
+    real = os.path.realpath(mnt)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == real for line in f)
+
+
+def unmount_if_mounted(mnt):
+    """Lazily unmounts mnt if anything, alive or dead, is mounted there."""
+    if in_mount_table(mnt):
+        subprocess.run(["fusermount3", "-u", "-z", mnt], stderr=subprocess.DEVNULL)
+
+
 def run_tierfs(args, env, mountpoint, timeout=60):
     """Runs tierfs to completion (for runs expected to fail before mounting).  Whatever
     happens, nothing stays mounted at mountpoint and the process is gone."""
@@ -134,8 +148,7 @@ def run_tierfs(args, env, mountpoint, timeout=60):
         out, err = p.communicate()
         err += f"\n[killed after {timeout}s]"
     finally:
-        if os.path.ismount(mountpoint):
-            subprocess.run(["fusermount3", "-u", "-z", mountpoint])
+        unmount_if_mounted(mountpoint)
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
