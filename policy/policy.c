@@ -69,9 +69,9 @@ struct policy *policy_new(const struct policy_config *cfg, struct s3_client *s3,
 	p->cfg = *cfg;
 	p->s3 = s3;
 	p->started_ms = tfs_now_ms();
+	buf_pool_init(&p->pool, p->cfg.chunk_size);
 	if ((ret = settle_config(&p->cfg)) < 0)
 		goto fail;
-	buf_pool_init(&p->pool, p->cfg.chunk_size);
 	struct chunks_config ccfg = {
 		.chunk_size = p->cfg.chunk_size, .mem_bytes = p->cfg.mem_bytes,
 		.l1_size = p->cfg.l1_size, .promote_after = p->cfg.promote_after,
@@ -121,8 +121,7 @@ void policy_free(struct policy *p)
 	meta_destroy(p);
 	ttl_destroy(p);
 	admin_destroy(p);
-	if (p->cfg.chunk_size >= POLICY_MIN_CHUNK_SIZE && p->cfg.chunk_size <= POLICY_MAX_CHUNK_SIZE)
-		buf_pool_destroy(&p->pool);
+	buf_pool_destroy(&p->pool);
 	free(p);
 }
 

@@ -38,11 +38,8 @@ static void test_start_up_failures(void)
 	CHECK(mkdtemp(dir) != NULL);
 	struct ssd_store *ssd = NULL;
 	CHECK(ssd_open(dir, 1 << 20, &ssd) == 0);
-	struct s3_config sc = { .endpoint = "http://127.0.0.1:9", .region = "us-east-1",
-				.bucket = "b", .access_key = "k", .secret_key = "s",
-				.path_style = true, .timeout_ms = 500, .connect_timeout_ms = 200 };
 	int err = 0;
-	struct s3_client *s3 = s3_client_new(&sc, &err);
+	struct s3_client *s3 = closed_s3();
 	CHECK(s3 != NULL);
 	struct policy_config cfg = {
 		.chunk_size = 1 << 20, .ttl_s = 60, .mem_bytes = 16 << 20, .readahead_max = 8 << 20,

@@ -188,13 +188,10 @@ static void test_store(void)
 /* A policy over the store s, with S3 a closed port (nothing here asks it anything). */
 static struct policy *policy_on(struct ssd_store *s, struct s3_client **s3)
 {
-	struct s3_config sc = { .endpoint = "http://127.0.0.1:9", .region = "us-east-1",
-				.bucket = "b", .access_key = "k", .secret_key = "s",
-				.path_style = true, .timeout_ms = 500, .connect_timeout_ms = 200 };
 	struct policy_config cfg = { .chunk_size = CS, .ttl_s = 60, .root_key = "", .ssd = s,
 				     .prefetch_manual = true };
 	int err = 0;
-	*s3 = s3_client_new(&sc, &err);
+	*s3 = closed_s3();
 	return *s3 ? policy_new(&cfg, *s3, &err) : NULL;
 }
 

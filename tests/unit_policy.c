@@ -192,16 +192,6 @@ static void test_error_xml(void)
 }
 
 /* TTL resolution and freshness, driven with explicit times (the clock is an argument). */
-static struct s3_client *closed_s3(void)
-{
-	/* S3 is a closed port: what the policy asks of it fails at once */
-	struct s3_config sc = { .endpoint = "http://127.0.0.1:9", .region = "us-east-1",
-				.bucket = "b", .access_key = "k", .secret_key = "s",
-				.path_style = true, .timeout_ms = 500, .connect_timeout_ms = 200 };
-	int err = 0;
-	return s3_client_new(&sc, &err);
-}
-
 static void test_ttl(void)
 {
 	char from[256];
@@ -308,11 +298,8 @@ static uint64_t fake_clock(void) { return fake_ms; }
  * and no fetch thread runs, so what a pass does shows in the queue and the counters. */
 static void test_prefetch_pass(void)
 {
-	struct s3_config sc = { .endpoint = "http://127.0.0.1:9", .region = "us-east-1",
-				.bucket = "b", .access_key = "k", .secret_key = "s",
-				.path_style = true, .timeout_ms = 500, .connect_timeout_ms = 200 };
 	int err = 0;
-	struct s3_client *s3 = s3_client_new(&sc, &err);
+	struct s3_client *s3 = closed_s3();
 	CHECK(s3 != NULL);
 	if (!s3)
 		return;
