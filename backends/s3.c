@@ -22,7 +22,7 @@
 #include "log.h"
 #include "util.h"
 
-#define POOL_MAX 32
+#define POOL_MAX 256 /* the most GETs in flight (connections=) and a few more */
 #define ERRBODY_MAX (64 * 1024)
 #define LIST_BODY_MAX (32u << 20) /* a 1000-key page is at most a few MiB */
 #define LOW_SPEED_TIME_S 5   /* an attempt that moves no byte for this long is retried */
@@ -51,6 +51,8 @@ struct request {
 	bool head;
 	const char *range;      /* "a-b" or NULL */
 	bool quiet_404;         /* a missing key is an expected answer: log at debug level */
+	unsigned throttled;     /* 429 and 503 answers (SlowDown) on the way */
+	_Atomic uint64_t *arriving; /* the client's count of body bytes as they arrive */
 	/* response, reset per attempt */
 	long status;
 	char *buf;
@@ -257,6 +259,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 		}
 		return n;
 	}
+	atomic_fetch_add_explicit(r->arriving, n, memory_order_relaxed);
 	if (r->iov) {
 		size_t left = n;
 		while (left) {
@@ -429,6 +432,7 @@ static void setup_handle(struct s3_client *c, CURL *h, struct request *r, long t
 	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "tierfs/" "0.1");
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, r->headers);
+	r->arriving = &c->stats.arriving;
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -533,6 +537,11 @@ static int perform(struct s3_client *c, struct request *r, uint64_t expect_len)
 			}
 			snprintf(whybuf, sizeof(whybuf), "HTTP %ld %s", status, r->s3_code);
 			why = whybuf;
+			if (status == 429 || status == 503) {
+				r->throttled++;
+				atomic_fetch_add_explicit(&c->stats.throttled, 1,
+							  memory_order_relaxed);
+			}
 		} else {
 			if (rc == CURLE_WRITE_ERROR && r->overflow && r->max_body) {
 				tfs_warn("s3: %s '%s' failed: response larger than %zu bytes",
@@ -665,6 +674,7 @@ int s3_get(struct s3_client *c, struct s3_get *g)
 
 	atomic_fetch_add_explicit(&c->stats.requests_get, 1, memory_order_relaxed);
 	g->len = 0;
+	g->throttled = 0;
 	g->not_modified = false;
 	if (g->ranged) {
 		if (g->length == 0)
@@ -690,6 +700,7 @@ int s3_get(struct s3_client *c, struct s3_get *g)
 	r.cap = g->buf ? g->cap : 0;
 	r.own_buf = !g->buf && !g->iov;
 	ret = perform(c, &r, expect);
+	g->throttled = r.throttled;
 	if (ret == 1) {
 		atomic_fetch_add_explicit(&c->stats.not_modified, 1, memory_order_relaxed);
 		g->not_modified = true;

@@ -54,6 +54,8 @@ struct s3_stats {
 	_Atomic uint64_t bytes_down;         /* every response body */
 	_Atomic uint64_t get_bytes;          /* object data (GET bodies) */
 	_Atomic uint64_t errors, retries, not_modified;
+	_Atomic uint64_t throttled;          /* 429 and 503 SlowDown answers (each retried) */
+	_Atomic uint64_t arriving;           /* body bytes as they arrive (throughput, live) */
 };
 
 struct s3_object {
@@ -90,6 +92,7 @@ struct s3_get {
 	/* out */
 	size_t len;                 /* bytes in buf */
 	bool not_modified;
+	unsigned throttled;         /* 429/503 answers before the final one (S3 asked to slow down) */
 	struct s3_object obj;       /* size is the whole object's size, from Content-Range */
 };
 

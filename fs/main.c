@@ -312,7 +312,7 @@ int main(int argc, char **argv)
 		.prefetch_window_ms = opts.prefetch_window_s * 1000,
 		.prefetch_interval_ms = opts.prefetch_interval_s * 1000,
 		.prefetch_budget = opts.prefetch_budget,
-		.fetch_threads = (unsigned)opts.fetch_threads,
+		.connections = (unsigned)opts.connections,
 		.l1_size = opts.l1_size,
 		.promote_after = opts.promote_after,
 		.demote_after_ms = opts.demote_after_s * 1000,
@@ -322,6 +322,10 @@ int main(int argc, char **argv)
 		.l2_min_free_pct = opts.l2_min_free_pct,
 		.l2_min_free_bytes = opts.l2_min_free_bytes,
 	};
+	/* the tests' slow disk (tests/test_l2.py): not an option, no user has a use for it */
+	const char *slow = getenv("TIERFS_TEST_SLOW_DISK_MS");
+	if (slow)
+		pcfg.l2_write_delay_ms = strtoull(slow, NULL, 10);
 	fs.pol = policy_new(&pcfg, fs.s3, &ret);
 	if (!fs.pol) {
 		tfs_err("cannot start the cache: %s", strerror(-ret));

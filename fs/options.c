@@ -70,7 +70,8 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("mem_cache=", KEY_MEM),
 	FUSE_OPT_KEY("timeout=", KEY_TIMEOUT),
 	FUSE_OPT_KEY("retries=", KEY_RETRIES),
-	FUSE_OPT_KEY("fetch_threads=", KEY_THREADS),
+	FUSE_OPT_KEY("connections=", KEY_THREADS),
+	FUSE_OPT_KEY("fetch_threads=", KEY_THREADS), /* its name before 0.2 */
 	FUSE_OPT_KEY("l2_size=", KEY_L2_SIZE),
 	FUSE_OPT_KEY("l2_min_free=", KEY_L2_MIN_FREE),
 	FUSE_OPT_KEY("read_ahead_kb=", KEY_READ_AHEAD_KB),
@@ -133,7 +134,8 @@ void tfs_print_help(const char *prog)
 	       "    -o prefetch_budget=SIZE  most prefetched bytes not yet read, in flight or cached\n"
 	       "                           (default: %lluM)\n"
 	       "    -o mem_cache=SIZE      memory for chunks in flight and read ahead (default: %lluM)\n"
-	       "    -o fetch_threads=N     background fetch threads, 1..64 (default: %u)\n"
+	       "    -o connections=N       most S3 GETs in flight, 1..256: tierfs finds how many the\n"
+	       "                           network rewards, up to this (default: %u)\n"
 	       "    -o cache_dir=PATH      directory of the on-disk (L2) cache (default:\n"
 	       "                           $XDG_CACHE_HOME/tierfs/NAME, else /var/cache/tierfs/NAME for\n"
 	       "                           root, ~/.cache/tierfs/NAME for others; NAME is the bucket,\n"
@@ -170,7 +172,7 @@ void tfs_print_help(const char *prog)
 	       L1_DEFAULT_PROMOTE_AFTER, L1_DEFAULT_DEMOTE_AFTER_S, L1_DEFAULT_DEMOTE_INTERVAL_S,
 	       POLICY_DEFAULT_PREFETCH_WINDOW_S, POLICY_DEFAULT_PREFETCH_INTERVAL_MS / 1000,
 	       (unsigned long long)(POLICY_DEFAULT_PREFETCH_BUDGET >> 20),
-	       (unsigned long long)(POLICY_DEFAULT_MEM_BYTES >> 20), POLICY_DEFAULT_FETCH_THREADS,
+	       (unsigned long long)(POLICY_DEFAULT_MEM_BYTES >> 20), POLICY_DEFAULT_CONNECTIONS,
 	       (unsigned long long)(POLICY_DEFAULT_L2_SIZE >> 30), POLICY_DEFAULT_L2_MIN_FREE_PCT,
 	       DEFAULT_READ_AHEAD_KB);
 }
@@ -317,9 +319,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 			return bad("prefetch_budget (a size)", val);
 		return 0;
 	case KEY_THREADS:
-		if (tfs_parse_uint(val, 1, 64, &v) < 0)
-			return bad("fetch_threads (1..64)", val);
-		o->fetch_threads = v;
+		if (tfs_parse_uint(val, 1, POLICY_MAX_CONNECTIONS, &v) < 0)
+			return bad("connections (1..256)", val);
+		o->connections = v;
 		return 0;
 	default:
 		(void)outargs;
@@ -445,7 +447,7 @@ int tfs_parse_options(int argc, char **argv, struct tfs_options *o, struct fuse_
 	o->mem_bytes = POLICY_DEFAULT_MEM_BYTES;
 	o->timeout_ms = S3_DEFAULT_TIMEOUT_MS;
 	o->retries = S3_DEFAULT_RETRIES;
-	o->fetch_threads = POLICY_DEFAULT_FETCH_THREADS;
+	o->connections = POLICY_DEFAULT_CONNECTIONS;
 	o->l2_size = POLICY_DEFAULT_L2_SIZE;
 	o->l2_min_free_pct = POLICY_DEFAULT_L2_MIN_FREE_PCT;
 	o->read_ahead_kb = DEFAULT_READ_AHEAD_KB;

@@ -26,7 +26,7 @@ struct tfs_options {
 	uint64_t l2_size, l2_min_free_pct, l2_min_free_bytes;
 	uint64_t read_ahead_kb;
 	uint64_t l1_size, promote_after, demote_after_s, demote_interval_s;
-	uint64_t timeout_ms, retries, fetch_threads;
+	uint64_t timeout_ms, retries, connections;
 	uint64_t prefetch_window_s, prefetch_interval_s, prefetch_budget;
 	bool prefetch_off;
 	bool help, version, l1_size_set;

@@ -106,10 +106,12 @@ void ctl_render_text(const struct ctl_info *in, const struct policy_snapshot *s,
 		100 * (asked ? (served < asked ? (double)served : (double)asked) / (double)asked
 			     : 0));
 	fprintf(f, "movement       promotions %llu  demotions %llu  L1 evictions %llu  "
-		"L2 evictions %llu  L2 writes %llu (dropped %llu)\n",
+		"L2 evictions %llu\n"
+		"L2 fills       written %llu  no room %llu  failed %llu  waited for the disk %llu\n",
 		(unsigned long long)st->promotions, (unsigned long long)st->demotions,
 		(unsigned long long)st->l1_evictions, (unsigned long long)s->l2.evictions,
-		(unsigned long long)s->l2.fills, (unsigned long long)s->l2.fills_dropped);
+		(unsigned long long)s->l2.fills, (unsigned long long)s->l2.fills_no_room,
+		(unsigned long long)s->l2.fills_failed, (unsigned long long)s->l2.fills_waited);
 	fprintf(f, "background     fetch queue %llu (interval %llu)  demotion passes %llu  "
 		"L2 upkeep passes %llu\n", (unsigned long long)s->queued,
 		(unsigned long long)s->queued_low, (unsigned long long)st->demote_passes,
@@ -139,6 +141,11 @@ void ctl_render_text(const struct ctl_info *in, const struct policy_snapshot *s,
 		(unsigned long long)s->s3_list, (unsigned long long)s->s3_not_modified,
 		(unsigned long long)s->s3_bytes, (unsigned long long)s->s3_errors,
 		(unsigned long long)s->s3_retries);
+	fprintf(f, "connections    limit %u of %u  in flight %u (peak %u)  threads %u  "
+		"waited %llu  throttled %llu  last %.1f MB/s\n",
+		s->conn_limit, s->conn_cap, s->conn_in_flight, s->conn_peak, s->fetch_threads,
+		(unsigned long long)s->conn_waits, (unsigned long long)s->s3_throttled,
+		s->conn_throughput / 1e6);
 	fprintf(f, "integrity      checksum failures %llu  orphans reclaimed %llu\n",
 		(unsigned long long)s->checksum_failures, (unsigned long long)s->orphans_reclaimed);
 	fprintf(f, "warm           %s  files %llu/%llu  bytes %llu  errors %llu\n",
@@ -178,14 +185,22 @@ void ctl_render_json(const struct ctl_info *in, const struct policy_snapshot *s,
 	json_lat(f, r[3].lat);
 	fprintf(f, "}},\n \"movement\": {\"promotions\": %llu, \"demotions\": %llu, "
 		"\"l1_evictions\": %llu, \"l2_evictions\": %llu, \"l2_writes\": %llu, "
-		"\"l2_write_dropped\": %llu},\n",
+		"\"l2_fills_no_room\": %llu, \"l2_fills_failed\": %llu, \"l2_fills_waited\": %llu},\n",
 		(unsigned long long)st->promotions, (unsigned long long)st->demotions,
 		(unsigned long long)st->l1_evictions, (unsigned long long)s->l2.evictions,
-		(unsigned long long)s->l2.fills, (unsigned long long)s->l2.fills_dropped);
+		(unsigned long long)s->l2.fills, (unsigned long long)s->l2.fills_no_room,
+		(unsigned long long)s->l2.fills_failed, (unsigned long long)s->l2.fills_waited);
 	fprintf(f, " \"background\": {\"queued\": %llu, \"queued_low\": %llu, "
 		"\"demote_passes\": %llu, \"l2_upkeep_passes\": %llu},\n",
 		(unsigned long long)s->queued, (unsigned long long)s->queued_low,
 		(unsigned long long)st->demote_passes, (unsigned long long)s->l2.upkeep_passes);
+	fprintf(f, " \"connections\": {\"limit\": %u, \"cap\": %u, \"in_flight\": %u, "
+		"\"peak\": %u, \"threads\": %u, \"waits\": %llu, \"raises\": %llu, "
+		"\"cuts\": %llu, \"throttled\": %llu, \"throughput\": %.0f},\n",
+		s->conn_limit, s->conn_cap, s->conn_in_flight, s->conn_peak, s->fetch_threads,
+		(unsigned long long)s->conn_waits, (unsigned long long)s->conn_raises,
+		(unsigned long long)s->conn_cuts, (unsigned long long)s->s3_throttled,
+		s->conn_throughput);
 	fprintf(f, " \"revalidations\": {\"kept\": %llu, \"changed\": %llu},\n",
 		(unsigned long long)st->revalidated_kept, (unsigned long long)st->revalidated_changed);
 	struct pf_row pr;

@@ -17,8 +17,13 @@ struct fetcher {
 	struct buf_pool *pool;
 	uint64_t chunk_size;
 	struct policy_stats *stats;
-	pthread_t *threads;             /* the owner's */
+	unsigned max_threads;
+	_Atomic unsigned idle;          /* threads waiting for work */
+
+	pthread_mutex_t lock;           /* guards the three below; a leaf */
+	pthread_t *threads;             /* [max_threads] */
 	unsigned nthreads;
+	bool stopping;
 };
 
 void fetch_run(struct fetcher *f, struct chunk **run, int n, bool drop_ref)
@@ -35,6 +40,7 @@ void fetch_run(struct fetcher *f, struct chunk **run, int n, bool drop_ref)
 	r.first = id0->idx;
 	r.chunk_size = f->chunk_size;
 	r.n = n;
+	r.urgent = !drop_ref;
 	for (int i = 0; i < n; i++) {
 		r.bufs[i] = key ? tfs_buf_get(f->pool, chunk_id(run[i])->len) : NULL;
 		r.done[i] = false;
@@ -59,14 +65,19 @@ void fetch_run(struct fetcher *f, struct chunk **run, int n, bool drop_ref)
 				if (!r.done[j])
 					continue;
 				served = true;
-				/* copy-up: the tiers above this one keep it (a prefetch displaces
-				 * only colder data there) */
+				/* the readers first; then copy-up: the tiers above this one keep
+				 * it (a prefetch displaces only colder data there).  A fill may
+				 * wait for a slow disk: that slows this fetch, not the readers of
+				 * this chunk, and loses nothing. */
+				struct tfs_buf *b = r.bufs[j];
+				tfs_buf_ref(b);
+				chunks_complete(f->ct, run[j], 0, b, r.pf_src[j], r.accesses[j],
+						t->is_source, drop_ref);
 				for (int m = 0; m < k; m++)
 					f->tiers[m]->ops->fill(f->tiers[m], r.key, r.etag,
-							       r.first + (uint64_t)j, r.bufs[j],
+							       r.first + (uint64_t)j, b,
 							       prefetch[j] && !r.pf_src[j]);
-				chunks_complete(f->ct, run[j], 0, r.bufs[j], r.pf_src[j],
-						r.accesses[j], t->is_source, drop_ref);
+				tfs_buf_put(b);
 			}
 			if (served)
 				stats_lat_record(f->stats, t->lat_slot, (tfs_now_ns() - t0) / 1000);
@@ -81,13 +92,34 @@ void fetch_run(struct fetcher *f, struct chunk **run, int n, bool drop_ref)
 	free(key);
 }
 
+static void *fetch_thread(void *arg);
+
+/* One more thread, unless stopping or at the most; 0 or -errno. */
+static int grow(struct fetcher *f)
+{
+	int r = 0;
+	pthread_mutex_lock(&f->lock);
+	if (!f->stopping && f->nthreads < f->max_threads &&
+	    (r = -pthread_create(&f->threads[f->nthreads], NULL, fetch_thread, f)) == 0)
+		f->nthreads++;
+	pthread_mutex_unlock(&f->lock);
+	return r;
+}
+
 static void *fetch_thread(void *arg)
 {
 	struct fetcher *f = arg;
 	struct chunk *run[TIER_RUN_MAX];
 	bool low;
-	int n;
-	while ((n = chunks_next_run(f->ct, run, TIER_RUN_MAX, FETCH_RUN_BYTES, &low)) > 0) {
+	for (;;) {
+		atomic_fetch_add_explicit(&f->idle, 1, memory_order_relaxed);
+		int n = chunks_next_run(f->ct, run, TIER_RUN_MAX, FETCH_RUN_BYTES, &low);
+		/* the last idle thread took work: one more waits for the next (up to the most,
+		 * the S3 gate deciding how many of them fetch at once) */
+		if (atomic_fetch_sub_explicit(&f->idle, 1, memory_order_relaxed) == 1 && n > 0)
+			grow(f);
+		if (n <= 0)
+			break;
 		fetch_run(f, run, n, true);
 		chunks_run_done(f->ct, low);
 	}
@@ -95,23 +127,26 @@ static void *fetch_thread(void *arg)
 }
 
 int fetcher_new(struct chunks *ct, struct tier *const *tiers, int ntiers, struct buf_pool *pool,
-		uint64_t chunk_size, struct policy_stats *stats, unsigned nthreads,
-		struct fetcher **out)
+		uint64_t chunk_size, struct policy_stats *stats, unsigned start_threads,
+		unsigned max_threads, struct fetcher **out)
 {
+	if (start_threads > max_threads)
+		start_threads = max_threads;
 	struct fetcher *f = calloc(1, sizeof(*f));
-	if (!f || (nthreads && !(f->threads = calloc(nthreads, sizeof(*f->threads))))) {
+	if (!f || (max_threads && !(f->threads = calloc(max_threads, sizeof(*f->threads))))) {
 		free(f);
 		return -ENOMEM;
 	}
 	*f = (struct fetcher){ .ct = ct, .tiers = tiers, .ntiers = ntiers, .pool = pool,
-			       .chunk_size = chunk_size, .stats = stats, .threads = f->threads };
-	for (unsigned i = 0; i < nthreads; i++) {
-		int r = pthread_create(&f->threads[i], NULL, fetch_thread, f);
+			       .chunk_size = chunk_size, .stats = stats,
+			       .max_threads = max_threads, .threads = f->threads };
+	pthread_mutex_init(&f->lock, NULL);
+	for (unsigned i = 0; i < start_threads; i++) {
+		int r = grow(f);
 		if (r) {
 			fetcher_free(f);
-			return -r;
+			return r;
 		}
-		f->nthreads++;
 	}
 	*out = f;
 	return 0;
@@ -121,10 +156,21 @@ void fetcher_stop(struct fetcher *f)
 {
 	if (!f)
 		return;
+	pthread_mutex_lock(&f->lock);
+	f->stopping = true; /* no thread starts after this */
+	pthread_mutex_unlock(&f->lock);
 	chunks_stop(f->ct);
 	for (unsigned i = 0; i < f->nthreads; i++)
 		pthread_join(f->threads[i], NULL);
 	f->nthreads = 0;
+}
+
+unsigned fetcher_threads(struct fetcher *f)
+{
+	pthread_mutex_lock(&f->lock);
+	unsigned n = f->nthreads;
+	pthread_mutex_unlock(&f->lock);
+	return n;
 }
 
 void fetcher_free(struct fetcher *f)
@@ -132,6 +178,7 @@ void fetcher_free(struct fetcher *f)
 	if (!f)
 		return;
 	fetcher_stop(f);
+	pthread_mutex_destroy(&f->lock);
 	free(f->threads);
 	free(f);
 }

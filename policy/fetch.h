@@ -8,7 +8,11 @@
  * waiting for the first chunk of a run does not wait for the rest).  Each tier's time is
  * recorded in its latency histogram.  A chunk no tier serves fails with the last tier's error.
  *
- * Thread-safe.  The fetcher holds no lock of its own.
+ * The threads are elastic: start_threads at first, one more whenever every thread is busy, up
+ * to max_threads (the connections= option); they wait at the S3 tier's gate (conc.h), which
+ * decides how many GETs are in flight, so threads are never what limits the network.
+ *
+ * Thread-safe.  The fetcher's lock guards its thread list only (a leaf).
  */
 #ifndef TIERFS_FETCH_H
 #define TIERFS_FETCH_H
@@ -24,10 +28,12 @@
 struct fetcher;
 
 /* tiers[0..ntiers) are the tiers below memory, top down, the source last (not owned); ct,
- * pool and stats are the policy's.  Starts nthreads fetch threads. */
+ * pool and stats are the policy's.  Starts start_threads fetch threads (at most max_threads). */
 int fetcher_new(struct chunks *ct, struct tier *const *tiers, int ntiers, struct buf_pool *pool,
-		uint64_t chunk_size, struct policy_stats *stats, unsigned nthreads,
-		struct fetcher **out);
+		uint64_t chunk_size, struct policy_stats *stats, unsigned start_threads,
+		unsigned max_threads, struct fetcher **out);
+/* How many fetch threads run now. */
+unsigned fetcher_threads(struct fetcher *f);
 /* Stops the table's queueing and joins the threads. */
 void fetcher_stop(struct fetcher *f);
 void fetcher_free(struct fetcher *f);

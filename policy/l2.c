@@ -23,7 +23,9 @@
 #include "worker.h"
 
 #define L2_BUCKETS (1u << 16)
-#define WRITE_QUEUE_MAX (64u << 20)  /* bytes waiting for the writer; beyond, fills are dropped */
+#define WRITE_QUEUE_MAX (64u << 20)  /* bytes waiting for the writer; beyond, fills wait */
+#define FILL_DEADLINE_MS 30000       /* a fill waits this long for room, then the disk is failing */
+#define L2_WRITERS 2                 /* one hashes and indexes while the other's write is on the disk */
 #define LOW_WATER_PCT 5              /* evict this much of the cap beyond what is needed */
 
 struct l2_entry {
@@ -51,20 +53,21 @@ struct l2 {
 	struct l2_config cfg;        /* immutable */
 	struct policy_stats *stats;  /* the policy's: prefetch accounting */
 	struct {                     /* this tier's counters (tier_stats) */
-		_Atomic uint64_t hits, misses, writes, dropped, evictions, upkeep;
+		_Atomic uint64_t hits, misses, writes, no_room, failed, waited, evictions, upkeep;
 	} c;
 
 	pthread_mutex_t lock;        /* guards everything below but the threads */
-	pthread_cond_t wake;         /* work queued, a job done, or stop (the writer's only) */
+	pthread_cond_t wake;         /* work queued, a job done, or stop */
 	struct l2_entry **tab;
 	uint64_t used, entries;
 	struct l2_job *qhead, *qtail;
 	uint64_t qbytes;
-	bool writing;                /* the writer holds a job */
+	unsigned writing;            /* jobs the writers hold */
 	_Atomic bool stopping;
 
-	pthread_t writer;
-	bool writer_started, reclaimed;
+	pthread_t writers[L2_WRITERS];
+	unsigned nwriters;
+	bool reclaimed;
 	struct tfs_worker upkeep;    /* every cfg.upkeep_interval_ms */
 	struct tier tier;            /* the face: tier.impl is this l2 */
 };
@@ -230,12 +233,17 @@ static void *writer_thread(void *arg)
 		l->qhead = j->next;
 		if (!l->qhead)
 			l->qtail = NULL;
-		l->writing = true;
+		l->writing++;
 		struct ssd_id id;
 		ssd_id_init(&id, j->key, j->etag, j->idx);
 		bool have = *find_locked(l, id.ikey) != NULL;
 		pthread_mutex_unlock(&l->lock);
 
+		if (!have && l->cfg.write_delay_ms) {
+			struct timespec d = { (time_t)(l->cfg.write_delay_ms / 1000),
+					      (long)(l->cfg.write_delay_ms % 1000) * 1000000L };
+			nanosleep(&d, NULL);
+		}
 		if (!have) {
 			uint64_t need = 4096 + ((uint64_t)j->buf->len + 4095) / 4096 * 4096;
 			struct ssd_entry e;
@@ -244,7 +252,7 @@ static void *writer_thread(void *arg)
 			double limit = j->prefetch ? evict_priority((double)wall_ms() / 1000.0, 1)
 						   : HUGE_VAL;
 			if (make_room(l, need, limit) < 0) {
-				atomic_fetch_add_explicit(&l->c.dropped, 1,
+				atomic_fetch_add_explicit(&l->c.no_room, 1,
 							  memory_order_relaxed);
 			} else if (ssd_put(l->ssd, &id, j->buf->data, j->buf->len, wall_ms(), 1,
 					   &e) == 0) {
@@ -253,7 +261,7 @@ static void *writer_thread(void *arg)
 				pthread_mutex_unlock(&l->lock);
 				atomic_fetch_add_explicit(&l->c.writes, 1, memory_order_relaxed);
 			} else {
-				atomic_fetch_add_explicit(&l->c.dropped, 1,
+				atomic_fetch_add_explicit(&l->c.failed, 1,
 							  memory_order_relaxed);
 			}
 		}
@@ -263,7 +271,7 @@ static void *writer_thread(void *arg)
 
 		pthread_mutex_lock(&l->lock);
 		l->qbytes -= len;
-		l->writing = false;
+		l->writing--;
 		free(j);
 		pthread_cond_broadcast(&l->wake);
 	}
@@ -294,8 +302,8 @@ static void l2_destroy(struct l2 *l)
 	pthread_cond_broadcast(&l->wake);
 	pthread_mutex_unlock(&l->lock);
 	tfs_worker_stop(&l->upkeep);
-	if (l->writer_started)
-		pthread_join(l->writer, NULL); /* after draining the queue */
+	for (unsigned i = 0; i < l->nwriters; i++)
+		pthread_join(l->writers[i], NULL); /* after draining the queue */
 	for (size_t b = 0; l->tab && b < L2_BUCKETS; b++)
 		while (l->tab[b]) {
 			struct l2_entry *x = l->tab[b];
@@ -416,7 +424,7 @@ static int l2_fill(struct tier *t, const char *key, const char *etag, uint64_t i
 	struct l2_job *j = calloc(1, sizeof(*j));
 	if (!j || !(j->key = strdup(key))) {
 		free(j);
-		atomic_fetch_add_explicit(&l->c.dropped, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&l->c.failed, 1, memory_order_relaxed);
 		return -ENOMEM;
 	}
 	snprintf(j->etag, sizeof(j->etag), "%s", etag);
@@ -424,12 +432,31 @@ static int l2_fill(struct tier *t, const char *key, const char *etag, uint64_t i
 	j->buf = b;
 	j->prefetch = prefetch;
 	pthread_mutex_lock(&l->lock);
-	if (l->stopping || l->qbytes + b->len > WRITE_QUEUE_MAX) {
+	/* backpressure: the caller (a fetch) waits while the writer is behind; one job always
+	 * fits an empty queue */
+	if (!l->stopping && l->qbytes && l->qbytes + b->len > WRITE_QUEUE_MAX) {
+		atomic_fetch_add_explicit(&l->c.waited, 1, memory_order_relaxed);
+		struct timespec dl = tfs_deadline_in(FILL_DEADLINE_MS);
+		int w = 0;
+		while (!l->stopping && l->qbytes && l->qbytes + b->len > WRITE_QUEUE_MAX &&
+		       w != ETIMEDOUT)
+			w = pthread_cond_timedwait(&l->wake, &l->lock, &dl);
+		if (w == ETIMEDOUT && l->qbytes && l->qbytes + b->len > WRITE_QUEUE_MAX) {
+			pthread_mutex_unlock(&l->lock);
+			atomic_fetch_add_explicit(&l->c.failed, 1, memory_order_relaxed);
+			tfs_warn("cache: the disk took no chunk for %d s: a chunk of '%s' is not "
+				 "stored", FILL_DEADLINE_MS / 1000, key);
+			free(j->key);
+			free(j);
+			return -ETIMEDOUT;
+		}
+	}
+	if (l->stopping) {
 		pthread_mutex_unlock(&l->lock);
-		atomic_fetch_add_explicit(&l->c.dropped, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&l->c.failed, 1, memory_order_relaxed);
 		free(j->key);
 		free(j);
-		return -EAGAIN;
+		return -ESHUTDOWN;
 	}
 	tfs_buf_ref(b);
 	if (l->qtail)
@@ -477,7 +504,9 @@ static int l2_stats(struct tier *t, struct tier_stats *out, bool reset)
 	out->hits = take(&l->c.hits, reset);
 	out->misses = take(&l->c.misses, reset);
 	out->fills = take(&l->c.writes, reset);
-	out->fills_dropped = take(&l->c.dropped, reset);
+	out->fills_no_room = take(&l->c.no_room, reset);
+	out->fills_failed = take(&l->c.failed, reset);
+	out->fills_waited = take(&l->c.waited, reset);
 	out->evictions = take(&l->c.evictions, reset);
 	out->upkeep_passes = take(&l->c.upkeep, reset);
 	return l2_usage(t, &out->used, &out->entries, &out->capacity);
@@ -555,7 +584,11 @@ int tier_l2_new(struct ssd_store *ssd, const struct l2_config *cfg, struct polic
 	l->stats = stats;
 	l->tier = (struct tier){ .ops = &l2_ops, .name = "l2", .lat_slot = TIER_L2, .impl = l };
 	pthread_mutex_init(&l->lock, NULL);
-	pthread_cond_init(&l->wake, NULL);
+	pthread_condattr_t ca; /* fills wait on it with a monotonic deadline */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->wake, &ca);
+	pthread_condattr_destroy(&ca);
 	if (!(l->tab = calloc(L2_BUCKETS, sizeof(*l->tab))))
 		goto fail;
 	uint64_t t0 = tfs_now_ms();
@@ -564,9 +597,11 @@ int tier_l2_new(struct ssd_store *ssd, const struct l2_config *cfg, struct polic
 	tfs_info("cache: %llu chunks (%llu MiB) in L2, index loaded in %llu ms",
 		 (unsigned long long)l->entries, (unsigned long long)(l->used >> 20),
 		 (unsigned long long)(tfs_now_ms() - t0));
-	if ((ret = -pthread_create(&l->writer, NULL, writer_thread, l)) < 0)
-		goto fail;
-	l->writer_started = true;
+	for (unsigned i = 0; i < L2_WRITERS; i++) {
+		if ((ret = -pthread_create(&l->writers[i], NULL, writer_thread, l)) < 0)
+			goto fail;
+		l->nwriters++;
+	}
 	if ((ret = tfs_worker_start(&l->upkeep, l->cfg.upkeep_interval_ms, upkeep_pass, l)) < 0)
 		goto fail;
 	tfs_worker_kick(&l->upkeep); /* the orphans first */

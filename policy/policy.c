@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conc.h"
 #include "l1.h"
 #include "l2.h"
 #include "log.h"
@@ -25,6 +26,8 @@ static int settle_config(struct policy_config *c)
 		return -EINVAL;
 	if (c->mem_bytes < 4 * c->chunk_size)
 		c->mem_bytes = 4 * c->chunk_size;
+	if (c->connections > POLICY_MAX_CONNECTIONS)
+		c->connections = POLICY_MAX_CONNECTIONS;
 	if (c->ssd && c->l2_size && c->l1_size > c->l2_size)
 		c->l1_size = c->l2_size; /* L2 holds everything L1 does: L1 cannot be larger */
 	if (!c->prefetch_interval_ms)
@@ -46,7 +49,8 @@ static int build_lower_tiers(struct policy *p)
 	if (c->ssd && c->l2_size) {
 		struct l2_config l2cfg = { .cap = c->l2_size, .min_free_pct = c->l2_min_free_pct,
 					   .min_free_bytes = c->l2_min_free_bytes,
-					   .upkeep_interval_ms = c->l2_upkeep_interval_ms };
+					   .upkeep_interval_ms = c->l2_upkeep_interval_ms,
+					   .write_delay_ms = c->l2_write_delay_ms };
 		ret = tier_l2_new(c->ssd, &l2cfg, &p->stats, &p->tiers[1]);
 	} else if (!(p->tiers[1] = tier_null_new())) {
 		ret = -ENOMEM;
@@ -54,7 +58,7 @@ static int build_lower_tiers(struct policy *p)
 	if (ret < 0)
 		return ret;
 	p->ntiers = 2;
-	if (!(p->tiers[2] = tier_s3_new(p->s3)))
+	if (!(p->tiers[2] = tier_s3_new(p->s3, p->cfg.connections)))
 		return -ENOMEM;
 	p->ntiers = 3;
 	return 0;
@@ -86,7 +90,8 @@ struct policy *policy_new(const struct policy_config *cfg, struct s3_client *s3,
 		goto fail;
 	p->tiers[0] = chunks_tier(p->chunks);
 	if ((ret = fetcher_new(p->chunks, policy_lower(p), p->ntiers - 1, &p->pool,
-			       p->cfg.chunk_size, &p->stats, p->cfg.fetch_threads, &p->fetcher)) < 0 ||
+			       p->cfg.chunk_size, &p->stats, CONC_INITIAL, p->cfg.connections,
+			       &p->fetcher)) < 0 ||
 	    (ret = prefetch_start(p)) < 0)
 		goto fail;
 	return p;
@@ -141,6 +146,18 @@ void policy_snapshot(struct policy *p, struct policy_snapshot *o)
 	o->s3_errors = s3->errors;
 	o->s3_retries = s3->retries;
 	o->s3_not_modified = s3->not_modified;
+	o->s3_throttled = s3->throttled;
+	struct conc_stats cs;
+	tier_s3_gate_stats(p->tiers[p->ntiers - 1], &cs);
+	o->conn_limit = cs.limit;
+	o->conn_cap = cs.cap;
+	o->conn_in_flight = cs.in_flight;
+	o->conn_peak = cs.peak;
+	o->conn_waits = cs.waits;
+	o->conn_raises = cs.raises;
+	o->conn_cuts = cs.cuts;
+	o->conn_throughput = cs.throughput;
+	o->fetch_threads = fetcher_threads(p->fetcher);
 	if (p->cfg.ssd) {
 		o->checksum_failures = ssd_stats(p->cfg.ssd)->checksum_failures;
 		o->orphans_reclaimed = ssd_stats(p->cfg.ssd)->orphans_reclaimed;

@@ -32,12 +32,13 @@
 #define POLICY_MIN_CHUNK_SIZE (64u << 10)
 #define POLICY_MAX_CHUNK_SIZE (64u << 20)
 #define POLICY_DEFAULT_TTL_S 60
-#define POLICY_DEFAULT_MEM_BYTES (128ull << 20)   /* chunk buffer (in-flight + readahead) */
-#define POLICY_DEFAULT_READAHEAD_MAX (64ull << 20)
+#define POLICY_DEFAULT_MEM_BYTES (512ull << 20)   /* chunk buffer (in-flight + readahead) */
+#define POLICY_DEFAULT_READAHEAD_MAX (256ull << 20)
 #define POLICY_DEFAULT_PREFETCH_WINDOW_S 60
 #define POLICY_DEFAULT_PREFETCH_INTERVAL_MS 2000
 #define POLICY_DEFAULT_PREFETCH_BUDGET (256ull << 20)
-#define POLICY_DEFAULT_FETCH_THREADS 4
+#define POLICY_DEFAULT_CONNECTIONS 64 /* a 10 Gb/s link at 20 MB/s per connection */
+#define POLICY_MAX_CONNECTIONS 256
 #define POLICY_MAX_READ (1u << 20)                /* the largest FUSE read */
 #define POLICY_READ_MAX_CHUNKS (POLICY_MAX_READ / POLICY_MIN_CHUNK_SIZE + 2)
 #define POLICY_DEFAULT_L2_SIZE (10ull << 30)
@@ -54,7 +55,8 @@ struct policy_config {
 	uint64_t prefetch_interval_ms; /* the interval predictor's pass runs this often */
 	uint64_t prefetch_budget;  /* most bytes prefetched and not yet read (in flight or held) */
 	bool prefetch_manual;      /* no predictor thread: the caller runs policy_prefetch_pass */
-	unsigned fetch_threads;
+	unsigned connections;      /* most S3 GETs in flight (the gate's cap, conc.h) and fetch
+				    * threads; 0: no fetch threads (a test drives the queue) */
 	uint64_t l1_size;          /* RAM tier capacity; 0 for no L1 */
 	uint64_t promote_after;    /* accesses before a chunk enters L1 */
 	uint64_t demote_after_ms;  /* an L1 chunk idle this long leaves L1 */
@@ -65,6 +67,7 @@ struct policy_config {
 	uint64_t l2_min_free_pct;  /* free-space floor of the cache's file system, percent ... */
 	uint64_t l2_min_free_bytes;/* ... or bytes, whichever is more */
 	uint64_t l2_upkeep_interval_ms; /* L2's free-space check runs this often (0: 5 s) */
+	uint64_t l2_write_delay_ms;  /* tests: each L2 write takes this much longer (a slow disk) */
 };
 
 /* Latency histograms: fixed buckets, upper bounds in microseconds; the last is +Inf. */
@@ -173,6 +176,12 @@ struct policy_snapshot {
 	struct tier_stats l2;            /* the L2 tier's own (zeros without L2) */
 	uint64_t queued, queued_low;     /* chunks waiting for a fetch thread */
 	uint64_t uptime_ms;
+	uint64_t s3_throttled;           /* 429/503 SlowDown answers */
+	/* the S3 gate (conc.h): the limit it found of the cap, GETs in flight now and at most,
+	 * fetch threads, the last busy epoch's throughput (bytes/s) */
+	unsigned conn_limit, conn_cap, conn_in_flight, conn_peak, fetch_threads;
+	uint64_t conn_waits, conn_raises, conn_cuts;
+	double conn_throughput;
 };
 void policy_snapshot(struct policy *p, struct policy_snapshot *out);
 /* Latency quantile q (0..1) of a histogram, in ms, interpolated within its bucket. */

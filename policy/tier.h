@@ -72,6 +72,7 @@ struct tier_run {
 	uint64_t first;             /* index of run chunk 0 */
 	uint64_t chunk_size;        /* the offset of chunk i is (first + i) * chunk_size */
 	int n;
+	bool urgent;                /* a reader waits for chunk 0 now (a tier does not queue it) */
 	struct tfs_buf *bufs[TIER_RUN_MAX];
 	bool done[TIER_RUN_MAX];
 	int err[TIER_RUN_MAX];      /* the last tier's error for a chunk nobody served */
@@ -85,8 +86,11 @@ typedef bool (*tier_match_fn)(void *ctx, const char *key);
 /* What a tier has counted (counters since start or the last reset) and holds (gauges). */
 struct tier_stats {
 	uint64_t hits, misses;          /* chunks asked of it: served, and not */
-	uint64_t fills, fills_dropped;  /* copy-ups stored, and refused (hotter data, a full queue,
-					 * a disk error) */
+	uint64_t fills;                 /* copy-ups stored */
+	uint64_t fills_no_room;         /* refused: the tier is full of data hotter than it */
+	uint64_t fills_failed;          /* lost: a disk error, no memory, or the writer stalled
+					 * beyond the fill deadline (a failing disk) */
+	uint64_t fills_waited;          /* copy-ups that waited for the writer (backpressure) */
 	uint64_t evictions;             /* chunks it dropped for room */
 	uint64_t upkeep_passes;         /* its background passes */
 	uint64_t used, entries, capacity; /* gauges: bytes and chunks held, capacity in bytes */
@@ -98,7 +102,10 @@ struct tier_ops {
 	 * adjacent missing ones).  *next gets the index after the last one tried. */
 	int (*get)(struct tier *t, struct tier_run *r, int from, int *next);
 	/* Copy-up: queues storing the chunk, off the caller's path; takes a reference of b
-	 * (dropped when written or refused).  prefetch: nobody has read it yet. */
+	 * (dropped when written or refused).  prefetch: nobody has read it yet.  When the
+	 * tier's queue is full the caller waits for room (backpressure: a disk slower than the
+	 * network slows the reader, and nothing read is lost), up to a deadline after which
+	 * the disk counts as failing and the chunk is not stored (-ETIMEDOUT). */
 	int (*fill)(struct tier *t, const char *key, const char *etag, uint64_t idx,
 		    struct tfs_buf *b, bool prefetch);
 	/* The payload bytes of the chunk the tier holds (0: none). */
@@ -136,7 +143,11 @@ struct tier {
 /* The do-nothing tier: holds nothing, serves nothing, stores nothing. */
 struct tier *tier_null_new(void);
 /* S3 as the last tier: ranged GETs naming the ETag (If-Match), one per stretch of adjacent
- * missing chunks, scattered into their buffers.  s3 is not owned. */
-struct tier *tier_s3_new(struct s3_client *s3);
+ * missing chunks, scattered into their buffers, at most as many at once as the gate of conc.h
+ * allows (up to connections).  s3 is not owned. */
+struct tier *tier_s3_new(struct s3_client *s3, unsigned connections);
+struct conc_stats;
+/* What the gate knows: the limit it found, GETs in flight, throughput. */
+void tier_s3_gate_stats(struct tier *t, struct conc_stats *out);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "conc.h"
 #include "tier.h"
 
 static int null_get(struct tier *t, struct tier_run *r, int from, int *next)
@@ -92,10 +93,16 @@ struct tier *tier_null_new(void)
 	return t;
 }
 
-/* The S3 tier is the do-nothing tier but for get: it stores nothing. */
+/* The S3 tier is the do-nothing tier but for get: it stores nothing.  Its GETs pass the gate. */
+struct s3_tier {
+	struct tier tier;           /* the face: tier.impl is this */
+	struct s3_client *s3;       /* not owned */
+	struct conc gate;
+};
+
 static int s3_tier_get(struct tier *t, struct tier_run *r, int from, int *next)
 {
-	struct s3_client *s3 = t->impl;
+	struct s3_tier *st = t->impl;
 	struct iovec iov[TIER_RUN_MAX];
 	int b = from;
 	uint64_t total = 0;
@@ -117,7 +124,9 @@ static int s3_tier_get(struct tier *t, struct tier_run *r, int from, int *next)
 		.iov = iov,
 		.iovcnt = b - from,
 	};
-	int ret = s3_get(s3, &g);
+	conc_enter(&st->gate, r->urgent && from == 0);
+	int ret = s3_get(st->s3, &g);
+	conc_leave(&st->gate, ret == 0 && g.throttled ? -EAGAIN : ret);
 	for (int i = from; i < b; i++) {
 		r->done[i] = ret == 0;
 		r->err[i] = ret;
@@ -129,11 +138,19 @@ static int s3_tier_get(struct tier *t, struct tier_run *r, int from, int *next)
  * reports the GETs, and a reset zeroes them all. */
 static int s3_tier_stats(struct tier *t, struct tier_stats *out, bool reset)
 {
+	struct s3_tier *st = t->impl;
 	memset(out, 0, sizeof(*out));
-	out->hits = s3_client_stats(t->impl)->requests_get;
+	out->hits = s3_client_stats(st->s3)->requests_get;
 	if (reset)
-		s3_client_reset_stats(t->impl);
+		s3_client_reset_stats(st->s3);
 	return 0;
+}
+
+static void s3_tier_destroy(struct tier *t)
+{
+	struct s3_tier *st = t->impl;
+	conc_destroy(&st->gate);
+	free(st);
 }
 
 static const struct tier_ops s3_ops = {
@@ -147,18 +164,22 @@ static const struct tier_ops s3_ops = {
 	.flush = null_flush,
 	.usage = null_usage,
 	.stats = s3_tier_stats,
-	.destroy = null_destroy,
+	.destroy = s3_tier_destroy,
 };
 
-struct tier *tier_s3_new(struct s3_client *s3)
+struct tier *tier_s3_new(struct s3_client *s3, unsigned connections)
 {
-	struct tier *t = calloc(1, sizeof(*t));
-	if (t) {
-		t->ops = &s3_ops;
-		t->name = "s3";
-		t->lat_slot = TIER_S3;
-		t->is_source = true;
-		t->impl = s3;
-	}
-	return t;
+	struct s3_tier *st = calloc(1, sizeof(*st));
+	if (!st)
+		return NULL;
+	st->s3 = s3;
+	conc_init(&st->gate, connections, &s3_client_stats(s3)->arriving);
+	st->tier = (struct tier){ .ops = &s3_ops, .name = "s3", .lat_slot = TIER_S3,
+				  .is_source = true, .impl = st };
+	return &st->tier;
+}
+
+void tier_s3_gate_stats(struct tier *t, struct conc_stats *out)
+{
+	conc_get_stats(&((struct s3_tier *)t->impl)->gate, out);
 }

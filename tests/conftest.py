@@ -1,4 +1,4 @@
-"""Fixtures: one s3rver per test session, a fresh bucket per test, and tierfs mounts that are
+"""Fixtures: one S3 server per test session (s3rver, or RGW with TIERFS_S3_SERVER=rgw), a fresh bucket per test, and tierfs mounts that are
 always unmounted (see util.Mount)."""
 
 import itertools
@@ -22,6 +22,17 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: longer tests (still part of the default run)")
+    config.addinivalue_line("markers", "s3rver_only(why): the test depends on a quirk of "
+                            "s3rver; against RGW it is skipped, saying which")
+
+
+def pytest_collection_modifyitems(config, items):
+    if util.s3_server_kind() != "rgw":
+        return
+    for item in items:
+        m = item.get_closest_marker("s3rver_only")
+        if m:
+            item.add_marker(pytest.mark.skip(reason=f"s3rver only: {m.args[0]}"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -32,7 +43,7 @@ def _fuse_available():
 
 @pytest.fixture(scope="session")
 def s3server():
-    srv = util.S3Server()
+    srv = util.new_server()
     try:
         yield srv.start()
     finally:

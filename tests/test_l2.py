@@ -38,9 +38,11 @@ def read_file(path):
 
 @pytest.fixture
 def own_server():
-    srv = util.S3Server().start()
-    yield srv
-    srv.cleanup()
+    srv = util.new_server()
+    try:
+        yield srv.start()
+    finally:
+        srv.cleanup()
 
 
 def mount_at(srv, bucket, mnt, cache, opts=(), **kw):
@@ -78,6 +80,34 @@ def test_served_from_l2_with_s3_stopped(own_server, tmpdir_short):
     second = stats_of(m.log())
     assert second["s3.get"] == 0 and second["s3.head"] == 0
     assert second["l2.hits"] >= 5 and second["l2.checksum_failures"] == 0
+
+
+def test_slow_disk_slows_the_reader_and_loses_nothing(own_server, tmpdir_short):
+    """A disk slower than the network: the fills wait for the writer (backpressure) instead of
+    being dropped, so after a remount with S3 stopped every byte read cold is served."""
+    s3 = util.s3_client(own_server.endpoint)
+    s3.create_bucket(Bucket="slowdisk")
+    files = {"big.bin": os.urandom(128 << 20), "small.txt": b"small"}
+    util.put_many(s3, "slowdisk", files)
+    cache, mnt = os.path.join(tmpdir_short, "cache"), os.path.join(tmpdir_short, "m")
+    # 128 one-MiB chunks at 50 ms more each on the disk (two writers: 40 MB/s at most), read
+    # from a network faster than 80 MB/s: the 64 MiB write queue fills, and the fetches wait
+    with mount_at(own_server, "slowdisk", mnt, cache, ["ttl=1h"],
+                  env={"TIERFS_TEST_SLOW_DISK_MS": "50"}) as m:
+        for k, body in files.items():
+            assert sha(read_file(os.path.join(mnt, k))) == sha(body), k
+    st = stats_of(m.log())
+    assert st["l2.waited"] > 0, st          # the disk was the slower one
+    assert st["l2.no_room"] == 0 and st["l2.failed"] == 0, st
+    assert st["l2.writes"] >= 129, st
+
+    own_server.stop()
+    with mount_at(own_server, "slowdisk", mnt, cache, ["ttl=1h", "timeout=2000"],
+                  expect_log=[r"S3 is unreachable", r"s3: LIST '' failed"]) as m:
+        for k, body in files.items():
+            assert sha(read_file(os.path.join(mnt, k))) == sha(body), k
+    st = stats_of(m.log())
+    assert st["s3.get"] == 0 and st["l2.checksum_failures"] == 0, st
 
 
 def test_uncached_fails_cleanly_while_s3_down(own_server, tmpdir_short):

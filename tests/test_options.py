@@ -26,7 +26,7 @@ def test_help_lists_every_option_with_default():
     assert r.returncode == 0
     for opt in ("endpoint=", "region=", "profile=", "path_style", "ro", "ttl=", "chunk_size=",
                 "cache_dir=", "allow_other", "timeout=", "retries=", "readahead=", "mem_cache=",
-                "fetch_threads=", "anonymous", "direct_io", "ca_file=", "l2_size=", "l2_min_free=",
+                "connections=", "anonymous", "direct_io", "ca_file=", "l2_size=", "l2_min_free=",
                 "read_ahead_kb=", "prefetch=", "prefetch_window=", "prefetch_interval=",
                 "prefetch_budget=", "-f", "-d", "--version"):
         assert re.search(r"(-o |\s)" + re.escape(opt), r.stdout), opt

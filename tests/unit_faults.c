@@ -43,7 +43,7 @@ static void test_start_up_failures(void)
 	CHECK(s3 != NULL);
 	struct policy_config cfg = {
 		.chunk_size = 1 << 20, .ttl_s = 60, .mem_bytes = 16 << 20, .readahead_max = 8 << 20,
-		.prefetch = true, .prefetch_budget = 64 << 20, .fetch_threads = 3,
+		.prefetch = true, .prefetch_budget = 64 << 20, .connections = 3,
 		.l1_size = 8 << 20, .promote_after = 5, .demote_after_ms = 3600000,
 		.demote_interval_ms = 60000, .ssd = ssd, .l2_size = 64 << 20,
 	};

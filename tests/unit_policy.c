@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "conc.h"
 #include "l1.h"
 #include "log.h"
 #include "ctlproto.h"
@@ -199,7 +200,7 @@ static void test_ttl(void)
 	int err;
 	struct s3_client *s3 = closed_s3();
 	struct policy_config cfg = { .chunk_size = 1 << 20, .ttl_s = 60, .root_key = "mnt/",
-				     .fetch_threads = 0, .prefetch_manual = true };
+				     .connections = 0, .prefetch_manual = true };
 	struct policy *pp = s3 ? policy_new(&cfg, s3, &err) : NULL;
 	CHECK(pp != NULL);
 	if (!pp) {
@@ -305,7 +306,7 @@ static void test_prefetch_pass(void)
 		return;
 	struct policy_config cfg = {
 		.chunk_size = 1 << 20, .ttl_s = 1, .mem_bytes = 64 << 20,
-		.readahead_max = 8 << 20, .fetch_threads = 0, .prefetch = true,
+		.readahead_max = 8 << 20, .connections = 0, .prefetch = true,
 		.prefetch_window_ms = 60000, .prefetch_interval_ms = 1000,
 		.prefetch_budget = 256 << 20, .prefetch_manual = true, .now_ms = fake_clock,
 	};
@@ -377,7 +378,7 @@ static void test_demote_interval(void)
 	int err = 0;
 	struct policy_config cfg = {
 		.chunk_size = 1 << 20, .ttl_s = 1, .mem_bytes = 512ull << 20,
-		.readahead_max = 200 << 20, .fetch_threads = 0, .prefetch = true,
+		.readahead_max = 200 << 20, .connections = 0, .prefetch = true,
 		.prefetch_window_ms = 60000, .prefetch_interval_ms = 1000,
 		.prefetch_budget = 512ull << 20, .prefetch_manual = true, .now_ms = fake_clock,
 		.l1_size = 64 << 20, .promote_after = 5, .demote_after_ms = 3600000,
@@ -529,6 +530,84 @@ static void test_fuzz_regressions(void)
 	CHECK(!dir || n >= 4); /* the directory is found and replayed */
 }
 
+/* The S3 gate's limit, driven with a clock of the test's own and a model of the network:
+ * the throughput a given number of connections gets. */
+static unsigned run_ctl(double (*tput)(unsigned), unsigned cap, int epochs, unsigned *max_seen)
+{
+	struct conc_ctl c;
+	uint64_t now = 1000000000ull, bytes = 0;
+	conc_ctl_init(&c, cap, now, bytes);
+	*max_seen = c.limit;
+	for (int e = 0; e < epochs; e++) {
+		uint64_t step = CONC_EPOCH_MS * 1000000ull;
+		bytes += (uint64_t)(tput(c.limit) * (double)step / 1e9);
+		now += step;
+		conc_ctl_busy(&c); /* readers always wait: the network is the limit */
+		conc_ctl_tick(&c, now, bytes);
+		if (c.limit > *max_seen)
+			*max_seen = c.limit;
+	}
+	return c.limit;
+}
+
+/* real S3 behind a 400 MB/s link: 40 MB/s per connection */
+static double net_s3(unsigned n) { return n * 40e6 < 400e6 ? n * 40e6 : 400e6; }
+/* a server on this machine: more connections buy nothing */
+static double net_local(unsigned n) { (void)n; return 500e6; }
+/* 20 MB/s per connection and a 10 Gb/s link */
+static double net_far(unsigned n) { return n * 20e6 < 1.25e9 ? n * 20e6 : 1.25e9; }
+
+static void test_conc(void)
+{
+	unsigned max_seen, l;
+	/* it climbs to where the link saturates (10 connections), not to the cap */
+	l = run_ctl(net_s3, 256, 200, &max_seen);
+	CHECK(l >= 10 && l <= 20);
+	CHECK(max_seen <= 40);
+	/* a local server: no raise buys anything, so it stays near the start */
+	l = run_ctl(net_local, 256, 200, &max_seen);
+	CHECK(l == CONC_INITIAL);
+	CHECK(max_seen <= 2 * CONC_INITIAL);
+	/* far away: as many as it takes (63 for 1.25 GB/s), bounded by the cap */
+	l = run_ctl(net_far, 256, 400, &max_seen);
+	CHECK(l >= 56 && l <= 90);
+	l = run_ctl(net_far, 32, 100, &max_seen);
+	CHECK(l == 32 && max_seen == 32);
+
+	/* SlowDown cuts the limit by 30%, and no raise follows for CONC_HOLD_MS */
+	struct conc_ctl c;
+	uint64_t now = 1, bytes = 0, step = CONC_EPOCH_MS * 1000000ull;
+	conc_ctl_init(&c, 64, now, bytes);
+	for (int e = 0; e < 4; e++) { /* slow start: 8, 16, 32, 64 */
+		bytes += (uint64_t)(net_far(c.limit) * (double)step / 1e9);
+		now += step;
+		conc_ctl_busy(&c);
+		conc_ctl_tick(&c, now, bytes);
+	}
+	CHECK(c.limit == 64);
+	conc_ctl_backoff(&c);
+	now += step;
+	CHECK(conc_ctl_tick(&c, now, bytes) == 44);
+	for (uint64_t t = 0; t + step < CONC_HOLD_MS * 1000000ull; t += step) {
+		now += step;
+		bytes += 1000000;
+		conc_ctl_busy(&c);
+		CHECK(conc_ctl_tick(&c, now, bytes) == 44);
+	}
+	/* with no waiting work, nothing is learnt: the limit stays */
+	conc_ctl_init(&c, 64, now, bytes);
+	for (int e = 0; e < 20; e++) {
+		now += step;
+		bytes += 100000000;
+		conc_ctl_tick(&c, now, bytes);
+	}
+	CHECK(c.limit == CONC_INITIAL && c.raises == 0);
+	/* the byte counter reset under it: the epoch is not counted */
+	now += step;
+	conc_ctl_busy(&c);
+	CHECK(conc_ctl_tick(&c, now, 0) == CONC_INITIAL && c.raises == 0);
+}
+
 int main(void)
 {
 	tfs_log_set_level(TFS_LOG_ERROR);
@@ -544,6 +623,7 @@ int main(void)
 	test_prefetch_pass();
 	test_demote_interval();
 	test_ctlproto();
+	test_conc();
 	test_fuzz_regressions();
 	return CHECK_SUMMARY();
 }

@@ -2,11 +2,17 @@
 """A TCP proxy on loopback that adds a fixed delay each way, so that an S3 server on this
 machine looks as far away as a real one (the kernel here has no netem).
 
-    delay_proxy.py --listen-port P --target-port T --rtt-ms 20
+    delay_proxy.py --listen-port P --target-port T --rtt-ms 20 [--conn-mbps 40]
 
 Every piece of data is delivered rtt/2 after it arrived, in order, without waiting for the
 pieces before it to be delivered first: the delay is added, the bandwidth is kept (a pipe of
-length rtt/2, not a stop-and-wait link).  Connection set-up pays a round trip too."""
+length rtt/2, not a stop-and-wait link).  Connection set-up pays a round trip too.
+
+--conn-mbps caps each connection, each way, at that many MB/s (10^6 bytes), as real S3 does
+(tens of MB/s per connection: a client gets more by opening more connections): a piece leaves
+the link only when the pieces before it have, at that rate.  Each direction holds at most about
+a round trip's worth of data at the cap (at least 1 MiB) before it stops reading, so the
+sender is slowed by TCP's own flow control, as on a real link."""
 
 import argparse
 import asyncio
@@ -14,12 +20,18 @@ import collections
 import signal
 
 
-async def pump(reader, writer, delay):
+async def pump(reader, writer, delay, rate):
     q = collections.deque()
     ev = asyncio.Event()
+    room = asyncio.Event()
+    room.set()
+    held = 0                      # bytes read and not yet delivered
+    limit = max(1 << 20, int(rate * delay * 4)) if rate else 1 << 30
     done = False
+    link_free = 0.0               # when the capped link has sent what it holds
 
     async def deliver():
+        nonlocal held
         loop = asyncio.get_running_loop()
         while True:
             while not q:
@@ -35,13 +47,26 @@ async def pump(reader, writer, delay):
                 return
             writer.write(data)
             await writer.drain()
+            held -= len(data)
+            if held < limit:
+                room.set()
 
     task = asyncio.ensure_future(deliver())
     loop = asyncio.get_running_loop()
     try:
         while True:
-            data = await reader.read(1 << 18)
-            q.append((loop.time() + delay, data or None))
+            await room.wait()
+            data = await reader.read(1 << 16 if rate else 1 << 18)
+            now = loop.time()
+            due = now + delay
+            if data and rate:
+                link_free = max(link_free, now) + len(data) / rate
+                due = link_free + delay
+            q.append((due, data or None))
+            if data:
+                held += len(data)
+                if held >= limit:
+                    room.clear()
             ev.set()
             if not data:
                 break
@@ -58,7 +83,7 @@ async def pump(reader, writer, delay):
             pass
 
 
-async def handle(cr, cw, target, delay):
+async def handle(cr, cw, target, delay, rate):
     await asyncio.sleep(delay)   # the SYN's way there ...
     try:
         sr, sw = await asyncio.open_connection("127.0.0.1", target)
@@ -66,7 +91,7 @@ async def handle(cr, cw, target, delay):
         cw.close()
         return
     await asyncio.sleep(delay)   # ... and the SYN-ACK's way back
-    await asyncio.gather(pump(cr, sw, delay), pump(sr, cw, delay), return_exceptions=True)
+    await asyncio.gather(pump(cr, sw, delay, rate), pump(sr, cw, delay, rate), return_exceptions=True)
     for w in (cw, sw):
         try:
             w.close()
@@ -79,9 +104,12 @@ async def main():
     ap.add_argument("--listen-port", type=int, required=True)
     ap.add_argument("--target-port", type=int, required=True)
     ap.add_argument("--rtt-ms", type=float, required=True)
+    ap.add_argument("--conn-mbps", type=float, default=0,
+                    help="cap each connection at this many MB/s each way (0: no cap)")
     a = ap.parse_args()
     delay = a.rtt_ms / 2000.0
-    srv = await asyncio.start_server(lambda r, w: handle(r, w, a.target_port, delay),
+    rate = a.conn_mbps * 1e6
+    srv = await asyncio.start_server(lambda r, w: handle(r, w, a.target_port, delay, rate),
                                      "127.0.0.1", a.listen_port)
     stop = asyncio.Event()
     for s in (signal.SIGTERM, signal.SIGINT):

@@ -3,10 +3,16 @@
 (--vfs-cache-mode full), and against the limits of this machine, on one S3 server on loopback,
 in one run.  Run through contrib/bench/run, which installs what it needs first.
 
-    contrib/bench/run [--quick] [--rtt-ms 20] [--runs 3] [--size-mib 1024] [--only tierfs,s3fs]
+    contrib/bench/run [--quick] [--rtt-ms 20 [--conn-mbps 40]] [--server rgw] [--runs 3]
+                      [--size-mib 1024] [--only tierfs,s3fs]
+
+The real S3 model: --rtt-ms 20 --conn-mbps 40 (tens of ms away, tens of MB/s per connection,
+the C delay proxy of the build); --server rgw puts Ceph's RADOS Gateway (contrib/rgw.sh)
+where s3rver was.
 
 Workloads (each figure the median of --runs runs, with min and max):
   cold_seq    cold sequential read of a large object, fresh mount and empty cache (MB/s)
+  cold_seq_x4 four readers of four cold objects (a quarter of its size each) at once (MB/s)
   warm_seq    the same read after a remount with the page cache dropped (disk cache, MB/s)
   hot_seq     the same read again in the same mount (MB/s)
   rand4k      4 KiB random reads with O_DIRECT on the warm file, fio: IOPS, p50 and p99 (ms)
@@ -15,7 +21,8 @@ Workloads (each figure the median of --runs runs, with min and max):
   small_warm  the same after a remount with the page cache dropped (files/s)
   ttfb        time to the first 4 KiB of a cold 64 MiB file (ms)
   rss         the daemon's peak resident memory over the run (MiB, VmHWM)
-Limits: curl from the S3 server (cold_seq, ttfb), a local file on the caches' file system with
+Limits: curl from the S3 server, with as many parallel ranged GETs as raise its throughput
+(cold_seq, cold_seq_x4; the table says how many), and one GET (ttfb), a local file on the caches' file system with
 the page cache dropped (warm_seq, small_warm, ls, rand4k with O_DIRECT) and in the page cache
 (hot_seq).
 
@@ -45,11 +52,13 @@ sys.path.insert(0, HERE)
 from benchlib import curl_get as signed_get, drop_caches, timed_read as read_seq, util  # noqa: E402
 
 BUCKET = "bench"
+BIG4 = ["four/a.bin", "four/b.bin", "four/c.bin", "four/d.bin"]
 MiB = 1 << 20
 
 # name, unit, higher is better, label
 WORKLOADS = [
     ("cold_seq", "MB/s", True, "cold sequential read"),
+    ("cold_seq_x4", "MB/s", True, "four cold readers of four objects"),
     ("warm_seq", "MB/s", True, "warm read after remount"),
     ("hot_seq", "MB/s", True, "hot re-read, same mount"),
     ("rand4k_iops", "IOPS", True, "4 KiB random O_DIRECT, IOPS"),
@@ -268,11 +277,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_proxy(target_port, rtt_ms):
+def start_proxy(target_port, rtt_ms, conn_mbps=0):
+    """The S3 model: the C delay proxy of the build (a small fraction of the Python one's CPU,
+    which on 2 cores would take what the clients need), else delay_proxy.py."""
     port = free_port()
-    p = Proc(subprocess.Popen([sys.executable, os.path.join(HERE, "delay_proxy.py"),
-                               "--listen-port", str(port), "--target-port", str(target_port),
-                               "--rtt-ms", str(rtt_ms)]))
+    native = os.path.join(ROOT, "build", "contrib", "bench", "delay_proxy")
+    cmd = [native] if os.access(native, os.X_OK) else [sys.executable,
+                                                       os.path.join(HERE, "delay_proxy.py")]
+    p = Proc(subprocess.Popen(cmd + ["--listen-port", str(port), "--target-port", str(target_port),
+                                     "--rtt-ms", str(rtt_ms), "--conn-mbps", str(conn_mbps)]))
 
     def up():
         with socket.socket() as s:
@@ -302,6 +315,8 @@ def seed(s3, a):
     sha = hashlib.sha256(big).hexdigest()
     del big
     s3.put_object(Bucket=BUCKET, Key="ttfb.bin", Body=rnd.randbytes(64 * MiB))
+    for k in BIG4:   # a quarter of big.bin's size each
+        s3.put_object(Bucket=BUCKET, Key=k, Body=rnd.randbytes(x4_mib(a) * MiB))
     small = {f"many/f{i:05d}.dat": rnd.randbytes(rnd.randint(4096, 65536))
              for i in range(a.files)}
     util.put_many(s3, BUCKET, small, workers=24)
@@ -313,8 +328,13 @@ def limits(a, endpoint, work, small, res):
     log("limits: curl, local file, page cache, local small files")
     local = os.path.join(work, "local")
     os.makedirs(os.path.join(local, "many"), exist_ok=True)
-    t, _ = curl_get(endpoint, "big.bin")
-    res.add("cold_seq", "limit", a.size_mib * MiB / t / 1e6)
+    best, n = parallel_curl(endpoint, ["big.bin"], a.size_mib * MiB)
+    res.add("cold_seq", "limit", best)
+    log(f"limits: cold_seq {best:.0f} MB/s with {n} parallel ranged GETs")
+    res.limit_streams["cold_seq"] = n
+    best4, n4 = parallel_curl(endpoint, BIG4, x4_mib(a) * MiB)
+    res.add("cold_seq_x4", "limit", best4)
+    res.limit_streams["cold_seq_x4"] = n4
     _, first = curl_get(endpoint, "ttfb.bin", "0-4095")
     res.add("ttfb", "limit", first * 1000)
     path = os.path.join(local, "big.bin")
@@ -339,6 +359,42 @@ def limits(a, endpoint, work, small, res):
     shutil.rmtree(local, ignore_errors=True)
 
 
+def x4_mib(a):
+    return max(16, a.size_mib // 4)
+
+
+def parallel_curl(endpoint, keys, size):
+    """The network's limit: the objects GET with curl in 1..32 parallel ranged parts (as many
+    per object), the best aggregate MB/s and how many GETs in flight gave it."""
+    from concurrent.futures import ThreadPoolExecutor
+    best, best_n = 0.0, 0
+    for per in (1, 4, 8, 16, 24, 32):
+        n = per * len(keys) if len(keys) == 1 else max(per, len(keys))
+        parts = []
+        for k in keys:
+            each = max(1, n // len(keys))
+            step = -(-size // each)
+            parts += [(k, f"{o}-{min(size, o + step) - 1}") for o in range(0, size, step)]
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(len(parts)) as ex:
+            list(ex.map(lambda kr: curl_get(endpoint, kr[0], kr[1]), parts))
+        mbs = size * len(keys) / (time.monotonic() - t0) / 1e6
+        if mbs > best * 1.03:
+            best, best_n = mbs, len(parts)
+        elif per >= 8:
+            break   # more buys nothing
+    return best, best_n
+
+
+def read_many(paths):
+    """Reads the files at once, one thread each: aggregate MB/s."""
+    from concurrent.futures import ThreadPoolExecutor
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(len(paths)) as ex:
+        n = sum(b for b, _ in ex.map(read_seq, paths))
+    return n / (time.monotonic() - t0) / 1e6
+
+
 def one_run(c, a, sha, small, res, check):
     names = [os.path.join(c.mnt, k) for k in sorted(small)[:a.read_files]]
     big = os.path.join(c.mnt, "big.bin")
@@ -349,6 +405,9 @@ def one_run(c, a, sha, small, res, check):
         res.add("ttfb", c.name, ttfb(os.path.join(c.mnt, "ttfb.bin")))
         os.stat(big)   # the lookup outside the timed read, as curl has none
         res.add("cold_seq", c.name, timed_read(big))
+        for k in BIG4:
+            os.stat(os.path.join(c.mnt, k))
+        res.add("cold_seq_x4", c.name, read_many([os.path.join(c.mnt, k) for k in BIG4]))
         res.add("hot_seq", c.name, timed_read(big))
         if check and sha_of(big) != sha:
             raise RuntimeError(f"{c.name} served wrong bytes of big.bin")
@@ -386,6 +445,7 @@ class Results:
     def __init__(self):
         self.v = {}      # workload -> who -> [values]
         self.notes = {}  # workload -> who -> why there is no figure
+        self.limit_streams = {}  # workload -> parallel GETs that gave the limit
 
     def add(self, w, who, x):
         self.v.setdefault(w, {}).setdefault(who, []).append(float(x))
@@ -409,11 +469,14 @@ def fmt(x):
 def report(res, who, a, machine):
     lines = []
     lines.append(f"tierfs benchmark suite, {machine['date']}: {machine['cores']} cores, "
-                 f"{machine['mem_gib']} GiB, {machine['kernel']}; S3: s3rver on loopback"
-                 + (f" behind a {a.rtt_ms} ms RTT proxy" if a.rtt_ms else "")
+                 f"{machine['mem_gib']} GiB, {machine['kernel']}; S3: "
+                 + ("Ceph RGW" if a.server == "rgw" else "s3rver") + " on loopback"
+                 + (f" behind a {a.rtt_ms:g} ms RTT proxy" if a.rtt_ms else "")
+                 + (f" capping each connection at {a.conn_mbps:g} MB/s" if a.conn_mbps else "")
                  + f"; {a.runs} runs each, median (min-max)")
     lines.append(f"big object {a.size_mib} MiB; directory {a.files} entries; "
-                 f"{a.read_files} small files read")
+                 f"{a.read_files} small files read; cold limits: parallel ranged curl ("
+                 + ", ".join(f"{w} with {n} GETs" for w, n in res.limit_streams.items()) + ")")
     hdr = f"{'workload':36s} {'unit':8s} " + " ".join(f"{n:>24s}" for n in who + ["limit"])
     lines.append(hdr)
     lines.append("-" * len(hdr))
@@ -500,6 +563,11 @@ def main():
     ap.add_argument("--read-files", type=int)
     ap.add_argument("--fio-seconds", type=int)
     ap.add_argument("--rtt-ms", type=float, default=0, help="put the S3 server this far away")
+    ap.add_argument("--conn-mbps", type=float, default=0,
+                    help="with --rtt-ms: cap each connection at this many MB/s (the real S3 "
+                         "model: --rtt-ms 20 --conn-mbps 40)")
+    ap.add_argument("--server", choices=("s3rver", "rgw"), default="s3rver",
+                    help="the S3 server: s3rver, or Ceph RGW (contrib/rgw.sh)")
     ap.add_argument("--only", default="tierfs,s3fs,rclone")
     ap.add_argument("--dir", default="/var/tmp", help="where mounts and caches go")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench-results"))
@@ -522,14 +590,14 @@ def main():
     signal.signal(signal.SIGTERM, on_term)
     os.makedirs(a.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="tierfs-bench-", dir=a.dir)
-    srv = util.S3Server()
+    srv = util.RgwServer() if a.server == "rgw" else util.S3Server()
     res = Results()
     machine = machine_info()
     try:
         srv.start()
         endpoint = srv.endpoint
         if a.rtt_ms:
-            _, endpoint = start_proxy(int(endpoint.rsplit(":", 1)[1]), a.rtt_ms)
+            _, endpoint = start_proxy(int(endpoint.rsplit(":", 1)[1]), a.rtt_ms, a.conn_mbps)
         sha, small = seed(util.s3_client(srv.endpoint), a)
         cs = {n: CONTENDERS[n](endpoint, work) for n in who}
         for r in range(a.runs):
@@ -565,9 +633,12 @@ def main():
     text = report(res, who, a, machine)
     print(text)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = os.path.join(a.out, f"{stamp}{'-quick' if q else ''}{f'-rtt{a.rtt_ms:g}' if a.rtt_ms else ''}")
+    base = os.path.join(a.out, f"{stamp}{'-quick' if q else ''}{f'-rtt{a.rtt_ms:g}' if a.rtt_ms else ''}"
+                        f"{f'-cap{a.conn_mbps:g}' if a.conn_mbps else ''}"
+                        f"{'-rgw' if a.server == 'rgw' else ''}")
     with open(base + ".json", "w") as f:
         json.dump({"machine": machine, "args": vars(a), "contenders": who,
+                   "limit_streams": res.limit_streams,
                    "workloads": {w[0]: {"unit": w[1], "higher_is_better": w[2], "label": w[3],
                                         "results": {n: res.stat(w[0], n)
                                                     for n in who + ["limit"]
