@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: install, build (plain, AddressSanitizer+UBSan, ThreadSanitizer), C unit
 # tests (also under valgrind and both sanitizers), and the pytest integration tests against a
-# real s3rver and real FUSE mounts, on all three builds.  Extra arguments go to pytest (e.g.
+# real s3rver and real FUSE mounts, on all three builds, and a part of them against Ceph RGW.  Extra arguments go to pytest (e.g.
 # -k listing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,13 @@ TIERFS_UNIT_STARTUP_CHUNKS=20000 meson test -C build-tsan --print-errorlogs
 
 echo "== integration tests (build)"
 /usr/bin/python3 -m pytest -q tests "$@"
+
+# the second server: Ceph's RADOS Gateway (contrib/rgw.sh), for the S3 client's contract and
+# a representative part of the integration tests (TIERFS_S3_SERVER=rgw picks it)
+echo "== integration tests (build) against Ceph RGW"
+contrib/rgw.sh install
+TIERFS_S3_SERVER=rgw /usr/bin/python3 -m pytest -q tests/test_s3client.py tests/test_read.py \
+  tests/test_listing.py tests/test_keys.py tests/test_l2.py "$@"
 
 echo "== integration tests (build-asan: AddressSanitizer + UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -166,7 +166,7 @@ void ctl_render_json(const struct ctl_info *in, const struct policy_snapshot *s,
 	const struct policy_stats *st = &s->st;
 	struct tier_row r[4];
 	rows_of(s, r);
-	fprintf(f, "{\"version\": 1, \"tierfs\": \"%s\", \"uptime_s\": %llu,\n \"tiers\": {",
+	fprintf(f, "{\"version\": 2, \"tierfs\": \"%s\", \"uptime_s\": %llu,\n \"tiers\": {",
 		in->version, (unsigned long long)(s->uptime_ms / 1000));
 	for (int i = 0; i < 3; i++)
 		fprintf(f, "%s\n  \"%s\": {\"hits\": %llu, \"misses\": %llu, \"hit_rate\": %.4f, "

@@ -71,6 +71,8 @@ def test_names_that_are_not_there(s3, bucket, mount):
     assert e.value.errno == errno.ENAMETOOLONG
 
 
+@pytest.mark.s3rver_only("s3rver writes a control character into its listing as invalid XML; "
+                         "RGW encodes the key (encoding-type=url), so the listing is fine")
 def test_unlistable_directory_fails_cleanly(s3, bucket, mount):
     # s3rver writes a key with a control character into its listing as invalid XML (real S3
     # escapes it with encoding-type=url).  That directory fails with EIO, the rest works, and
