@@ -23,7 +23,7 @@
 #include "worker.h"
 
 #define L2_BUCKETS (1u << 16)
-#define WRITE_QUEUE_MAX (64u << 20)  /* bytes waiting for the writer; beyond, fills wait */
+#define WRITE_QUEUE_MIN (64u << 20)  /* bytes that may wait for the writers at least */
 #define FILL_DEADLINE_MS 30000       /* a fill waits this long for room, then the disk is failing */
 #define L2_WRITERS 2                 /* one hashes and indexes while the other's write is on the disk */
 #define LOW_WATER_PCT 5              /* evict this much of the cap beyond what is needed */
@@ -57,11 +57,12 @@ struct l2 {
 	} c;
 
 	pthread_mutex_t lock;        /* guards everything below but the threads */
-	pthread_cond_t wake;         /* work queued, a job done, or stop */
+	pthread_cond_t work;         /* a job queued, or stop: the writers wait on it */
+	pthread_cond_t room;         /* a job done (room in the queue), or stop: fills and flushes */
 	struct l2_entry **tab;
 	uint64_t used, entries;
 	struct l2_job *qhead, *qtail;
-	uint64_t qbytes;
+	uint64_t qbytes, queue_max;  /* bytes queued, and how many may be (beyond, fills wait) */
 	unsigned writing;            /* jobs the writers hold */
 	_Atomic bool stopping;
 
@@ -226,7 +227,7 @@ static void *writer_thread(void *arg)
 	for (;;) {
 		/* the queue is drained before the writer stops: an unmount keeps what was read */
 		while (!l->qhead && !l->stopping)
-			pthread_cond_wait(&l->wake, &l->lock);
+			pthread_cond_wait(&l->work, &l->lock);
 		struct l2_job *j = l->qhead;
 		if (!j)
 			break;
@@ -273,7 +274,11 @@ static void *writer_thread(void *arg)
 		l->qbytes -= len;
 		l->writing--;
 		free(j);
-		pthread_cond_broadcast(&l->wake);
+		/* one job done: room for one fill (one chunk), and a flush may be over */
+		if (!l->qhead && !l->writing)
+			pthread_cond_broadcast(&l->room);
+		else
+			pthread_cond_signal(&l->room);
 	}
 	pthread_mutex_unlock(&l->lock);
 	return NULL;
@@ -299,7 +304,8 @@ static void l2_destroy(struct l2 *l)
 {
 	pthread_mutex_lock(&l->lock);
 	l->stopping = true;
-	pthread_cond_broadcast(&l->wake);
+	pthread_cond_broadcast(&l->work);
+	pthread_cond_broadcast(&l->room);
 	pthread_mutex_unlock(&l->lock);
 	tfs_worker_stop(&l->upkeep);
 	for (unsigned i = 0; i < l->nwriters; i++)
@@ -311,7 +317,8 @@ static void l2_destroy(struct l2 *l)
 			free(x);
 		}
 	free(l->tab);
-	pthread_cond_destroy(&l->wake);
+	pthread_cond_destroy(&l->work);
+	pthread_cond_destroy(&l->room);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
 }
@@ -434,14 +441,14 @@ static int l2_fill(struct tier *t, const char *key, const char *etag, uint64_t i
 	pthread_mutex_lock(&l->lock);
 	/* backpressure: the caller (a fetch) waits while the writer is behind; one job always
 	 * fits an empty queue */
-	if (!l->stopping && l->qbytes && l->qbytes + b->len > WRITE_QUEUE_MAX) {
+	if (!l->stopping && l->qbytes && l->qbytes + b->len > l->queue_max) {
 		atomic_fetch_add_explicit(&l->c.waited, 1, memory_order_relaxed);
 		struct timespec dl = tfs_deadline_in(FILL_DEADLINE_MS);
 		int w = 0;
-		while (!l->stopping && l->qbytes && l->qbytes + b->len > WRITE_QUEUE_MAX &&
+		while (!l->stopping && l->qbytes && l->qbytes + b->len > l->queue_max &&
 		       w != ETIMEDOUT)
-			w = pthread_cond_timedwait(&l->wake, &l->lock, &dl);
-		if (w == ETIMEDOUT && l->qbytes && l->qbytes + b->len > WRITE_QUEUE_MAX) {
+			w = pthread_cond_timedwait(&l->room, &l->lock, &dl);
+		if (w == ETIMEDOUT && l->qbytes && l->qbytes + b->len > l->queue_max) {
 			pthread_mutex_unlock(&l->lock);
 			atomic_fetch_add_explicit(&l->c.failed, 1, memory_order_relaxed);
 			tfs_warn("cache: the disk took no chunk for %d s: a chunk of '%s' is not "
@@ -465,7 +472,7 @@ static int l2_fill(struct tier *t, const char *key, const char *etag, uint64_t i
 		l->qhead = j;
 	l->qtail = j;
 	l->qbytes += b->len;
-	pthread_cond_broadcast(&l->wake);
+	pthread_cond_signal(&l->work);
 	pthread_mutex_unlock(&l->lock);
 	return 0;
 }
@@ -475,7 +482,7 @@ static int l2_flush(struct tier *t)
 	struct l2 *l = l2_of(t);
 	pthread_mutex_lock(&l->lock);
 	while (l->qhead || l->writing)
-		pthread_cond_wait(&l->wake, &l->lock);
+		pthread_cond_wait(&l->room, &l->lock);
 	pthread_mutex_unlock(&l->lock);
 	return 0;
 }
@@ -584,10 +591,12 @@ int tier_l2_new(struct ssd_store *ssd, const struct l2_config *cfg, struct polic
 	l->stats = stats;
 	l->tier = (struct tier){ .ops = &l2_ops, .name = "l2", .lat_slot = TIER_L2, .impl = l };
 	pthread_mutex_init(&l->lock, NULL);
+	l->queue_max = cfg->queue_bytes > WRITE_QUEUE_MIN ? cfg->queue_bytes : WRITE_QUEUE_MIN;
 	pthread_condattr_t ca; /* fills wait on it with a monotonic deadline */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&l->wake, &ca);
+	pthread_cond_init(&l->room, &ca);
+	pthread_cond_init(&l->work, NULL);
 	pthread_condattr_destroy(&ca);
 	if (!(l->tab = calloc(L2_BUCKETS, sizeof(*l->tab))))
 		goto fail;

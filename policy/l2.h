@@ -23,6 +23,8 @@ struct l2_config {
 	uint64_t min_free_bytes;     /* ... or this many bytes, whichever is more */
 	uint64_t upkeep_interval_ms; /* the free-space floor is checked this often (0: default) */
 	uint64_t write_delay_ms;     /* tests: a slow disk, this much more per chunk written */
+	uint64_t queue_bytes;        /* chunks that may wait in memory for the disk (at least
+				      * 64 MiB); beyond, a fill waits (backpressure) */
 };
 
 /* Loads the table of what the store holds and starts the writer and the upkeep. */

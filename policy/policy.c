@@ -50,7 +50,8 @@ static int build_lower_tiers(struct policy *p)
 		struct l2_config l2cfg = { .cap = c->l2_size, .min_free_pct = c->l2_min_free_pct,
 					   .min_free_bytes = c->l2_min_free_bytes,
 					   .upkeep_interval_ms = c->l2_upkeep_interval_ms,
-					   .write_delay_ms = c->l2_write_delay_ms };
+					   .write_delay_ms = c->l2_write_delay_ms,
+					   .queue_bytes = c->mem_bytes / 2 };
 		ret = tier_l2_new(c->ssd, &l2cfg, &p->stats, &p->tiers[1]);
 	} else if (!(p->tiers[1] = tier_null_new())) {
 		ret = -ENOMEM;
@@ -76,6 +77,9 @@ struct policy *policy_new(const struct policy_config *cfg, struct s3_client *s3,
 	buf_pool_init(&p->pool, p->cfg.chunk_size);
 	if ((ret = settle_config(&p->cfg)) < 0)
 		goto fail;
+	/* the chunk memory, and the fills that may wait for L2's writers beyond it */
+	buf_pool_limit(&p->pool, (unsigned)((p->cfg.mem_bytes + p->cfg.mem_bytes / 2 + (64ull << 20)) /
+					    p->cfg.chunk_size));
 	struct chunks_config ccfg = {
 		.chunk_size = p->cfg.chunk_size, .mem_bytes = p->cfg.mem_bytes,
 		.l1_size = p->cfg.l1_size, .promote_after = p->cfg.promote_after,

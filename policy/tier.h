@@ -34,13 +34,13 @@
 
 /* ---- chunk buffers (buf.c) ---- */
 
-#define BUF_POOL_MAX 32 /* free buffers kept for reuse */
+#define BUF_POOL_MAX 32 /* free buffers kept for reuse, unless buf_pool_limit says more */
 
 struct buf_pool {
 	size_t size;            /* the size pooled (the chunk size); others are not pooled */
-	pthread_mutex_t lock;   /* guards free and nfree */
-	char *free[BUF_POOL_MAX];
-	unsigned nfree;
+	pthread_mutex_t lock;   /* guards the three below */
+	char **free;            /* [max], allocated on the first put */
+	unsigned nfree, max;
 };
 
 struct tfs_buf {
@@ -51,6 +51,9 @@ struct tfs_buf {
 };
 
 void buf_pool_init(struct buf_pool *bp, size_t size);
+/* Keeps up to max free buffers (before the pool is used): as many as the memory the owner
+ * budgets for chunks, so that a buffer's pages fault and are zeroed once, not at every reuse. */
+void buf_pool_limit(struct buf_pool *bp, unsigned max);
 void buf_pool_destroy(struct buf_pool *bp);
 /* A buffer of len bytes with one reference, or NULL (ENOMEM). */
 struct tfs_buf *tfs_buf_get(struct buf_pool *bp, size_t len);

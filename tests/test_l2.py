@@ -91,8 +91,9 @@ def test_slow_disk_slows_the_reader_and_loses_nothing(own_server, tmpdir_short):
     util.put_many(s3, "slowdisk", files)
     cache, mnt = os.path.join(tmpdir_short, "cache"), os.path.join(tmpdir_short, "m")
     # 128 one-MiB chunks at 50 ms more each on the disk (two writers: 40 MB/s at most), read
-    # from a network faster than 80 MB/s: the 64 MiB write queue fills, and the fetches wait
-    with mount_at(own_server, "slowdisk", mnt, cache, ["ttl=1h"],
+    # from a network faster than 80 MB/s: the write queue (64 MiB, its least: mem_cache/2 is
+    # less) fills, and the fetches wait
+    with mount_at(own_server, "slowdisk", mnt, cache, ["ttl=1h", "mem_cache=64M"],
                   env={"TIERFS_TEST_SLOW_DISK_MS": "50"}) as m:
         for k, body in files.items():
             assert sha(read_file(os.path.join(mnt, k))) == sha(body), k

@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PIECE (64 * 1024)
+#define PIECE (256 * 1024)
 
 static int target_port;
 static uint64_t delay_ns;
