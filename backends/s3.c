@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the request, not one malloc each */
+#include <xxhash.h>
+#include <xxh_x86dispatch.h>
 
 #include "log.h"
 #include "util.h"
@@ -62,6 +65,7 @@ struct request {
 	const struct iovec *iov; /* scatter target instead of buf, when set */
 	int iovcnt, iov_i;
 	size_t iov_off;
+	XXH3_state_t *sums;      /* [iovcnt], when the caller wants each buffer's checksum */
 	char *err;
 	size_t errlen;
 	struct s3_object obj;
@@ -272,6 +276,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 			if (take > left)
 				take = left;
 			memcpy((char *)v->iov_base + r->iov_off, data + (n - left), take);
+			if (r->sums) /* while the bytes are in the cache */
+				XXH3_64bits_update_dispatch(&r->sums[r->iov_i],
+							    (char *)v->iov_base + r->iov_off, take);
 			r->iov_off += take;
 			left -= take;
 			if (r->iov_off == v->iov_len) {
@@ -458,6 +465,8 @@ static void reset_response(struct request *r)
 	r->iov_off = 0;
 	r->overflow = false;
 	r->errlen = 0;
+	for (int i = 0; r->sums && i < r->iovcnt; i++)
+		XXH3_64bits_reset(&r->sums[i]);
 	r->have_length = r->have_total = false;
 	memset(&r->obj, 0, sizeof(r->obj));
 	r->s3_code[0] = r->s3_msg[0] = '\0';
@@ -615,6 +624,7 @@ static void request_clear(struct request *r)
 	free(r->url);
 	curl_slist_free_all(r->headers);
 	free(r->err);
+	free(r->sums);
 }
 
 static bool etag_matches(const char *want, const char *got)
@@ -696,6 +706,11 @@ int s3_get(struct s3_client *c, struct s3_get *g)
 	}
 	r.iov = g->iov;
 	r.iovcnt = g->iovcnt;
+	if (g->iov_sums && g->iovcnt > 0 &&
+	    !(r.sums = aligned_alloc(64, sizeof(*r.sums) * (size_t)g->iovcnt))) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	r.buf = g->buf;
 	r.cap = g->buf ? g->cap : 0;
 	r.own_buf = !g->buf && !g->iov;
@@ -719,6 +734,8 @@ int s3_get(struct s3_client *c, struct s3_get *g)
 	}
 	if (ret == 0) {
 		atomic_fetch_add_explicit(&c->stats.get_bytes, r.len, memory_order_relaxed);
+		for (int i = 0; r.sums && i < r.iovcnt; i++)
+			g->iov_sums[i] = XXH3_64bits_digest(&r.sums[i]);
 		g->obj = r.obj;
 		g->len = r.len;
 		if (r.own_buf)

@@ -89,6 +89,8 @@ struct s3_get {
 	size_t cap;
 	const struct iovec *iov;    /* or: scatter the body over these buffers (ranged GET only) */
 	int iovcnt;
+	uint64_t *iov_sums;         /* [iovcnt] or NULL: gets the XXH3-64 of each buffer's bytes,
+				     * hashed as they arrive (while in the CPU's cache) */
 	/* out */
 	size_t len;                 /* bytes in buf */
 	bool not_modified;

@@ -593,7 +593,7 @@ void ssd_will_read(struct ssd_store *s, const struct ssd_id *ids, size_t n)
 }
 
 int ssd_put(struct ssd_store *s, const struct ssd_id *id, const char *data, size_t len,
-	    uint64_t last_access, uint64_t accesses, struct ssd_entry *e)
+	    const uint64_t *sum_in, uint64_t last_access, uint64_t accesses, struct ssd_entry *e)
 {
 	size_t kl = strlen(id->key), el = strlen(id->etag), vlen;
 	if (kl > KEY_MAX || el > ETAG_MAX || len > s->chunk_size)
@@ -601,7 +601,7 @@ int ssd_put(struct ssd_store *s, const struct ssd_id *id, const char *data, size
 	size_t hl = header_len(kl, el);
 	/* the dispatching entry point: the same hash, with the widest vector unit this CPU has
 	 * (AVX2: 4x the library's default SSE2 path, measured) */
-	uint64_t sum = XXH3_64bits_dispatch(data, len), slot;
+	uint64_t sum = sum_in ? *sum_in : XXH3_64bits_dispatch(data, len), slot;
 	unsigned char hdr[HDR_BLOCK] __attribute__((aligned(4096)));
 	int ret;
 

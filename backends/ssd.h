@@ -72,9 +72,11 @@ int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap,
 /* Tells the kernel that these chunks will be read soon (their slots are read ahead
  * asynchronously), so that reading a run of them does not wait for the disk chunk by chunk. */
 void ssd_will_read(struct ssd_store *s, const struct ssd_id *ids, size_t n);
-/* Stores a chunk (replacing any).  *e (may be NULL) gets its index data. */
+/* Stores a chunk (replacing any).  sum: the XXH3-64 of data when the caller has it (taken as
+ * the bytes arrived), else NULL and it is computed; a wrong one is caught at the first read,
+ * like any corruption.  *e (may be NULL) gets its index data. */
 int ssd_put(struct ssd_store *s, const struct ssd_id *id, const char *data, size_t len,
-	    uint64_t last_access, uint64_t accesses, struct ssd_entry *e);
+	    const uint64_t *sum, uint64_t last_access, uint64_t accesses, struct ssd_entry *e);
 /* Records access statistics in the index entry. */
 int ssd_touch(struct ssd_store *s, const unsigned char ikey[SSD_IKEY_LEN], uint64_t last_access,
 	      uint64_t accesses);

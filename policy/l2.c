@@ -255,7 +255,8 @@ static void *writer_thread(void *arg)
 			if (make_room(l, need, limit) < 0) {
 				atomic_fetch_add_explicit(&l->c.no_room, 1,
 							  memory_order_relaxed);
-			} else if (ssd_put(l->ssd, &id, j->buf->data, j->buf->len, wall_ms(), 1,
+			} else if (ssd_put(l->ssd, &id, j->buf->data, j->buf->len,
+					   j->buf->has_sum ? &j->buf->sum : NULL, wall_ms(), 1,
 					   &e) == 0) {
 				pthread_mutex_lock(&l->lock);
 				insert_locked(l, &e);

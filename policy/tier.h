@@ -48,6 +48,8 @@ struct tfs_buf {
 	struct buf_pool *pool;
 	size_t len;             /* payload bytes */
 	char *data;             /* page-aligned, len bytes (at least 1) */
+	bool has_sum;           /* sum is the XXH3-64 of data (taken as it arrived) */
+	uint64_t sum;
 };
 
 void buf_pool_init(struct buf_pool *bp, size_t size);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "check.h"
 #include "evict.h"
@@ -87,14 +88,26 @@ static void test_store(void)
 	ssd_id_init(&a2, "dir/obj", "\"v2\"", 0);
 	fill(data, CS, 1);
 	CHECK(ssd_get(s, &a, out, CS, &len, NULL) == -ENOENT);
-	CHECK(ssd_put(s, &a, data, CS, 1, 1, NULL) == 0);
+	CHECK(ssd_put(s, &a, data, CS, NULL, 1, 1, NULL) == 0);
 	CHECK(ssd_get(s, &a, out, CS, &len, NULL) == 0 && len == CS && memcmp(out, data, CS) == 0);
 	fill(data, 1000, 2);
-	CHECK(ssd_put(s, &b, data, 1000, 1, 1, NULL) == 0);
+	CHECK(ssd_put(s, &b, data, 1000, NULL, 1, 1, NULL) == 0);
 	CHECK(ssd_get(s, &b, out, CS, &len, NULL) == 0 && len == 1000 &&
 	      memcmp(out, data, 1000) == 0);
 	CHECK(ssd_get(s, &a2, out, CS, &len, NULL) == -ENOENT); /* another version: a miss */
-	CHECK(ssd_put(s, &a2, data, 1000, 1, 1, NULL) == 0);
+	CHECK(ssd_put(s, &a2, data, 1000, NULL, 1, 1, NULL) == 0);
+
+	/* a checksum the caller took as the bytes arrived: the right one is kept, a wrong one
+	 * is caught at the first read like any corruption (a miss), never served */
+	struct ssd_id p1, p2;
+	ssd_id_init(&p1, "presummed", "\"e\"", 0);
+	ssd_id_init(&p2, "presummed", "\"e\"", 1);
+	fill(data, CS, 7);
+	uint64_t good = XXH3_64bits(data, CS), bad = good ^ 1;
+	CHECK(ssd_put(s, &p1, data, CS, &good, 1, 1, NULL) == 0);
+	CHECK(ssd_get(s, &p1, out, CS, &len, NULL) == 0 && len == CS && memcmp(out, data, CS) == 0);
+	CHECK(ssd_put(s, &p2, data, CS, &bad, 1, 1, NULL) == 0);
+	CHECK(ssd_get(s, &p2, out, CS, &len, NULL) == -ENOENT);
 
 	/* a new version: the old one's chunks go */
 	CHECK(ssd_remove_other_versions(s, "dir/obj", "\"v2\"", NULL, NULL) == 0);
@@ -107,8 +120,8 @@ static void test_store(void)
 	ssd_id_init(&c1, "x", "\"e\"", 0);
 	ssd_id_init(&c2, "y", "\"e\"", 0);
 	fill(data, CS, 3);
-	CHECK(ssd_put(s, &c1, data, CS, 1, 1, NULL) == 0);
-	CHECK(ssd_put(s, &c2, data, CS, 1, 1, NULL) == 0);
+	CHECK(ssd_put(s, &c1, data, CS, NULL, 1, 1, NULL) == 0);
+	CHECK(ssd_put(s, &c2, data, CS, NULL, 1, 1, NULL) == 0);
 	snprintf(path, sizeof(path), "%s/slab", dir);
 	int fd = open(path, O_RDWR);
 	CHECK(fd >= 0);
@@ -146,7 +159,7 @@ static void test_store(void)
 		for (int i = 0; i < 8; i++) {
 			snprintf(keys[i], sizeof(keys[i]), "k%d", i);
 			ssd_id_init(&ids[i], keys[i], "\"e\"", (uint64_t)round);
-			CHECK(ssd_put(s, &ids[i], data, CS, 1, 1, NULL) == 0);
+			CHECK(ssd_put(s, &ids[i], data, CS, NULL, 1, 1, NULL) == 0);
 		}
 		for (int i = 0; i < 8; i++)
 			CHECK(ssd_remove(s, ids[i].ikey) == 0);
@@ -398,7 +411,7 @@ static void test_startup(unsigned long n)
 		struct ssd_id id;
 		snprintf(key, sizeof(key), "objects/%06lu", i / 16);
 		ssd_id_init(&id, key, "\"0123456789abcdef0123456789abcdef\"", i % 16);
-		if (ssd_put(s, &id, key, 8, 1, 1, NULL) != 0) {
+		if (ssd_put(s, &id, key, 8, NULL, 1, 1, NULL) != 0) {
 			CHECK(!"put failed");
 			break;
 		}
