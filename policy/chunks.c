@@ -435,6 +435,18 @@ void chunks_put(struct chunks *ct, struct chunk *c)
 		chunk_free(ct, f);
 }
 
+void chunks_put_behind(struct chunks *ct, struct chunk *c)
+{
+	pthread_mutex_lock(&ct->lock);
+	/* only the table's reference and the caller's: nobody else is reading it */
+	if (c->linked && c->on_lru && c->refs == 2)
+		unlink_locked(ct, c);
+	struct chunk *f = put_locked(c);
+	pthread_mutex_unlock(&ct->lock);
+	if (f)
+		chunk_free(ct, f);
+}
+
 static void dequeue_locked(struct chunks *ct, struct chunk *c)
 {
 	struct chunk **head = c->low ? &ct->lowq_head : &ct->queue_head;

@@ -77,6 +77,10 @@ int chunks_ready(struct chunks *ct, struct chunk *c, bool count, bool from_memor
 void chunks_complete(struct chunks *ct, struct chunk *c, int err, struct tfs_buf *buf,
 		     uint8_t pf_src, uint64_t accesses, bool from_source, bool drop_ref);
 void chunks_put(struct chunks *ct, struct chunk *c);
+/* chunks_put for a sequential reader that is done with c (drop-behind): c leaves memory now
+ * unless it is in L1 or someone else holds it, so that a stream's memory is its readahead,
+ * not everything it read (the page cache has those bytes; L2 keeps the chunk). */
+void chunks_put_behind(struct chunks *ct, struct chunk *c);
 
 /* Queues a load of the chunk for predictor src (PF_NONE: a chunk the current read needs,
  * outside the prefetch accounting and budget).  PF_INTERVAL work waits in a second queue

@@ -78,6 +78,7 @@ struct conc_waiter {
 	struct conc_waiter *next;
 	pthread_cond_t cond;        /* signalled once, when admitted */
 	bool admitted;
+	bool urgent;                /* at the head: admitted within the cap, not the limit */
 };
 
 void conc_init(struct conc *g, unsigned cap, const _Atomic uint64_t *arriving)
@@ -100,7 +101,7 @@ static void tick_locked(struct conc *g)
 		conc_ctl_busy(&g->ctl);
 	conc_ctl_tick(&g->ctl, tfs_now_ns(),
 		      atomic_load_explicit(g->arriving, memory_order_relaxed));
-	while (g->whead && g->in_flight < g->ctl.limit) {
+	while (g->whead && g->in_flight < (g->whead->urgent ? g->ctl.cap : g->ctl.limit)) {
 		struct conc_waiter *w = g->whead;
 		if (!(g->whead = w->next))
 			g->wtail = NULL;
@@ -114,18 +115,28 @@ void conc_enter(struct conc *g, bool urgent)
 {
 	pthread_mutex_lock(&g->lock);
 	tick_locked(g);
-	if (urgent || (!g->whead && g->in_flight < g->ctl.limit)) {
+	if ((urgent && g->in_flight < g->ctl.cap) || (!g->whead && g->in_flight < g->ctl.limit)) {
 		if (g->in_flight >= g->ctl.limit)
 			conc_ctl_busy(&g->ctl);
 		g->in_flight++;
 	} else {
-		struct conc_waiter w = { .next = NULL, .admitted = false };
+		struct conc_waiter w = { .next = NULL, .admitted = false, .urgent = urgent };
 		pthread_cond_init(&w.cond, NULL);
-		if (g->wtail)
-			g->wtail->next = &w;
-		else
-			g->whead = &w;
-		g->wtail = &w;
+		if (urgent) { /* ahead of the others, behind earlier urgent ones */
+			struct conc_waiter **pp = &g->whead;
+			while (*pp && (*pp)->urgent)
+				pp = &(*pp)->next;
+			w.next = *pp;
+			*pp = &w;
+			if (!w.next)
+				g->wtail = &w;
+		} else {
+			if (g->wtail)
+				g->wtail->next = &w;
+			else
+				g->whead = &w;
+			g->wtail = &w;
+		}
 		g->waits++;
 		conc_ctl_busy(&g->ctl);
 		while (!w.admitted)

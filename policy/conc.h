@@ -11,7 +11,8 @@
  *
  * Waiters are admitted first come, first served, so readers queueing readahead of the same
  * depth share the slots fairly.  An urgent GET (a reader waiting for that chunk now) does not
- * wait: it is counted, and may take the in-flight count past the limit.
+ * wait for the limit: it may take the in-flight count past it, never past the cap (at the cap
+ * it waits ahead of the others).
  *
  * The controller (conc_ctl_*) is pure: it is driven by the gate with the monotonic clock and by
  * the unit tests with a clock of their own.  The gate is thread-safe; its lock is a leaf.

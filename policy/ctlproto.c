@@ -307,6 +307,22 @@ void ctl_render_metrics(const struct ctl_info *in, const struct policy_snapshot 
 	fprintf(f, "tierfs_s3_errors_total %llu\n", (unsigned long long)s->s3_errors);
 	metric(f, "s3_retries_total", "counter", "S3 requests retried.");
 	fprintf(f, "tierfs_s3_retries_total %llu\n", (unsigned long long)s->s3_retries);
+	metric(f, "s3_throttled_total", "counter", "S3 answers 429 or 503 SlowDown.");
+	fprintf(f, "tierfs_s3_throttled_total %llu\n", (unsigned long long)s->s3_throttled);
+	metric(f, "s3_connections", "gauge",
+	       "S3 GETs: the limit found, the cap, in flight now, the most in flight.");
+	fprintf(f, "tierfs_s3_connections{kind=\"limit\"} %u\ntierfs_s3_connections{kind=\"cap\"} %u\n"
+		"tierfs_s3_connections{kind=\"in_flight\"} %u\ntierfs_s3_connections{kind=\"peak\"} %u\n",
+		s->conn_limit, s->conn_cap, s->conn_in_flight, s->conn_peak);
+	metric(f, "l2_fills_total", "counter",
+	       "Chunks read from S3 for L2, by outcome: written, no room (L2 full of hotter data), failed.");
+	fprintf(f, "tierfs_l2_fills_total{outcome=\"written\"} %llu\n"
+		"tierfs_l2_fills_total{outcome=\"no_room\"} %llu\n"
+		"tierfs_l2_fills_total{outcome=\"failed\"} %llu\n",
+		(unsigned long long)s->l2.fills, (unsigned long long)s->l2.fills_no_room,
+		(unsigned long long)s->l2.fills_failed);
+	metric(f, "l2_fill_waits_total", "counter", "L2 fills that waited for the disk (backpressure).");
+	fprintf(f, "tierfs_l2_fill_waits_total %llu\n", (unsigned long long)s->l2.fills_waited);
 	metric(f, "checksum_failures_total", "counter", "L2 chunks that failed verification.");
 	fprintf(f, "tierfs_checksum_failures_total %llu\n", (unsigned long long)s->checksum_failures);
 	metric(f, "warm_files_total", "counter", "Files queued for warming.");

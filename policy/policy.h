@@ -286,6 +286,7 @@ void policy_stream_destroy(struct policy_stream *s);
 struct policy_read {
 	struct iovec iov[POLICY_READ_MAX_CHUNKS];
 	void *chunks[POLICY_READ_MAX_CHUNKS];
+	bool behind[POLICY_READ_MAX_CHUNKS]; /* a sequential reader is done with it: drop-behind */
 	int n;
 	size_t bytes;
 };

@@ -21,8 +21,9 @@
  * other held; the one nesting is meta->lock -> ttl->lock (a cached listing's freshness is
  * checked under the listing cache's lock).  The leaves: in fs/, the handles', the inode
  * table's and the notifier's locks; in policy/, stream->lock, ct->lock, pf->lock, warm->lock,
- * l2->lock, buf_pool.lock and each worker's lock; in backends/, the SSD store's and the S3
- * client's handle pool.
+ * l2->lock, buf_pool.lock, the S3 gate's (conc.h: released while a GET runs), the fetcher's
+ * thread list and each worker's lock; in backends/, the SSD store's and the S3 client's handle
+ * pool.
  */
 #ifndef TIERFS_POLICY_I_H
 #define TIERFS_POLICY_I_H

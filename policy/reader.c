@@ -132,6 +132,15 @@ int policy_read(struct policy *p, const struct policy_object *o, struct policy_s
 		uint64_t from = off > cstart ? off - cstart : 0;
 		uint64_t to = end - cstart < clen ? end - cstart : clen;
 		out->chunks[out->n] = c;
+		/* a sequential reader that read to the chunk's end is past it: it leaves memory
+		 * at the release (the page cache has its bytes, the next fetch its buffer) */
+		bool ahead_on = false;
+		if (s) {
+			pthread_mutex_lock(&s->lock);
+			ahead_on = s->window >= 2 * cs;
+			pthread_mutex_unlock(&s->lock);
+		}
+		out->behind[out->n] = ahead_on && to == clen;
 		out->iov[out->n].iov_base = (void *)(data + from);
 		out->iov[out->n].iov_len = (size_t)(to - from);
 		out->bytes += (size_t)(to - from);
@@ -143,7 +152,10 @@ int policy_read(struct policy *p, const struct policy_object *o, struct policy_s
 void policy_read_release(struct policy *p, struct policy_read *r)
 {
 	for (int i = 0; i < r->n; i++)
-		chunks_put(p->chunks, r->chunks[i]);
+		if (r->behind[i])
+			chunks_put_behind(p->chunks, r->chunks[i]);
+		else
+			chunks_put(p->chunks, r->chunks[i]);
 	r->n = 0;
 	r->bytes = 0;
 }

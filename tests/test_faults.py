@@ -155,3 +155,33 @@ def test_hostile_listings(s3server, s3, bucket, mount):
         assert m.proc.poll() is None
     finally:
         proxy.stop()
+
+
+def test_slowdown_cuts_the_connections(tmpdir_short):
+    """503 SlowDown answers: the GETs are retried (right bytes), the gate's limit is cut, and
+    GETs in flight never exceed connections=."""
+    srv = util.S3Server().start()
+    proxy = None
+    try:
+        s3 = util.s3_client(srv.endpoint)
+        s3.create_bucket(Bucket="slowdown")
+        body = random.Random(9).randbytes(48 << 20)
+        s3.put_object(Bucket="slowdown", Key="big.bin", Body=body)
+        proxy = FaultProxy(srv.port, {"503": 0.3}, seed=3).start()
+        mnt = os.path.join(tmpdir_short, "m")
+        opts = ["l2_size=0", "connections=6", "retries=10", "timeout=30000"]
+        with util.Mount("slowdown", mnt, proxy.endpoint, opts,
+                        expect_log=[r"s3: .* failed"]) as m:
+            with open(os.path.join(mnt, "big.bin"), "rb") as f:
+                got = f.read()
+            with open(os.path.join(mnt, ".tierfs", "stats.json")) as f:
+                st = json.load(f)
+        assert hashlib.sha256(got).hexdigest() == hashlib.sha256(body).hexdigest()
+        c = st["connections"]
+        assert proxy.counts["503"] > 0 and c["throttled"] > 0, (proxy.counts, c)
+        assert c["cuts"] >= 1, c
+        assert c["cap"] == 6 and c["peak"] <= 6, c
+    finally:
+        if proxy:
+            proxy.stop()
+        srv.cleanup()

@@ -5,9 +5,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -557,6 +560,36 @@ static double net_local(unsigned n) { (void)n; return 500e6; }
 /* 20 MB/s per connection and a 10 Gb/s link */
 static double net_far(unsigned n) { return n * 20e6 < 1.25e9 ? n * 20e6 : 1.25e9; }
 
+static struct conc gate;
+static _Atomic uint64_t gate_bytes;
+
+static void *gate_user(void *arg)
+{
+	bool urgent = (intptr_t)arg & 1;
+	for (int i = 0; i < 20; i++) {
+		conc_enter(&gate, urgent);
+		struct timespec d = { 0, 200000 };
+		nanosleep(&d, NULL);
+		conc_leave(&gate, 0);
+	}
+	return NULL;
+}
+
+/* The gate under threads: never more in flight than the limit (urgent ones: the cap). */
+static void test_conc_gate(void)
+{
+	pthread_t t[12];
+	conc_init(&gate, 4, &gate_bytes); /* the limit starts at the cap, 4 */
+	for (intptr_t i = 0; i < 12; i++)
+		CHECK(pthread_create(&t[i], NULL, gate_user, (void *)i) == 0);
+	for (int i = 0; i < 12; i++)
+		pthread_join(t[i], NULL);
+	struct conc_stats cs;
+	conc_get_stats(&gate, &cs);
+	CHECK(cs.in_flight == 0 && cs.peak <= 4 && cs.waits > 0);
+	conc_destroy(&gate);
+}
+
 static void test_conc(void)
 {
 	unsigned max_seen, l;
@@ -624,6 +657,7 @@ int main(void)
 	test_demote_interval();
 	test_ctlproto();
 	test_conc();
+	test_conc_gate();
 	test_fuzz_regressions();
 	return CHECK_SUMMARY();
 }

@@ -153,15 +153,16 @@ class RgwServer:
         fresh = not os.path.exists(os.path.join(self.datadir, "ceph.conf"))
         cmd = ([RGW_SCRIPT, "start", self.datadir, str(self.port)] if fresh
                else [RGW_SCRIPT, "restart", self.datadir])
+        self.running = True   # from here on, whatever did start is stopped by stop()
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
         if r.returncode != 0:
-            self.running = True   # whatever did start is stopped by cleanup
             raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip()}")
-        self.running = True
         return self
 
     def stop(self):
-        if self.running:
+        """Stops the daemons of this cluster directory (by their pid files), even those of a
+        start that was interrupted."""
+        if self.running or os.path.isdir(os.path.join(self.datadir, "run")):
             subprocess.run([RGW_SCRIPT, "stop", self.datadir], capture_output=True, timeout=120)
             self.running = False
 
