@@ -143,9 +143,9 @@ void ctl_render_text(const struct ctl_info *in, const struct policy_snapshot *s,
 		(unsigned long long)s->s3_retries);
 	fprintf(f, "connections    limit %u of %u  in flight %u (peak %u)  threads %u  "
 		"waited %llu  throttled %llu  last %.1f MB/s\n",
-		s->conn_limit, s->conn_cap, s->conn_in_flight, s->conn_peak, s->fetch_threads,
-		(unsigned long long)s->conn_waits, (unsigned long long)s->s3_throttled,
-		s->conn_throughput / 1e6);
+		s->conn.limit, s->conn.cap, s->conn.in_flight, s->conn.peak, s->fetch_threads,
+		(unsigned long long)s->conn.waits, (unsigned long long)s->s3_throttled,
+		s->conn.throughput / 1e6);
 	fprintf(f, "integrity      checksum failures %llu  orphans reclaimed %llu\n",
 		(unsigned long long)s->checksum_failures, (unsigned long long)s->orphans_reclaimed);
 	fprintf(f, "warm           %s  files %llu/%llu  bytes %llu  errors %llu\n",
@@ -197,10 +197,10 @@ void ctl_render_json(const struct ctl_info *in, const struct policy_snapshot *s,
 	fprintf(f, " \"connections\": {\"limit\": %u, \"cap\": %u, \"in_flight\": %u, "
 		"\"peak\": %u, \"threads\": %u, \"waits\": %llu, \"raises\": %llu, "
 		"\"cuts\": %llu, \"throttled\": %llu, \"throughput\": %.0f},\n",
-		s->conn_limit, s->conn_cap, s->conn_in_flight, s->conn_peak, s->fetch_threads,
-		(unsigned long long)s->conn_waits, (unsigned long long)s->conn_raises,
-		(unsigned long long)s->conn_cuts, (unsigned long long)s->s3_throttled,
-		s->conn_throughput);
+		s->conn.limit, s->conn.cap, s->conn.in_flight, s->conn.peak, s->fetch_threads,
+		(unsigned long long)s->conn.waits, (unsigned long long)s->conn.raises,
+		(unsigned long long)s->conn.cuts, (unsigned long long)s->s3_throttled,
+		s->conn.throughput);
 	fprintf(f, " \"revalidations\": {\"kept\": %llu, \"changed\": %llu},\n",
 		(unsigned long long)st->revalidated_kept, (unsigned long long)st->revalidated_changed);
 	struct pf_row pr;
@@ -313,7 +313,7 @@ void ctl_render_metrics(const struct ctl_info *in, const struct policy_snapshot 
 	       "S3 GETs: the limit found, the cap, in flight now, the most in flight.");
 	fprintf(f, "tierfs_s3_connections{kind=\"limit\"} %u\ntierfs_s3_connections{kind=\"cap\"} %u\n"
 		"tierfs_s3_connections{kind=\"in_flight\"} %u\ntierfs_s3_connections{kind=\"peak\"} %u\n",
-		s->conn_limit, s->conn_cap, s->conn_in_flight, s->conn_peak);
+		s->conn.limit, s->conn.cap, s->conn.in_flight, s->conn.peak);
 	metric(f, "l2_fills_total", "counter",
 	       "Chunks read from S3 for L2, by outcome: written, no room (L2 full of hotter data), failed.");
 	fprintf(f, "tierfs_l2_fills_total{outcome=\"written\"} %llu\n"

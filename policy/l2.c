@@ -23,7 +23,6 @@
 #include "worker.h"
 
 #define L2_BUCKETS (1u << 16)
-#define WRITE_QUEUE_MIN (64u << 20)  /* bytes that may wait for the writers at least */
 #define FILL_DEADLINE_MS 30000       /* a fill waits this long for room, then the disk is failing */
 #define L2_WRITERS 2                 /* one hashes and indexes while the other's write is on the disk */
 #define LOW_WATER_PCT 5              /* evict this much of the cap beyond what is needed */
@@ -425,6 +424,12 @@ static int l2_get(struct tier *t, struct tier_run *r, int from, int *next)
 	return 0; /* a miss or a bad chunk is not an error: the tier below serves it */
 }
 
+/* Whether a job of len bytes must wait for the writers (one job always fits an empty queue). */
+static bool queue_full_locked(const struct l2 *l, size_t len)
+{
+	return l->qbytes && l->qbytes + len > l->queue_max;
+}
+
 static int l2_fill(struct tier *t, const char *key, const char *etag, uint64_t idx,
 		   struct tfs_buf *b, bool prefetch)
 {
@@ -440,16 +445,14 @@ static int l2_fill(struct tier *t, const char *key, const char *etag, uint64_t i
 	j->buf = b;
 	j->prefetch = prefetch;
 	pthread_mutex_lock(&l->lock);
-	/* backpressure: the caller (a fetch) waits while the writer is behind; one job always
-	 * fits an empty queue */
-	if (!l->stopping && l->qbytes && l->qbytes + b->len > l->queue_max) {
+	/* backpressure: the caller (a fetch) waits while the writer is behind */
+	if (!l->stopping && queue_full_locked(l, b->len)) {
 		atomic_fetch_add_explicit(&l->c.waited, 1, memory_order_relaxed);
 		struct timespec dl = tfs_deadline_in(FILL_DEADLINE_MS);
 		int w = 0;
-		while (!l->stopping && l->qbytes && l->qbytes + b->len > l->queue_max &&
-		       w != ETIMEDOUT)
+		while (!l->stopping && queue_full_locked(l, b->len) && w != ETIMEDOUT)
 			w = pthread_cond_timedwait(&l->room, &l->lock, &dl);
-		if (w == ETIMEDOUT && l->qbytes && l->qbytes + b->len > l->queue_max) {
+		if (w == ETIMEDOUT && queue_full_locked(l, b->len)) {
 			pthread_mutex_unlock(&l->lock);
 			atomic_fetch_add_explicit(&l->c.failed, 1, memory_order_relaxed);
 			tfs_warn("cache: the disk took no chunk for %d s: a chunk of '%s' is not "
@@ -592,7 +595,7 @@ int tier_l2_new(struct ssd_store *ssd, const struct l2_config *cfg, struct polic
 	l->stats = stats;
 	l->tier = (struct tier){ .ops = &l2_ops, .name = "l2", .lat_slot = TIER_L2, .impl = l };
 	pthread_mutex_init(&l->lock, NULL);
-	l->queue_max = cfg->queue_bytes > WRITE_QUEUE_MIN ? cfg->queue_bytes : WRITE_QUEUE_MIN;
+	l->queue_max = l2_queue_bytes(cfg->queue_bytes);
 	pthread_condattr_t ca; /* fills wait on it with a monotonic deadline */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -24,8 +24,16 @@ struct l2_config {
 	uint64_t upkeep_interval_ms; /* the free-space floor is checked this often (0: default) */
 	uint64_t write_delay_ms;     /* tests: a slow disk, this much more per chunk written */
 	uint64_t queue_bytes;        /* chunks that may wait in memory for the disk (at least
-				      * 64 MiB); beyond, a fill waits (backpressure) */
+				      * L2_QUEUE_MIN); beyond, a fill waits (backpressure) */
 };
+
+#define L2_QUEUE_MIN (64ull << 20)
+
+/* The bytes of chunks that may wait for L2's writers, asked for want. */
+static inline uint64_t l2_queue_bytes(uint64_t want)
+{
+	return want > L2_QUEUE_MIN ? want : L2_QUEUE_MIN;
+}
 
 /* Loads the table of what the store holds and starts the writer and the upkeep. */
 int tier_l2_new(struct ssd_store *ssd, const struct l2_config *cfg, struct policy_stats *stats,

@@ -78,7 +78,7 @@ struct policy *policy_new(const struct policy_config *cfg, struct s3_client *s3,
 	if ((ret = settle_config(&p->cfg)) < 0)
 		goto fail;
 	/* the chunk memory, and the fills that may wait for L2's writers beyond it */
-	buf_pool_limit(&p->pool, (unsigned)((p->cfg.mem_bytes + p->cfg.mem_bytes / 2 + (64ull << 20)) /
+	buf_pool_limit(&p->pool, (unsigned)((p->cfg.mem_bytes + l2_queue_bytes(p->cfg.mem_bytes / 2)) /
 					    p->cfg.chunk_size));
 	struct chunks_config ccfg = {
 		.chunk_size = p->cfg.chunk_size, .mem_bytes = p->cfg.mem_bytes,
@@ -151,16 +151,7 @@ void policy_snapshot(struct policy *p, struct policy_snapshot *o)
 	o->s3_retries = s3->retries;
 	o->s3_not_modified = s3->not_modified;
 	o->s3_throttled = s3->throttled;
-	struct conc_stats cs;
-	tier_s3_gate_stats(p->tiers[p->ntiers - 1], &cs);
-	o->conn_limit = cs.limit;
-	o->conn_cap = cs.cap;
-	o->conn_in_flight = cs.in_flight;
-	o->conn_peak = cs.peak;
-	o->conn_waits = cs.waits;
-	o->conn_raises = cs.raises;
-	o->conn_cuts = cs.cuts;
-	o->conn_throughput = cs.throughput;
+	tier_s3_gate_stats(p->tiers[p->ntiers - 1], &o->conn);
 	o->fetch_threads = fetcher_threads(p->fetcher);
 	if (p->cfg.ssd) {
 		o->checksum_failures = ssd_stats(p->cfg.ssd)->checksum_failures;

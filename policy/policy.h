@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 #include <time.h>
 
+#include "conc.h"
 #include "s3.h"
 #include "ssd.h"
 #include "tier.h"
@@ -177,11 +178,8 @@ struct policy_snapshot {
 	uint64_t queued, queued_low;     /* chunks waiting for a fetch thread */
 	uint64_t uptime_ms;
 	uint64_t s3_throttled;           /* 429/503 SlowDown answers */
-	/* the S3 gate (conc.h): the limit it found of the cap, GETs in flight now and at most,
-	 * fetch threads, the last busy epoch's throughput (bytes/s) */
-	unsigned conn_limit, conn_cap, conn_in_flight, conn_peak, fetch_threads;
-	uint64_t conn_waits, conn_raises, conn_cuts;
-	double conn_throughput;
+	struct conc_stats conn;          /* the S3 gate (conc.h) */
+	unsigned fetch_threads;
 };
 void policy_snapshot(struct policy *p, struct policy_snapshot *out);
 /* Latency quantile q (0..1) of a histogram, in ms, interpolated within its bucket. */

@@ -115,11 +115,12 @@ int policy_read(struct policy *p, const struct policy_object *o, struct policy_s
 	for (uint64_t i = first; i <= last; i++) {
 		struct chunk *c;
 		/* one access per chunk per pass of this reader, however many reads it takes */
-		bool count = true;
+		bool count = true, ahead_on = false;
 		if (s) {
 			pthread_mutex_lock(&s->lock);
 			count = s->last_counted != i + 1;
 			s->last_counted = i + 1;
+			ahead_on = s->window >= 2 * cs; /* an established sequential stream */
 			pthread_mutex_unlock(&s->lock);
 		}
 		if ((ret = chunk_get(p, o, i, count, &c)) < 0) {
@@ -134,12 +135,6 @@ int policy_read(struct policy *p, const struct policy_object *o, struct policy_s
 		out->chunks[out->n] = c;
 		/* a sequential reader that read to the chunk's end is past it: it leaves memory
 		 * at the release (the page cache has its bytes, the next fetch its buffer) */
-		bool ahead_on = false;
-		if (s) {
-			pthread_mutex_lock(&s->lock);
-			ahead_on = s->window >= 2 * cs;
-			pthread_mutex_unlock(&s->lock);
-		}
 		out->behind[out->n] = ahead_on && to == clen;
 		out->iov[out->n].iov_base = (void *)(data + from);
 		out->iov[out->n].iov_len = (size_t)(to - from);
