@@ -324,6 +324,46 @@ static void strip_copy(char *dst, size_t dstsz, const char *src, size_t n)
 	dst[n] = '\0';
 }
 
+/* An unsigned decimal (or 0x/0-prefixed) number that is the whole of v, within max. */
+static bool meta_number(const char *v, unsigned long long max, bool frac_ok,
+			unsigned long long *out)
+{
+	char *end;
+	if (!isdigit((unsigned char)v[0]))
+		return false;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, frac_ok ? 10 : 0);
+	if (frac_ok && *end == '.') /* rclone writes seconds with a fraction */
+		for (end++; isdigit((unsigned char)*end); end++)
+			;
+	if (errno || *end || n > max)
+		return false;
+	*out = n;
+	return true;
+}
+
+/* One x-amz-meta-NAME header; values that do not parse are ignored (the mount's defaults). */
+static void meta_header(struct s3_object *o, const char *name, size_t nlen, const char *v)
+{
+	unsigned long long n;
+	if (nlen == 4 && strncasecmp(name, "mode", 4) == 0 && meta_number(v, 0xFFFFFFFFu, false, &n)) {
+		o->mode = (unsigned)n & 07777;
+		o->meta |= S3_META_MODE;
+	} else if (nlen == 3 && strncasecmp(name, "uid", 3) == 0 &&
+		   meta_number(v, 0xFFFFFFFEu, false, &n)) {
+		o->uid = (uint32_t)n;
+		o->meta |= S3_META_UID;
+	} else if (nlen == 3 && strncasecmp(name, "gid", 3) == 0 &&
+		   meta_number(v, 0xFFFFFFFEu, false, &n)) {
+		o->gid = (uint32_t)n;
+		o->meta |= S3_META_GID;
+	} else if (nlen == 5 && strncasecmp(name, "mtime", 5) == 0 &&
+		   meta_number(v, (1ull << 40), true, &n)) {
+		o->meta_mtime = (time_t)n;
+		o->meta |= S3_META_MTIME;
+	}
+}
+
 static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct request *r = arg;
@@ -335,6 +375,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 		/* A new response (e.g. after 100-continue): forget the previous headers. */
 		r->have_length = r->have_total = false;
 		r->obj.etag[0] = '\0';
+		r->obj.meta = 0;
 		char line[64];
 		strip_copy(line, sizeof(line), data, n);
 		const char *sp = strchr(line, ' ');
@@ -353,6 +394,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 		time_t t = curl_getdate(val, NULL);
 		if (t != -1)
 			r->obj.mtime = t;
+	} else if (nlen > 11 && strncasecmp(data, "x-amz-meta-", 11) == 0) {
+		meta_header(&r->obj, data + 11, nlen - 11, val);
 	} else if (nlen == 14 && strncasecmp(data, "content-length", 14) == 0) {
 		r->content_length = strtoull(val, NULL, 10);
 		r->have_length = true;

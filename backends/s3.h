@@ -58,10 +58,21 @@ struct s3_stats {
 	_Atomic uint64_t arriving;           /* body bytes as they arrive (throughput, live) */
 };
 
+/* User metadata as s3fs and rclone write it (x-amz-meta-mode, -uid, -gid, -mtime): which of
+ * the fields of struct s3_object a response carried. */
+#define S3_META_MODE 0x1u
+#define S3_META_UID 0x2u
+#define S3_META_GID 0x4u
+#define S3_META_MTIME 0x8u
+
 struct s3_object {
 	uint64_t size;
-	time_t mtime;
+	time_t mtime;               /* Last-Modified */
 	char etag[S3_ETAG_MAX];
+	unsigned meta;              /* S3_META_* */
+	unsigned mode;              /* x-amz-meta-mode & 07777 (decimal st_mode, or 0-prefixed octal) */
+	uint32_t uid, gid;
+	time_t meta_mtime;          /* x-amz-meta-mtime, whole seconds */
 };
 
 struct s3_client;

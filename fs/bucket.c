@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -44,40 +45,50 @@ static void dir_free(struct tfs_handle *h)
 	free(d);
 }
 
-/* A file seen with a new ETag: the old version's chunks go, and the kernel's copy too.
+/* A file seen with a new ETag: the old version's chunks go.  (The kernel needs no word: the
+ * new version is a new inode, and the old inode's pages are the old version's.)
  * policy_knows: policy found the change itself (a revalidation), dropped the old chunks and
  * counted it; otherwise (a lookup, a listing) it is told here. */
-static void file_changed(struct tfs_fs *fs, struct tfs_inode *i, const char *etag,
-			 bool policy_knows)
+static void file_changed(struct tfs_fs *fs, const char *key, const char *etag, bool policy_knows)
 {
 	char kbuf[300];
 	tfs_info("'%s' changed in S3 (new ETag %s): cached copies dropped",
-		 tfs_printable(i->key, kbuf, sizeof(kbuf)), etag);
+		 tfs_printable(key, kbuf, sizeof(kbuf)), etag);
 	if (!policy_knows)
-		policy_object_changed(fs->pol, i->key, etag);
-	notify_inval_inode(&fs->notifier, i->ino);
+		policy_object_changed(fs->pol, key, etag);
 }
 
-static void fill_stat(const struct tfs_fs *fs, fuse_ino_t ino, const struct tfs_attr *a,
+/* Directories have no time in S3 (a prefix is not an object): a fixed one, so that rsync -a
+ * and make see the same time on every mount: 2000-01-01T00:00:00Z. */
+#define DIR_MTIME 946684800
+
+/* What tools see of an inode (st_ino: stat_ino's, see inode.h).  Modes: the object's
+ * x-amz-meta-mode, else file_mode/dir_mode, less the umask, and no write bit while tierfs is
+ * read-only (so access(W_OK) is false and editors open files read-only).  Owners: uid=/gid=,
+ * else the object's x-amz-meta-uid/-gid, else the mount's user. */
+static void fill_stat(const struct tfs_fs *fs, uint64_t st_ino, const struct tfs_attr *a,
 		      struct stat *st)
 {
+	const struct tfs_options *o = fs->opts;
 	memset(st, 0, sizeof(*st));
-	st->st_ino = ino;
-	st->st_uid = fs->uid;
-	st->st_gid = fs->gid;
+	st->st_ino = st_ino;
+	st->st_uid = o->uid_set ? (uid_t)o->uid : (a->meta & TFS_META_UID) ? a->uid : fs->uid;
+	st->st_gid = o->gid_set ? (gid_t)o->gid : (a->meta & TFS_META_GID) ? a->gid : fs->gid;
+	mode_t mode = (a->meta & TFS_META_MODE) ? (mode_t)a->mode & 0777
+			: a->is_dir ? (mode_t)o->dir_mode : (mode_t)o->file_mode;
+	mode &= ~(mode_t)o->umask & ~(mode_t)0222;
 	if (a->is_dir) {
-		st->st_mode = S_IFDIR | 0755;
+		st->st_mode = S_IFDIR | mode;
 		st->st_nlink = 2;
-		st->st_mtime = st->st_ctime = st->st_atime = fs->mount_time;
+		st->st_mtime = st->st_ctime = st->st_atime = DIR_MTIME;
 	} else {
-		st->st_mode = S_IFREG | 0644;
+		st->st_mode = S_IFREG | mode;
 		st->st_nlink = 1;
 		st->st_size = (off_t)a->size;
 		st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
 		st->st_mtime = st->st_ctime = st->st_atime = a->mtime;
 	}
-	st->st_blksize = (blksize_t)(fs->opts->chunk_size < (1u << 20) ? fs->opts->chunk_size
-								       : (1u << 20));
+	st->st_blksize = (blksize_t)(o->chunk_size < (1u << 20) ? o->chunk_size : (1u << 20));
 }
 
 /* How long the kernel may keep what it learns of key, learned from S3 at learned_ms: what is
@@ -99,7 +110,7 @@ static void reply_entry(fuse_req_t req, struct tfs_fs *fs, struct tfs_inode *i,
 	e.ino = i->ino;
 	e.attr_timeout = kernel_timeout(fs, i->key, learned_ms);
 	e.entry_timeout = e.attr_timeout;
-	fill_stat(fs, i->ino, a, &e.attr);
+	fill_stat(fs, i->st_ino, a, &e.attr);
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		itable_forget(&fs->itab, i->ino, 1); /* the lookup was interrupted */
 }
@@ -109,7 +120,7 @@ static void file_seen(struct tfs_fs *fs, struct tfs_inode *i, const struct tfs_a
 		      enum tfs_seen seen)
 {
 	if (seen == SEEN_CHANGED)
-		file_changed(fs, i, a->etag, false);
+		file_changed(fs, i->key, a->etag, false);
 	else if (seen == SEEN_SAME)
 		policy_revalidation_kept(fs->pol);
 }
@@ -139,7 +150,7 @@ static void b_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	enum tfs_seen seen;
-	struct tfs_inode *i = itable_link(&fs->itab, dir, name, &a, learned, &seen);
+	struct tfs_inode *i = itable_link(&fs->itab, dir, name, &a, &learned, &seen);
 	if (!i) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -155,29 +166,65 @@ static void b_forget(struct tfs_fs *fs, fuse_ino_t ino, uint64_t nlookup)
 
 /* The attributes of i, and when they were learned (*ms, may be NULL); for a file whose TTL
  * ran out, revalidated with S3 first (a conditional HEAD: 304 keeps everything cached and
- * restarts the TTL), unless the prefetcher revalidated it since (then what it learned). */
-static int current_attr(struct tfs_fs *fs, struct tfs_inode *i, struct tfs_attr *a, uint64_t *ms)
+ * restarts the TTL), unless the prefetcher revalidated it since (then what it learned).  A file
+ * whose user metadata this mount has not read is asked with a plain HEAD (the kernel asks
+ * before running a file it knows no x bit for).  When S3 has a new version, i is superseded
+ * (inode.h): it keeps its attributes and *superseded is set (as it is for an inode superseded
+ * before).  The kernel learns of the new inode by a lookup: when a TTL ran out, its entry ran
+ * out with the attributes; when an invalidation expired the attributes alone, -ESTALE makes the
+ * kernel look the path up again (stat and open retry once on ESTALE), so that no notification
+ * that takes the directory's lock is needed (one blocked in the kernel when the daemon is
+ * killed keeps the killed process, and the mount, from ever finishing). */
+static int current_attr(struct tfs_fs *fs, struct tfs_inode *i, struct tfs_attr *a, uint64_t *ms,
+			bool *superseded)
 {
 	uint64_t learned, at;
-	itable_get_attr(&fs->itab, i, a, &learned);
+	bool current;
+	itable_get_attr(&fs->itab, i, a, &learned, &current);
+	*superseded = !current;
 	if (ms)
 		*ms = learned;
-	if (i->is_dir || policy_fresh(fs->pol, i->key, learned, tfs_now_ms()))
+	bool need_meta = policy_config(fs->pol)->object_meta && !i->is_dir &&
+			 !(a->meta & TFS_META_READ);
+	if (need_meta && current) {
+		policy_attr_meta(fs->pol, i->key, a); /* read before, by this mount or another */
+		if ((need_meta = !(a->meta & TFS_META_READ)) == false)
+			itable_set_attr_at(&fs->itab, i, a, learned);
+	}
+	if (i->is_dir || !current ||
+	    (policy_fresh(fs->pol, i->key, learned, tfs_now_ms()) && !need_meta))
 		return 0;
 	struct tfs_attr fresh;
 	bool changed = false;
-	if (a->etag[0] && policy_prefetch_confirmed(fs->pol, i->key, learned, &fresh, &at) == 0) {
+	if (!need_meta && a->etag[0] &&
+	    policy_prefetch_confirmed(fs->pol, i->key, learned, &fresh, &at) == 0) {
 		changed = strcmp(fresh.etag, a->etag) != 0; /* the prefetcher revalidated it */
 	} else {
-		int ret = a->etag[0] ? policy_revalidate(fs->pol, i->key, a, &fresh, &changed)
-				     : policy_stat_file(fs->pol, i->key, &fresh);
+		bool fresh_ttl = policy_fresh(fs->pol, i->key, learned, tfs_now_ms());
+		int ret = a->etag[0] && !need_meta
+				  ? policy_revalidate(fs->pol, i->key, a, &fresh, &changed)
+				  : policy_stat_file(fs->pol, i->key, &fresh);
+		if (ret < 0 && need_meta && fresh_ttl && ret != -ENOENT) {
+			/* the HEAD was for the metadata alone: best effort, not asked again */
+			a->meta = TFS_META_READ;
+			itable_set_attr_at(&fs->itab, i, a, learned);
+			return 0;
+		}
 		if (ret < 0)
 			return ret;
+		if (need_meta && a->etag[0] && strcmp(fresh.etag, a->etag) != 0) {
+			changed = true;
+			policy_object_changed(fs->pol, i->key, fresh.etag); /* drops and counts */
+		}
 		at = tfs_now_ms();
 	}
+	if (changed) { /* either way, policy found the change and dropped the old chunks */
+		file_changed(fs, i->key, fresh.etag, true);
+		itable_supersede(&fs->itab, i);
+		*superseded = true;
+		return learned == 0 ? -ESTALE : 0;
+	}
 	itable_set_attr_at(&fs->itab, i, &fresh, at);
-	if (changed) /* either way, policy found the change and dropped the old chunks */
-		file_changed(fs, i, fresh.etag, true);
 	*a = fresh;
 	if (ms)
 		*ms = at;
@@ -195,14 +242,17 @@ static void b_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	uint64_t learned;
-	int ret = current_attr(fs, i, &a, &learned);
+	bool superseded;
+	int ret = current_attr(fs, i, &a, &learned, &superseded);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;
 	}
-	fill_stat(fs, ino, &a, &st);
-	/* a directory's attributes are its existence, which lookups in its parent revalidate */
-	fuse_reply_attr(req, &st, kernel_timeout(fs, i->key, i->is_dir ? tfs_now_ms() : learned));
+	fill_stat(fs, i->st_ino, &a, &st);
+	/* a directory's attributes are its existence, which lookups in its parent revalidate;
+	 * a superseded file's are those of its version, for good (fstat of an open handle) */
+	fuse_reply_attr(req, &st, superseded ? 86400.0
+			: kernel_timeout(fs, i->key, i->is_dir ? tfs_now_ms() : learned));
 	(void)fi;
 }
 
@@ -219,14 +269,21 @@ static void b_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+	/* O_TRUNC (the kernel passes it on: atomic_o_trunc) would change the file too */
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
 	uint64_t learned;
-	int ret = current_attr(fs, i, &a, &learned);
+	bool superseded;
+	int ret = current_attr(fs, i, &a, &learned, &superseded);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (superseded) {
+		/* S3 has a newer version: the kernel looks the name up again and opens that */
+		fuse_reply_err(req, ESTALE);
 		return;
 	}
 	struct tfs_file *h = calloc(1, sizeof(*h));
@@ -336,6 +393,23 @@ static void b_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 }
 
+/* Room for a key: S3's keys are at most 1024 bytes, and a name at most NAME_MAX. */
+#define KEY_BUF (2048 + NAME_MAX + 2)
+
+/* The number tools see for the parent of directory dir (its ".."). */
+static uint64_t parent_st_ino(const struct tfs_inode *dir)
+{
+	if (dir->ino == FUSE_ROOT_ID || dir->parent == FUSE_ROOT_ID)
+		return FUSE_ROOT_ID;
+	size_t n = strlen(dir->key) - 1; /* the parent's prefix: up to the '/' before the last */
+	while (n > 0 && dir->key[n - 1] != '/')
+		n--;
+	char *pk = strndup(dir->key, n);
+	uint64_t ino = pk ? stat_ino(pk, NULL) : FUSE_ROOT_ID;
+	free(pk);
+	return ino;
+}
+
 static void b_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		      struct fuse_file_info *fi, bool plus)
 {
@@ -359,7 +433,8 @@ static void b_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct stat st = { 0 };
 		struct fuse_entry_param e = { 0 };
 		const char *name;
-		const struct tfs_attr *a = NULL;
+		struct tfs_attr a;
+		bool entry = k >= 2;
 		if (k >= 2 && root && strcmp(l->ents[k - 2].name, CTL_DIR_NAME) == 0) {
 			if (!atomic_exchange(&fs->warned_ctl_name, true)) {
 				tfs_warn("hiding the S3 prefix '%s%s/': the name is reserved for the "
@@ -370,28 +445,37 @@ static void b_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (k < 2) {
 			name = k == 0 ? "." : "..";
 			st.st_mode = S_IFDIR;
-			st.st_ino = k == 0 ? ino : dir->parent ? dir->parent : FUSE_ROOT_ID;
+			st.st_ino = k == 0 ? dir->st_ino : parent_st_ino(dir);
 		} else {
 			name = l->ents[k - 2 - extra].name;
-			a = &l->ents[k - 2 - extra].attr;
-			st.st_mode = a->is_dir ? S_IFDIR : S_IFREG;
+			a = l->ents[k - 2 - extra].attr;
+			st.st_mode = a.is_dir ? S_IFDIR : S_IFREG;
+			if (!plus) {
+				char key[KEY_BUF];
+				snprintf(key, sizeof(key), "%s%s%s", dir->key, name, a.is_dir ? "/" : "");
+				st.st_ino = stat_ino(key, a.is_dir ? NULL : a.etag);
+			}
 		}
 		size_t need = plus ? fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0)
 				   : fuse_add_direntry(req, NULL, 0, name, NULL, 0);
 		if (pos + need > size)
 			break;
 		if (plus) {
-			if (a) {
+			if (entry) {
 				enum tfs_seen seen;
-				struct tfs_inode *i = itable_link(&fs->itab, dir, name, a,
-								  l->fetched_ms, &seen);
-				if (!i)
+				uint64_t learned = l->fetched_ms;
+				struct tfs_inode *i;
+				if (!a.is_dir) {
+					char key[KEY_BUF];
+					snprintf(key, sizeof(key), "%s%s", dir->key, name);
+					policy_attr_meta(fs->pol, key, &a);
+				}
+				if (!(i = itable_link(&fs->itab, dir, name, &a, &learned, &seen)))
 					break;
-				file_seen(fs, i, a, seen);
+				file_seen(fs, i, &a, seen);
 				e.ino = i->ino;
-				e.attr_timeout = e.entry_timeout =
-					kernel_timeout(fs, i->key, l->fetched_ms);
-				fill_stat(fs, i->ino, a, &e.attr);
+				e.attr_timeout = e.entry_timeout = kernel_timeout(fs, i->key, learned);
+				fill_stat(fs, i->st_ino, &a, &e.attr);
 			} else {
 				/* "." and "..": no lookup count is taken for them. */
 				e.attr = st;

@@ -8,7 +8,10 @@
  *   ctl          one command per line: invalidate PATH|GLOB, warm PATH..., demote, purge,
  *                reset-stats (write-only, the mount's owner or root)
  *
- * Reading a statistics file gives one snapshot, taken at open.  A write to ctl returns when its
+ * Reading a statistics file gives one snapshot, taken at open.  Its size is real, so that tools
+ * that copy st_size bytes (rsync) copy it all: while a handle is open, the size of the newest
+ * open snapshot (what fstat after open must say), else the size of a snapshot rendered for the
+ * stat; the kernel keeps no statistics attributes (timeout 0).  A write to ctl returns when its
  * commands have been applied (warm queues its work and returns; its progress is in stats); a bad
  * command fails the write with EINVAL and a log line saying why.  The name .tierfs at the mount's
  * root is reserved: S3 keys under it are hidden, with a warning.  It is reachable by name but not
@@ -51,9 +54,36 @@ struct ctl_handle {
 bool ctl_is_ino(fuse_ino_t ino) { return ino >= CTL_BASE && ino < CTL_BASE + CTL_N; }
 static int which_of(fuse_ino_t ino) { return (int)(ino - CTL_BASE); }
 
-static void ctl_stat(const struct tfs_fs *fs, int which, struct stat *st)
+static void render(struct tfs_fs *fs, int which, FILE *f);
+
+static bool is_stats(int which)
+{
+	return which == CTL_STATS || which == CTL_JSON || which == CTL_METRICS;
+}
+
+/* The size a statistics file reports (see the top of the file). */
+static off_t stats_size(struct tfs_fs *fs, int which)
+{
+	if (atomic_load(&fs->ctl_open[which]) > 0)
+		return (off_t)atomic_load(&fs->ctl_len[which]);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return 0;
+	render(fs, which, f);
+	fclose(f);
+	free(buf);
+	return (off_t)len;
+}
+
+static double attr_timeout(int which) { return is_stats(which) ? 0.0 : 1.0; }
+
+static void ctl_stat(struct tfs_fs *fs, int which, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
+	if (is_stats(which))
+		st->st_size = stats_size(fs, which);
 	st->st_ino = CTL_BASE + (fuse_ino_t)which;
 	st->st_mode = ctl_entries[which].mode;
 	st->st_nlink = which == CTL_DIR ? 2 : 1;
@@ -77,7 +107,8 @@ static void ctl_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	struct fuse_entry_param e = { .ino = CTL_BASE + (fuse_ino_t)which };
-	e.attr_timeout = e.entry_timeout = 1.0;
+	e.entry_timeout = 1.0;
+	e.attr_timeout = attr_timeout(which);
 	ctl_stat(fs_of(req), which, &e.attr);
 	fuse_reply_entry(req, &e);
 }
@@ -88,7 +119,7 @@ static void ctl_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 {
 	struct stat st;
 	ctl_stat(fs_of(req), which_of(ino), &st);
-	fuse_reply_attr(req, &st, 1.0);
+	fuse_reply_attr(req, &st, attr_timeout(which_of(ino)));
 }
 
 static void ctl_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -103,14 +134,15 @@ static void ctl_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 }
 
 /* Appends one dirent for an entry of .tierfs. */
-static size_t ctl_dirent(fuse_req_t req, struct tfs_fs *fs, int which, char *buf, size_t size, off_t next,
-		  bool plus)
+static size_t ctl_dirent(fuse_req_t req, struct tfs_fs *fs, int which, char *buf, size_t size,
+			 off_t next, bool plus)
 {
 	struct fuse_entry_param e = { 0 };
 	ctl_stat(fs, which, &e.attr);
 	if (plus) {
 		e.ino = CTL_BASE + (fuse_ino_t)which;
-		e.attr_timeout = e.entry_timeout = 1.0;
+		e.entry_timeout = 1.0;
+		e.attr_timeout = attr_timeout(which);
 		return fuse_add_direntry_plus(req, buf, size, ctl_entries[which].name, &e, next);
 	}
 	return fuse_add_direntry(req, buf, size, ctl_entries[which].name, &e.attr, next);
@@ -329,6 +361,8 @@ static void ctl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		render(fs, which, f);
 		fclose(f);
+		atomic_store(&fs->ctl_len[which], h->len);
+		atomic_fetch_add(&fs->ctl_open[which], 1);
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1; /* sizes are not known ahead: every read comes here */
@@ -402,6 +436,8 @@ static void ctl_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void ctl_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct ctl_handle *h = (struct ctl_handle *)(uintptr_t)fi->fh;
+	if (is_stats(h->which))
+		atomic_fetch_sub(&fs_of(req)->ctl_open[h->which], 1);
 	handle_del(&fs_of(req)->handles, &h->h);
 	ctl_free(&h->h);
 	fuse_reply_err(req, 0);
@@ -424,7 +460,7 @@ static void ctl_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 
 static void ctl_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	fuse_reply_err(req, ENODATA);
+	fuse_reply_err(req, strncmp(name, "user.", 5) == 0 ? ENODATA : ENOTSUP);
 }
 
 static void ctl_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)

@@ -34,6 +34,9 @@ struct tfs_fs {
 	gid_t gid;
 	_Atomic bool warned_ctl_name;   /* one warning about a hidden .tierfs prefix */
 	time_t mount_time;
+	/* the control directory's statistics files (ctl.c), by kind: */
+	_Atomic size_t ctl_len[8];      /* the size of the newest open snapshot */
+	_Atomic int ctl_open[8];        /* open snapshots */
 };
 
 static inline struct tfs_fs *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }

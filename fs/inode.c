@@ -1,7 +1,9 @@
 /*
  * inode.c - the inode table: FUSE inode numbers <-> (parent, name, S3 key).
  *
- * Inode numbers are handed out from a counter and never reused while the mount lives.  An inode
+ * FUSE inode numbers (the kernel's handles) are handed out from a counter and never reused
+ * while the mount lives; the numbers tools see (st_ino) are stat_ino()'s, kept unique among the
+ * live inodes by a third index.  An inode
  * lives while the kernel holds lookups on it (nlookup > 0); the root lives forever.  A child
  * needs nothing from its parent's inode (it carries its own full key), so forgetting a parent
  * before its children is harmless.
@@ -21,6 +23,49 @@ static size_t ino_bucket(const struct tfs_itable *t, fuse_ino_t ino)
 	return tfs_hash64(&ino, sizeof(ino), 1) % t->nbuckets;
 }
 
+static size_t stino_bucket(const struct tfs_itable *t, uint64_t st_ino)
+{
+	return tfs_hash64(&st_ino, sizeof(st_ino), 2) % t->nbuckets;
+}
+
+uint64_t stat_ino(const char *key, const char *etag)
+{
+	uint64_t h = tfs_hash64(key, strlen(key), 0x7469657266730001ull);
+	if (etag && etag[0])
+		h = tfs_hash64(etag, strlen(etag), h);
+	h &= (1ull << 63) - 1;
+	return h < 2 ? h + 2 : h;
+}
+
+static bool stino_taken_locked(const struct tfs_itable *t, uint64_t st_ino)
+{
+	for (struct tfs_inode *i = t->by_stino[stino_bucket(t, st_ino)]; i; i = i->stino_next)
+		if (i->st_ino == st_ino)
+			return true;
+	return false;
+}
+
+/* Gives i its number: stat_ino's, or on a collision with a live inode the next free one. */
+static void stino_assign_locked(struct tfs_itable *t, struct tfs_inode *i)
+{
+	uint64_t n = stat_ino(i->key, i->attr.etag);
+	while (stino_taken_locked(t, n))
+		n = n + 1 >= (1ull << 63) ? 2 : n + 1;
+	i->st_ino = n;
+	size_t b = stino_bucket(t, n);
+	i->stino_next = t->by_stino[b];
+	t->by_stino[b] = i;
+}
+
+static void stino_remove_locked(struct tfs_itable *t, struct tfs_inode *i)
+{
+	struct tfs_inode **pp = &t->by_stino[stino_bucket(t, i->st_ino)];
+	while (*pp && *pp != i)
+		pp = &(*pp)->stino_next;
+	if (*pp)
+		*pp = i->stino_next;
+}
+
 static size_t name_bucket(const struct tfs_itable *t, fuse_ino_t parent, const char *name)
 {
 	return tfs_hash64(name, strlen(name), parent) % t->nbuckets;
@@ -33,8 +78,9 @@ int itable_init(struct tfs_itable *t, const char *root_key)
 	t->nbuckets = ITABLE_BUCKETS;
 	t->by_ino = calloc(t->nbuckets, sizeof(*t->by_ino));
 	t->by_name = calloc(t->nbuckets, sizeof(*t->by_name));
+	t->by_stino = calloc(t->nbuckets, sizeof(*t->by_stino));
 	struct tfs_inode *root = calloc(1, sizeof(*root));
-	if (!t->by_ino || !t->by_name || !root || !(root->key = strdup(root_key)) ||
+	if (!t->by_ino || !t->by_name || !t->by_stino || !root || !(root->key = strdup(root_key)) ||
 	    !(root->name = strdup(""))) {
 		if (root) {
 			free(root->key);
@@ -43,12 +89,15 @@ int itable_init(struct tfs_itable *t, const char *root_key)
 		free(root);
 		free(t->by_ino);
 		free(t->by_name);
+		free(t->by_stino);
 		return -ENOMEM;
 	}
 	root->ino = FUSE_ROOT_ID;
 	root->is_dir = true;
 	root->attr.is_dir = true;
 	root->nlookup = 1;
+	root->st_ino = FUSE_ROOT_ID;
+	t->by_stino[stino_bucket(t, root->st_ino)] = root;
 	t->by_ino[ino_bucket(t, FUSE_ROOT_ID)] = root;
 	t->next_ino = FUSE_ROOT_ID + 1;
 	t->count = 1;
@@ -74,6 +123,7 @@ void itable_destroy(struct tfs_itable *t)
 	}
 	free(t->by_ino);
 	free(t->by_name);
+	free(t->by_stino);
 	for (size_t k = 0; k < ITABLE_ABSENT_MAX; k++)
 		free(t->absent[k].key);
 	pthread_mutex_destroy(&t->lock);
@@ -117,10 +167,11 @@ bool itable_keep_cache(struct tfs_itable *t, struct tfs_inode *i, const char *et
 }
 
 struct tfs_inode *itable_link(struct tfs_itable *t, struct tfs_inode *parent, const char *name,
-			      const struct tfs_attr *a, uint64_t learned_ms, enum tfs_seen *seen)
+			      struct tfs_attr *a, uint64_t *learned_ms, enum tfs_seen *seen)
 {
 	size_t nb = name_bucket(t, parent->ino, name);
 	struct tfs_inode *i, *fresh = NULL;
+	bool changed = false;
 	char *key = tfs_strdup_printf("%s%s%s", parent->key, name, a->is_dir ? "/" : "");
 	if (!key)
 		return NULL;
@@ -134,6 +185,12 @@ struct tfs_inode *itable_link(struct tfs_itable *t, struct tfs_inode *parent, co
 		 * the kernel forgets it, unreachable by name. */
 		unhash_name_locked(t, i);
 		i = NULL;
+	} else if (i && !i->is_dir && i->attr.etag[0] && strcmp(i->attr.etag, a->etag) != 0 &&
+		   *learned_ms >= i->attr_ms) {
+		/* A new version: a new file at this name (see inode.h). */
+		unhash_name_locked(t, i);
+		i = NULL;
+		changed = true;
 	}
 	if (!i) {
 		fresh = calloc(1, sizeof(*fresh));
@@ -149,6 +206,9 @@ struct tfs_inode *itable_link(struct tfs_itable *t, struct tfs_inode *parent, co
 		i->ino = t->next_ino++;
 		i->parent = parent->ino;
 		i->is_dir = a->is_dir;
+		i->attr = *a;
+		i->attr_ms = *learned_ms;
+		stino_assign_locked(t, i);
 		i->hashed = true;
 		i->name_next = t->by_name[nb];
 		t->by_name[nb] = i;
@@ -158,18 +218,33 @@ struct tfs_inode *itable_link(struct tfs_itable *t, struct tfs_inode *parent, co
 		t->count++;
 	}
 	if (seen)
-		*seen = fresh || a->is_dir || !i->attr.etag[0] ? SEEN_NEW
-			: strcmp(i->attr.etag, a->etag) != 0 ? SEEN_CHANGED
-							     : SEEN_SAME;
-	/* A directory's attributes come from nowhere but its existence: keep them. */
-	if (!a->is_dir || fresh) {
-		i->attr = *a;
-		i->attr_ms = learned_ms;
+		*seen = changed ? SEEN_CHANGED
+			: fresh || a->is_dir || !i->attr.etag[0] ? SEEN_NEW
+			: *learned_ms > i->attr_ms ? SEEN_SAME
+						   : SEEN_AGAIN;
+	/* A directory's attributes come from nowhere but its existence: keep them.  A file's
+	 * are replaced by what was learned later, never by what was learned earlier. */
+	if (!a->is_dir) {
+		if (!fresh && *learned_ms >= i->attr_ms) {
+			i->attr = *a;
+			i->attr_ms = *learned_ms;
+		}
+		*a = i->attr;
+		*learned_ms = i->attr_ms;
 	}
 	i->nlookup++;
 	pthread_mutex_unlock(&t->lock);
 	free(key);
 	return i;
+}
+
+bool itable_supersede(struct tfs_itable *t, struct tfs_inode *i)
+{
+	pthread_mutex_lock(&t->lock);
+	bool was = i->hashed;
+	unhash_name_locked(t, i);
+	pthread_mutex_unlock(&t->lock);
+	return was;
 }
 
 void itable_forget(struct tfs_itable *t, fuse_ino_t ino, uint64_t n)
@@ -185,6 +260,7 @@ void itable_forget(struct tfs_itable *t, fuse_ino_t ino, uint64_t n)
 			while (*pp != i)
 				pp = &(*pp)->ino_next;
 			*pp = i->ino_next;
+			stino_remove_locked(t, i);
 			t->count--;
 			victim = i;
 		}
@@ -194,11 +270,14 @@ void itable_forget(struct tfs_itable *t, fuse_ino_t ino, uint64_t n)
 		inode_free(victim);
 }
 
-void itable_get_attr(struct tfs_itable *t, struct tfs_inode *i, struct tfs_attr *a, uint64_t *ms)
+void itable_get_attr(struct tfs_itable *t, struct tfs_inode *i, struct tfs_attr *a, uint64_t *ms,
+		     bool *current)
 {
 	pthread_mutex_lock(&t->lock);
 	*a = i->attr;
 	*ms = i->attr_ms;
+	if (current)
+		*current = i->hashed || i->ino == FUSE_ROOT_ID;
 	pthread_mutex_unlock(&t->lock);
 }
 

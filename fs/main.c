@@ -321,6 +321,7 @@ int main(int argc, char **argv)
 		.l2_size = opts.l2_size,
 		.l2_min_free_pct = opts.l2_min_free_pct,
 		.l2_min_free_bytes = opts.l2_min_free_bytes,
+		.object_meta = !opts.object_meta_off,
 	};
 	/* the tests' slow disk (tests/test_l2.py): not an option, no user has a use for it */
 	const char *slow = getenv("TIERFS_TEST_SLOW_DISK_MS");

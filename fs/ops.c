@@ -136,11 +136,13 @@ static void tfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 static void tfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv = { 0 };
-	/* A bucket has no size to speak of: report a large, full, read-only file system. */
+	/* A bucket has no size and no inode count to speak of: a large file system with
+	 * everything free, so that df and disk-full alarms do not see a full disk (nothing can be
+	 * written here either way: every change is EROFS). */
 	sv.f_bsize = 4096;
 	sv.f_frsize = 4096;
-	sv.f_blocks = 1ull << 40 >> 12;
-	sv.f_files = 1ull << 30;
+	sv.f_blocks = sv.f_bfree = sv.f_bavail = 1ull << 50 >> 12; /* 1 PiB */
+	sv.f_files = sv.f_ffree = sv.f_favail = 1ull << 32;
 	sv.f_namemax = NAME_MAX;
 	fuse_reply_statfs(req, &sv);
 	(void)ino;

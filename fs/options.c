@@ -25,6 +25,7 @@ enum {
 	KEY_L2_SIZE, KEY_L2_MIN_FREE, KEY_READ_AHEAD_KB, KEY_L1_SIZE, KEY_PROMOTE_AFTER,
 	KEY_DEMOTE_AFTER, KEY_DEMOTE_INTERVAL, KEY_KERNEL_FLAG, KEY_MOUNT_NOISE, KEY_CONFIG,
 	KEY_LOG_LEVEL, KEY_PREFETCH, KEY_PREFETCH_WINDOW, KEY_PREFETCH_INTERVAL, KEY_PREFETCH_BUDGET,
+	KEY_UID, KEY_GID, KEY_FILE_MODE, KEY_DIR_MODE, KEY_UMASK, KEY_OBJECT_META,
 };
 
 #define DEFAULT_READ_AHEAD_KB 1024 /* one FUSE request of the largest size */
@@ -43,6 +44,12 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("prefetch_window=", KEY_PREFETCH_WINDOW),
 	FUSE_OPT_KEY("prefetch_interval=", KEY_PREFETCH_INTERVAL),
 	FUSE_OPT_KEY("prefetch_budget=", KEY_PREFETCH_BUDGET),
+	FUSE_OPT_KEY("uid=", KEY_UID),
+	FUSE_OPT_KEY("gid=", KEY_GID),
+	FUSE_OPT_KEY("file_mode=", KEY_FILE_MODE),
+	FUSE_OPT_KEY("dir_mode=", KEY_DIR_MODE),
+	FUSE_OPT_KEY("umask=", KEY_UMASK),
+	FUSE_OPT_KEY("object_meta=", KEY_OBJECT_META),
 	FUSE_OPT_KEY("config=", KEY_CONFIG),
 	/* kernel mount flags, as mount(8) and fstab pass them: on to FUSE */
 	FUSE_OPT_KEY("suid", KEY_KERNEL_FLAG), FUSE_OPT_KEY("nosuid", KEY_KERNEL_FLAG),
@@ -146,6 +153,16 @@ void tfs_print_help(const char *prog)
 	       "    -o direct_io           bypass the kernel page cache (default: off)\n"
 	       "    -o read_ahead_kb=N     kernel read-ahead of the mount, 0 = leave the kernel's;\n"
 	       "                           needs root (default: %u)\n"
+	       "\n"
+	       "owners and modes (tierfs is read-only: no mode it shows has a write bit):\n"
+	       "    -o uid=N, -o gid=N     owner of every file and directory (default: the\n"
+	       "                           object's x-amz-meta-uid/-gid, else the mount's user)\n"
+	       "    -o file_mode=OCTAL     mode of files without x-amz-meta-mode (default: 0644)\n"
+	       "    -o dir_mode=OCTAL      mode of directories (default: 0755)\n"
+	       "    -o umask=OCTAL         bits cleared from every mode (default: 022)\n"
+	       "    -o object_meta=on|off  honour x-amz-meta-mode, -uid, -gid and -mtime (as s3fs\n"
+	       "                           and rclone write them); a lookup of a file whose headers\n"
+	       "                           the mount has not read sends a HEAD (default: on)\n"
 	       "\n"
 	       "logging and configuration:\n"
 	       "    -o log_level=LEVEL     error, warning, info or debug (default: info; debug with -d)\n"
@@ -318,6 +335,38 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		if (tfs_parse_size(val, &o->prefetch_budget) < 0)
 			return bad("prefetch_budget (a size)", val);
 		return 0;
+	case KEY_UID:
+	case KEY_GID:
+		if (tfs_parse_uint(val, 0, 0xFFFFFFFEu, &v) < 0)
+			return bad(key == KEY_UID ? "uid (a number)" : "gid (a number)", val);
+		if (key == KEY_UID)
+			o->uid = v, o->uid_set = true;
+		else
+			o->gid = v, o->gid_set = true;
+		return 0;
+	case KEY_FILE_MODE:
+	case KEY_DIR_MODE:
+	case KEY_UMASK: {
+		char *end;
+		errno = 0;
+		unsigned long m = strtoul(val, &end, 8);
+		if (!*val || *end || errno || m > 0777)
+			return bad(key == KEY_FILE_MODE ? "file_mode (octal, such as 0644)"
+				   : key == KEY_DIR_MODE ? "dir_mode (octal, such as 0755)"
+							 : "umask (octal, such as 022)",
+				   val);
+		*(key == KEY_FILE_MODE ? &o->file_mode : key == KEY_DIR_MODE ? &o->dir_mode
+									 : &o->umask) = m;
+		return 0;
+	}
+	case KEY_OBJECT_META:
+		if (strcmp(val, "on") == 0)
+			o->object_meta_off = false;
+		else if (strcmp(val, "off") == 0)
+			o->object_meta_off = true;
+		else
+			return bad("object_meta (on or off)", val);
+		return 0;
 	case KEY_THREADS:
 		if (tfs_parse_uint(val, 1, POLICY_MAX_CONNECTIONS, &v) < 0)
 			return bad("connections (1..256)", val);
@@ -457,6 +506,9 @@ int tfs_parse_options(int argc, char **argv, struct tfs_options *o, struct fuse_
 	o->prefetch_window_s = POLICY_DEFAULT_PREFETCH_WINDOW_S;
 	o->prefetch_interval_s = POLICY_DEFAULT_PREFETCH_INTERVAL_MS / 1000;
 	o->prefetch_budget = POLICY_DEFAULT_PREFETCH_BUDGET;
+	o->file_mode = 0644;
+	o->dir_mode = 0755;
+	o->umask = 022;
 
 	/* Precedence: command line over config file over environment over defaults: the file
 	 * is applied first, the command line after it. */

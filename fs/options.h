@@ -29,6 +29,10 @@ struct tfs_options {
 	uint64_t timeout_ms, retries, connections;
 	uint64_t prefetch_window_s, prefetch_interval_s, prefetch_budget;
 	bool prefetch_off;
+	/* owners and modes (bucket.c's fill_stat) */
+	uint64_t uid, gid, file_mode, dir_mode, umask;
+	bool uid_set, gid_set;
+	bool object_meta_off;
 	bool help, version, l1_size_set;
 };
 

@@ -9,7 +9,13 @@
  *
  * A bad value is EINVAL and changes nothing; writing a read-only name is EPERM; only the
  * mount's owner (or root) may change a setting (EACCES).  Other user.tierfs.* names are EINVAL
- * to set and ENODATA to get; other namespaces are not stored (ENOTSUP) .
+ * to set and ENODATA to get.  Other namespaces (security.*, system.* ACLs, trusted.*) are not
+ * supported (ENOTSUP), so that tools ask once per file system rather than once per file (ls -l
+ * remembers it per device).
+ *
+ * listxattr names only what a user set (user.tierfs.ttl): the other four describe the cache,
+ * not the file, and change on their own, so that cp -a, rsync -aX and tar --xattrs would copy
+ * them into every copy and a periodic rsync -aX would never settle.  They are read by name.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -72,6 +78,10 @@ void bucket_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t si
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
+	if (strncmp(name, "user.", 5) != 0) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
 	if (strcmp(name, X_TTL) == 0) {
 		if (policy_ttl_get(fs->pol, i->key, &ttl) < 0) {
 			fuse_reply_err(req, ENODATA);
@@ -91,7 +101,7 @@ void bucket_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t si
 				  strcmp(name, X_EXPIRES) == 0)) {
 		struct tfs_attr a;
 		uint64_t ms;
-		itable_get_attr(&fs->itab, i, &a, &ms);
+		itable_get_attr(&fs->itab, i, &a, &ms, NULL);
 		if (strcmp(name, X_ETAG) == 0) {
 			snprintf(v, sizeof(v), "%s", a.etag);
 		} else if (strcmp(name, X_TIER) == 0) {
@@ -125,22 +135,16 @@ void bucket_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct tfs_fs *fs = fs_of(req);
 	struct tfs_inode *i = itable_get(&fs->itab, ino);
-	char buf[256];
+	char buf[sizeof(X_TTL)];
 	size_t n = 0;
 	uint64_t ttl;
 	if (!i) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	const char *names[] = { X_TTL, X_EFFECTIVE, X_TIER, X_ETAG, X_EXPIRES };
-	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
-		if (k == 0 && policy_ttl_get(fs->pol, i->key, &ttl) < 0)
-			continue; /* listed only where set */
-		if (k >= 2 && i->is_dir)
-			continue;
-		size_t l = strlen(names[k]) + 1;
-		memcpy(buf + n, names[k], l);
-		n += l;
+	if (policy_ttl_get(fs->pol, i->key, &ttl) == 0) { /* listed only where set */
+		memcpy(buf, X_TTL, sizeof(X_TTL));
+		n = sizeof(X_TTL);
 	}
 	if (size == 0)
 		fuse_reply_xattr(req, n);

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "policy_i.h"
 #include "util.h"
+#include "xmeta.h"
 
 #define DIR_BUCKETS 1024
 #define DIR_CACHE_MAX 4096  /* listings kept */
@@ -65,7 +66,8 @@ int meta_init(struct policy *p)
 		return -ENOMEM;
 	pthread_mutex_init(&p->meta->lock, NULL);
 	p->meta->tab = calloc(DIR_BUCKETS, sizeof(*p->meta->tab));
-	if (!p->meta->tab) {
+	p->xmeta = xmeta_new(XMETA_MAX);
+	if (!p->meta->tab || !p->xmeta) {
 		meta_destroy(p);
 		return -ENOMEM;
 	}
@@ -128,6 +130,8 @@ void meta_destroy(struct policy *p)
 	if (p->meta->tab)
 		policy_forget_listings(p);
 	free(p->meta->tab);
+	xmeta_free(p->xmeta);
+	p->xmeta = NULL;
 	pthread_mutex_destroy(&p->meta->lock);
 	free(p->meta);
 	p->meta = NULL;
@@ -353,6 +357,16 @@ static int fetch_listing(struct policy *p, const char *dir_key, struct tfs_listi
 		n++;
 	} while (token);
 	ret = meta_listing_from_pages(dir_key, pages, n, out);
+	if (ret == 0) /* what this mount read of its files' headers, persisted with it */
+		for (size_t i = 0; i < (*out)->n; i++) {
+			struct tfs_dirent *e = &(*out)->ents[i];
+			if (!e->attr.is_dir) {
+				char *k = tfs_strdup_printf("%s%s", dir_key, e->name);
+				if (k)
+					xmeta_get(p->xmeta, k, &e->attr);
+				free(k);
+			}
+		}
 out:
 	for (size_t i = 0; i < n; i++)
 		s3_list_page_free(&pages[i]);
@@ -364,9 +378,22 @@ out:
  * Listings persist in the L2 index (namespace 'd'), so that a remount, or a mount while S3 is
  * unreachable, has the metadata as long as its TTL holds.  Format: version u32, fetched (wall
  * clock seconds) u64, count u32, then per entry: name length u16, name, is_dir u8, size u64,
- * mtime i64, ETag length u8, ETag.
+ * mtime i64, ETag length u8, ETag, then the user metadata: meta u8, mode u16, uid u32, gid u32.
+ * A record of another version (1: before user metadata) is not read: the listing is fetched
+ * again, and the record replaced.
  */
-#define LISTING_FORMAT 1u
+#define LISTING_FORMAT 2u
+#define META_BYTES (1 + 2 + 4 + 4)
+
+static void put_bytes(unsigned char **p, const void *v, size_t n);
+
+static void put_meta(unsigned char **w, const struct tfs_attr *a)
+{
+	put_bytes(w, &a->meta, 1);
+	put_bytes(w, &a->mode, 2);
+	put_bytes(w, &a->uid, 4);
+	put_bytes(w, &a->gid, 4);
+}
 
 static void put_bytes(unsigned char **p, const void *v, size_t n)
 {
@@ -380,7 +407,8 @@ static void persist_listing(struct policy *p, const char *dir_key, const struct 
 		return;
 	size_t n = 16;
 	for (size_t i = 0; i < l->n; i++)
-		n += 2 + strlen(l->ents[i].name) + 1 + 8 + 8 + 1 + strlen(l->ents[i].attr.etag);
+		n += 2 + strlen(l->ents[i].name) + 1 + 8 + 8 + 1 + strlen(l->ents[i].attr.etag) +
+		     META_BYTES;
 	unsigned char *buf = malloc(n), *w = buf;
 	if (!buf)
 		return;
@@ -401,6 +429,7 @@ static void persist_listing(struct policy *p, const char *dir_key, const struct 
 		put_bytes(&w, &mt, 8);
 		put_bytes(&w, &el, 1);
 		put_bytes(&w, e->attr.etag, el);
+		put_meta(&w, &e->attr);
 	}
 	ssd_meta_put(p->cfg.ssd, 'd', dir_key, buf, (size_t)(w - buf));
 	free(buf);
@@ -413,6 +442,12 @@ static bool get_bytes(const unsigned char **r, const unsigned char *end, void *v
 	memcpy(v, *r, n);
 	*r += n;
 	return true;
+}
+
+static bool get_meta(const unsigned char **r, const unsigned char *end, struct tfs_attr *a)
+{
+	return get_bytes(r, end, &a->meta, 1) && get_bytes(r, end, &a->mode, 2) &&
+	       get_bytes(r, end, &a->uid, 4) && get_bytes(r, end, &a->gid, 4);
 }
 
 /* The persisted listing of dir_key if it is still fresh, else NULL. */
@@ -449,7 +484,8 @@ static struct tfs_listing *load_listing(struct policy *p, const char *dir_key)
 		l->n = i + 1;
 		if (!get_bytes(&r, end, &dir, 1) || !get_bytes(&r, end, &e->attr.size, 8) ||
 		    !get_bytes(&r, end, &mt, 8) || !get_bytes(&r, end, &el, 1) ||
-		    el >= sizeof(e->attr.etag) || !get_bytes(&r, end, e->attr.etag, el))
+		    el >= sizeof(e->attr.etag) || !get_bytes(&r, end, e->attr.etag, el) ||
+		    !get_meta(&r, end, &e->attr))
 			goto fail;
 		e->attr.etag[el] = '\0';
 		e->attr.is_dir = dir;
@@ -520,7 +556,8 @@ static const struct tfs_dirent *listing_find(const struct tfs_listing *l, const 
  * Attributes learned by single lookups persist in the L2 index too (namespace 'a', the key of a
  * file or the prefix of a directory), so that a path can be reached through a remount or an
  * S3 outage without its directory ever having been listed.  Format: version u32, fetched (wall
- * clock seconds) u64, is_dir u8, size u64, mtime i64, ETag length u8, ETag.
+ * clock seconds) u64, is_dir u8, size u64, mtime i64, ETag length u8, ETag, the user metadata
+ * as in a listing.
  */
 static void persist_attr(struct policy *p, const char *key, const struct tfs_attr *a)
 {
@@ -538,13 +575,13 @@ static void persist_attr(struct policy *p, const char *key, const struct tfs_att
 	put_bytes(&w, &mt, 8);
 	put_bytes(&w, &el, 1);
 	put_bytes(&w, a->etag, el);
+	put_meta(&w, a);
 	ssd_meta_put(p->cfg.ssd, 'a', key, buf, (size_t)(w - buf));
 }
 
-/* The persisted attributes of key if still fresh: 0 (*learned_ms: when, monotonic), or
- * -ENOENT. */
-static int load_attr(struct policy *p, const char *key, struct tfs_attr *out,
-		     uint64_t *learned_ms)
+/* The persisted attributes of key, fresh or not: 0 (*wall: when learned, wall clock seconds),
+ * or -ENOENT. */
+static int read_attr(struct policy *p, const char *key, struct tfs_attr *out, uint64_t *wall)
 {
 	void *raw;
 	size_t n;
@@ -552,26 +589,76 @@ static int load_attr(struct policy *p, const char *key, struct tfs_attr *out,
 		return -ENOENT;
 	const unsigned char *r = raw, *end = r + n;
 	uint32_t ver;
-	uint64_t wall, now = (uint64_t)time(NULL);
 	uint8_t dir, el;
 	int64_t mt;
 	int ret = -ENOENT;
 	memset(out, 0, sizeof(*out));
-	if (get_bytes(&r, end, &ver, 4) && ver == LISTING_FORMAT && get_bytes(&r, end, &wall, 8) &&
+	if (get_bytes(&r, end, &ver, 4) && ver == LISTING_FORMAT && get_bytes(&r, end, wall, 8) &&
 	    get_bytes(&r, end, &dir, 1) && get_bytes(&r, end, &out->size, 8) &&
 	    get_bytes(&r, end, &mt, 8) && get_bytes(&r, end, &el, 1) && el < sizeof(out->etag) &&
-	    get_bytes(&r, end, out->etag, el)) {
-		uint64_t age_ms = wall > now ? 0 : (now - wall) * 1000;
-		if (age_ms <= tfs_now_ms() && fresh(p, key, tfs_now_ms() - age_ms)) {
-			*learned_ms = tfs_now_ms() - age_ms;
-			out->etag[el] = '\0';
-			out->is_dir = dir;
-			out->mtime = (time_t)mt;
-			ret = 0;
-		}
+	    get_bytes(&r, end, out->etag, el) && get_meta(&r, end, out)) {
+		out->etag[el] = '\0';
+		out->is_dir = dir;
+		out->mtime = (time_t)mt;
+		ret = 0;
 	}
 	free(raw);
 	return ret;
+}
+
+/* The persisted attributes of key if still fresh: 0 (*learned_ms: when, monotonic), or
+ * -ENOENT. */
+static int load_attr(struct policy *p, const char *key, struct tfs_attr *out,
+		     uint64_t *learned_ms)
+{
+	uint64_t wall, now = (uint64_t)time(NULL);
+	if (read_attr(p, key, out, &wall) < 0)
+		return -ENOENT;
+	uint64_t age_ms = wall > now ? 0 : (now - wall) * 1000;
+	if (age_ms > tfs_now_ms() || !fresh(p, key, tfs_now_ms() - age_ms))
+		return -ENOENT;
+	*learned_ms = tfs_now_ms() - age_ms;
+	return 0;
+}
+
+/* The attributes a HEAD's answer gives: the user metadata read, and remembered. */
+static void attr_from_object(struct policy *p, const char *key, const struct s3_object *o,
+			     struct tfs_attr *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->size = o->size;
+	out->mtime = o->mtime;
+	memcpy(out->etag, o->etag, sizeof(out->etag));
+	if (!p->cfg.object_meta)
+		return;
+	out->meta = (uint8_t)(TFS_META_READ | (o->meta << 1));
+	out->mode = (uint16_t)o->mode;
+	out->uid = o->uid;
+	out->gid = o->gid;
+	if (o->meta & S3_META_MTIME)
+		out->mtime = o->meta_mtime;
+	xmeta_put(p->xmeta, key, out);
+}
+
+void policy_attr_meta(struct policy *p, const char *key, struct tfs_attr *a)
+{
+	if (a->is_dir || (a->meta & TFS_META_READ) || !p->cfg.object_meta ||
+	    xmeta_get(p->xmeta, key, a))
+		return;
+	/* Not read by this mount: what a lookup of an earlier one persisted, for this version
+	 * (the metadata of a version never changes, whatever the TTL); either way remembered, so
+	 * that the index is asked once per key. */
+	struct tfs_attr stored;
+	uint64_t wall;
+	if (read_attr(p, key, &stored, &wall) == 0 && strcmp(stored.etag, a->etag) == 0 &&
+	    (stored.meta & TFS_META_READ)) {
+		a->meta = stored.meta;
+		a->mode = stored.mode;
+		a->uid = stored.uid;
+		a->gid = stored.gid;
+		a->mtime = stored.mtime;
+	}
+	xmeta_put(p->xmeta, key, a);
 }
 
 int policy_stat_file(struct policy *p, const char *key, struct tfs_attr *out)
@@ -580,10 +667,7 @@ int policy_stat_file(struct policy *p, const char *key, struct tfs_attr *out)
 	int ret = s3_head(p->s3, key, &o);
 	if (ret < 0)
 		return ret;
-	memset(out, 0, sizeof(*out));
-	out->size = o.size;
-	out->mtime = o.mtime;
-	memcpy(out->etag, o.etag, sizeof(out->etag));
+	attr_from_object(p, key, &o, out);
 	persist_attr(p, key, out);
 	return 0;
 }
@@ -606,10 +690,7 @@ int policy_revalidate(struct policy *p, const char *key, const struct tfs_attr *
 		*out = *old;
 		atomic_fetch_add_explicit(&p->stats.revalidated_kept, 1, memory_order_relaxed);
 	} else {
-		memset(out, 0, sizeof(*out));
-		out->size = o.size;
-		out->mtime = o.mtime;
-		memcpy(out->etag, o.etag, sizeof(out->etag));
+		attr_from_object(p, key, &o, out);
 		if (strcmp(out->etag, old->etag) != 0) {
 			*changed = true;
 			policy_object_changed(p, key, out->etag); /* counts it */
@@ -641,7 +722,29 @@ int policy_lookup(struct policy *p, const char *dir_key, const char *name, struc
 		if (learned_ms)
 			*learned_ms = l->fetched_ms;
 		policy_listing_put(l);
-		return e ? 0 : -ENOENT;
+		if (!e)
+			return -ENOENT;
+		if (out->is_dir || !p->cfg.object_meta || (out->meta & TFS_META_READ))
+			return 0;
+		/* A file whose headers this mount has not read: what it read before, else a
+		 * HEAD, so that a path's mode and owner are the object's (a listing has none). */
+		char *key = tfs_strdup_printf("%s%s", dir_key, name);
+		if (!key)
+			return -ENOMEM;
+		ret = 0;
+		policy_attr_meta(p, key, out);
+		struct tfs_attr headed;
+		if (!(out->meta & TFS_META_READ)) {
+			/* best effort: S3 unreachable, the listing's attributes (the defaults) */
+			ret = policy_stat_file(p, key, &headed);
+			if (ret == 0) {
+				*out = headed;
+				if (learned_ms)
+					*learned_ms = tfs_now_ms();
+			}
+		}
+		free(key);
+		return ret == -ENOENT ? -ENOENT : 0;
 	}
 
 	/* No fresh listing: what an earlier lookup learned (a directory wins over an object),
@@ -680,6 +783,7 @@ static bool forget_match(void *ctx, const char *key) { return !ctx || policy_mat
 int meta_forget(struct policy *p, const struct policy_match *m)
 {
 	policy_forget_listings(p);
+	xmeta_clear(p->xmeta);
 	if (!p->cfg.ssd)
 		return 0;
 	ssd_meta_remove_matching(p->cfg.ssd, 'a', forget_match, (void *)m);

@@ -69,6 +69,8 @@ struct policy_config {
 	uint64_t l2_min_free_bytes;/* ... or bytes, whichever is more */
 	uint64_t l2_upkeep_interval_ms; /* L2's free-space check runs this often (0: 5 s) */
 	uint64_t l2_write_delay_ms;  /* tests: each L2 write takes this much longer (a slow disk) */
+	bool object_meta;          /* read S3 user metadata (modes, owners, times): a lookup of a
+				    * file whose headers this mount has not read sends a HEAD */
 };
 
 /* Latency histograms: fixed buckets, upper bounds in microseconds; the last is +Inf. */
@@ -105,10 +107,22 @@ struct policy_stats {
 	_Atomic uint64_t revalidated_kept, revalidated_changed;
 };
 
+/* What S3 user metadata said of a file (x-amz-meta-mode, -uid, -gid, -mtime: s3fs's and
+ * rclone's names): TFS_META_READ once the object's headers were read (a HEAD), then the
+ * S3_META_* bits (s3.h, shifted by one) of the fields it carried. */
+#define TFS_META_READ 0x1u
+#define TFS_META_MODE (S3_META_MODE << 1)
+#define TFS_META_UID (S3_META_UID << 1)
+#define TFS_META_GID (S3_META_GID << 1)
+#define TFS_META_MTIME (S3_META_MTIME << 1)
+
 struct tfs_attr {
 	bool is_dir;
+	uint8_t meta;              /* TFS_META_*; 0: from a listing, headers not read */
+	uint16_t mode;             /* permission bits, when TFS_META_MODE */
+	uint32_t uid, gid;         /* when TFS_META_UID, TFS_META_GID */
 	uint64_t size;
-	time_t mtime;
+	time_t mtime;              /* x-amz-meta-mtime when TFS_META_MTIME, else Last-Modified */
 	char etag[S3_ETAG_MAX];
 };
 
@@ -151,8 +165,12 @@ void policy_listing_put(struct tfs_listing *l);
 int policy_lookup(struct policy *p, const char *dir_key, const char *name, struct tfs_attr *out,
 		  uint64_t *learned_ms);
 
-/* Fresh attributes of the file key (HEAD). */
+/* Fresh attributes of the file key (HEAD), its user metadata included. */
 int policy_stat_file(struct policy *p, const char *key, struct tfs_attr *out);
+/* What this mount (or a lookup of an earlier one, in the L2 index) has read of the user
+ * metadata of key at a's version, if a has none yet (a listing's attributes): copied into *a.
+ * Memory, and the index once per key. */
+void policy_attr_meta(struct policy *p, const char *key, struct tfs_attr *a);
 
 /* Revalidates what is known of the file key (old): a conditional HEAD (If-None-Match).  304:
  * *out = *old, every cached chunk stays, the TTL restarts.  A new ETag: *out is the new

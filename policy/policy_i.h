@@ -12,6 +12,7 @@
  *   reader.c    one read: readahead, chunks, the tier loop               [policy_stream.lock]
  *   versions.c  "key has a new ETag", across every tier                           [no lock]
  *   meta.c      listings and lookups, cached with the TTL                         [meta->lock]
+ *   xmeta.c     the user metadata (modes, owners) read, by key                    [xmeta lock]
  *   ttl.c       TTL settings                                                      [ttl->lock]
  *   prefetch.c  the interval and directory-order predictors                       [pf->lock]
  *   admin.c     invalidate, purge, warm                                           [warm->lock]
@@ -21,8 +22,8 @@
  * other held; the one nesting is meta->lock -> ttl->lock (a cached listing's freshness is
  * checked under the listing cache's lock).  The leaves: in fs/, the handles', the inode
  * table's and the notifier's locks; in policy/, stream->lock, ct->lock, pf->lock, warm->lock,
- * l2->lock, buf_pool.lock, the S3 gate's (conc.h: released while a GET runs), the fetcher's
- * thread list and each worker's lock; in backends/, the SSD store's and the S3 client's handle
+ * the xmeta table's, l2->lock, buf_pool.lock, the S3 gate's (conc.h: released while a GET
+ * runs), the fetcher's thread list and each worker's lock; in backends/, the SSD store's and the S3 client's handle
  * pool.
  */
 #ifndef TIERFS_POLICY_I_H
@@ -57,6 +58,7 @@ struct policy {
 	struct fetcher *fetcher;
 
 	struct meta_cache *meta;
+	struct xmeta *xmeta;            /* user metadata read (xmeta.h) */
 	struct ttl_table *ttl;
 	struct predictor *pf;
 	struct warmer *warm;

@@ -60,6 +60,14 @@ int main(int argc, char **argv)
 	CHECK(s3_head(c, "obj.bin", &o) == 0);
 	CHECK(o.size == OBJ_SIZE && o.etag[0] == '"' && o.mtime > 0);
 	CHECK(s3_head(c, "missing", &o) == -ENOENT);
+	struct s3_object om;
+	CHECK(s3_head(c, "obj.bin", &om) == 0 && om.meta == 0);
+	/* x-amz-meta-*: s3fs's decimal st_mode, octal, rclone's fractional mtime, and junk */
+	CHECK(s3_head(c, "meta/s3fs", &om) == 0 &&
+	      om.meta == (S3_META_MODE | S3_META_UID | S3_META_GID | S3_META_MTIME) &&
+	      om.mode == 0755 && om.uid == 1234 && om.gid == 2345 && om.meta_mtime == 1600000000);
+	CHECK(s3_head(c, "meta/octal", &om) == 0 && om.meta == S3_META_MODE && om.mode == 0750);
+	CHECK(s3_head(c, "meta/bad", &om) == 0 && om.meta == 0);
 
 	/* whole GET, allocated by the client */
 	struct s3_get g = { .key = "obj.bin" };

@@ -22,6 +22,13 @@ def seeded(s3, bucket):
     items = {"obj.bin": bytes(i % 251 for i in range(300000)), "p/sub/x": b"x"}
     items.update({f"p/k{i:02d}": b"abc" for i in range(20)})
     util.put_many(s3, bucket, items)
+    # user metadata as s3fs (decimal st_mode) and rclone (fractional mtime) write it
+    for key, meta in (("meta/s3fs", {"mode": "33261", "uid": "1234", "gid": "2345",
+                                     "mtime": "1600000000.25"}),
+                      ("meta/octal", {"mode": "0750"}),
+                      ("meta/bad", {"mode": "rwx", "uid": "-1", "gid": "99999999999",
+                                    "mtime": "yesterday"})):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"m", Metadata=meta)
     return bucket
 
 

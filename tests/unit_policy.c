@@ -22,6 +22,7 @@
 #include "predict.h"
 #include "s3.h"
 #include "util.h"
+#include "xmeta.h"
 
 
 static void test_parse_size(void)
@@ -641,6 +642,41 @@ static void test_conc(void)
 	CHECK(conc_ctl_tick(&c, now, 0) == CONC_INITIAL && c.raises == 0);
 }
 
+/* The user metadata table: by key and version, and bounded. */
+static void test_xmeta(void)
+{
+	struct xmeta *x = xmeta_new(1000);
+	CHECK(x != NULL);
+	struct tfs_attr a = { .meta = TFS_META_READ | TFS_META_MODE, .mode = 0755, .mtime = 7 };
+	strcpy(a.etag, "\"v1\"");
+	xmeta_put(x, "d/f", &a);
+	struct tfs_attr q = { .mtime = 1 };
+	strcpy(q.etag, "\"v1\"");
+	CHECK(xmeta_get(x, "d/f", &q) && q.mode == 0755 && q.mtime == 7 &&
+	      q.meta == (TFS_META_READ | TFS_META_MODE));
+	struct tfs_attr other = { 0 };
+	strcpy(other.etag, "\"v2\"");     /* another version: nothing */
+	CHECK(!xmeta_get(x, "d/f", &other) && other.meta == 0);
+	CHECK(!xmeta_get(x, "d/g", &q));
+	a.mode = 0700;
+	xmeta_put(x, "d/f", &a);           /* the same key again: replaced */
+	CHECK(xmeta_get(x, "d/f", &q) && q.mode == 0700);
+	/* past its bound the oldest half goes, the newest stays */
+	char key[32];
+	for (unsigned i = 0; i < 1000 + 10; i++) {
+		snprintf(key, sizeof(key), "k%u", i);
+		xmeta_put(x, key, &a);
+	}
+	struct tfs_attr n = { 0 };
+	strcpy(n.etag, a.etag);
+	snprintf(key, sizeof(key), "k%u", 1000 + 9);
+	CHECK(xmeta_get(x, key, &n));
+	CHECK(!xmeta_get(x, "k0", &n));
+	xmeta_clear(x);
+	CHECK(!xmeta_get(x, key, &n));
+	xmeta_free(x);
+}
+
 int main(void)
 {
 	tfs_log_set_level(TFS_LOG_ERROR);
@@ -658,6 +694,7 @@ int main(void)
 	test_ctlproto();
 	test_conc();
 	test_conc_gate();
+	test_xmeta();
 	test_fuzz_regressions();
 	return CHECK_SUMMARY();
 }

@@ -17,6 +17,7 @@ Workloads (each figure the median of --runs runs, with min and max):
   hot_seq     the same read again in the same mount (MB/s)
   rand4k      4 KiB random reads with O_DIRECT on the warm file, fio: IOPS, p50 and p99 (ms)
   ls_cold     ls -l of a directory of --files entries, fresh mount (s)
+  ls_warm     the same ls -l again, in the same mount (s)
   small_cold  reading --read-files files of 4-64 KiB in name order, fresh mount (files/s)
   small_warm  the same after a remount with the page cache dropped (files/s)
   ttfb        time to the first 4 KiB of a cold 64 MiB file (ms)
@@ -65,6 +66,7 @@ WORKLOADS = [
     ("rand4k_p50", "ms", False, "4 KiB random O_DIRECT, p50"),
     ("rand4k_p99", "ms", False, "4 KiB random O_DIRECT, p99"),
     ("ls_cold", "s", False, "ls -l of the big directory, cold"),
+    ("ls_warm", "s", False, "ls -l of the big directory, again"),
     ("small_cold", "files/s", True, "small files in name order, cold"),
     ("small_warm", "files/s", True, "small files after remount"),
     ("ttfb", "ms", False, "time to first byte, cold file"),
@@ -354,6 +356,7 @@ def limits(a, endpoint, work, small, res):
     names = sorted(small)[:a.read_files]
     drop_caches()
     res.add("ls_cold", "limit", ls_l(os.path.join(local, "many")))
+    res.add("ls_warm", "limit", ls_l(os.path.join(local, "many")))
     drop_caches()
     res.add("small_warm", "limit", read_files([os.path.join(local, k) for k in names]))
     shutil.rmtree(local, ignore_errors=True)
@@ -412,6 +415,7 @@ def one_run(c, a, sha, small, res, check):
         if check and sha_of(big) != sha:
             raise RuntimeError(f"{c.name} served wrong bytes of big.bin")
         res.add("ls_cold", c.name, ls_l(os.path.join(c.mnt, "many")))
+        res.add("ls_warm", c.name, ls_l(os.path.join(c.mnt, "many")))
         res.add("small_cold", c.name, read_files(names))
     finally:
         c.umount()

@@ -1,0 +1,138 @@
+/*
+ * xmeta.c - the user metadata this mount has read, by key: a chained hash table under one
+ * mutex (see xmeta.h).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+#include "xmeta.h"
+
+#define XMETA_BUCKETS 65536
+
+struct xent {
+	struct xent *next;
+	uint64_t seq;               /* insertion order, for forgetting the oldest */
+	char etag[S3_ETAG_MAX];
+	uint8_t meta;
+	uint16_t mode;
+	uint32_t uid, gid;
+	time_t mtime;
+	char key[];
+};
+
+struct xmeta {
+	pthread_mutex_t lock;       /* guards everything below */
+	struct xent **tab;
+	size_t n, max;
+	uint64_t seq;
+};
+
+struct xmeta *xmeta_new(size_t max)
+{
+	struct xmeta *x = calloc(1, sizeof(*x));
+	if (!x || !(x->tab = calloc(XMETA_BUCKETS, sizeof(*x->tab)))) {
+		free(x);
+		return NULL;
+	}
+	x->max = max < 2 ? 2 : max;
+	pthread_mutex_init(&x->lock, NULL);
+	return x;
+}
+
+/* Drops the entries older than seq (all, for UINT64_MAX). */
+static void drop_older_locked(struct xmeta *x, uint64_t seq)
+{
+	for (size_t b = 0; b < XMETA_BUCKETS; b++) {
+		struct xent **pp = &x->tab[b];
+		while (*pp) {
+			struct xent *e = *pp;
+			if (e->seq < seq) {
+				*pp = e->next;
+				free(e);
+				x->n--;
+			} else {
+				pp = &e->next;
+			}
+		}
+	}
+}
+
+void xmeta_clear(struct xmeta *x)
+{
+	pthread_mutex_lock(&x->lock);
+	drop_older_locked(x, UINT64_MAX);
+	pthread_mutex_unlock(&x->lock);
+}
+
+void xmeta_free(struct xmeta *x)
+{
+	if (!x)
+		return;
+	xmeta_clear(x);
+	free(x->tab);
+	pthread_mutex_destroy(&x->lock);
+	free(x);
+}
+
+static size_t bucket(const char *key) { return tfs_hash64(key, strlen(key), 3) % XMETA_BUCKETS; }
+
+static struct xent *find_locked(struct xmeta *x, const char *key, size_t b)
+{
+	for (struct xent *e = x->tab[b]; e; e = e->next)
+		if (strcmp(e->key, key) == 0)
+			return e;
+	return NULL;
+}
+
+void xmeta_put(struct xmeta *x, const char *key, const struct tfs_attr *a)
+{
+	size_t b = bucket(key), kl = strlen(key);
+	struct xent *fresh = NULL;
+	pthread_mutex_lock(&x->lock);
+	struct xent *e = find_locked(x, key, b);
+	if (!e) {
+		pthread_mutex_unlock(&x->lock);
+		if (!(fresh = malloc(sizeof(*fresh) + kl + 1)))
+			return; /* then a listing shows the defaults until it is read again */
+		memcpy(fresh->key, key, kl + 1);
+		pthread_mutex_lock(&x->lock);
+		if (!(e = find_locked(x, key, b))) {
+			if (x->n >= x->max)
+				drop_older_locked(x, x->seq - x->max / 2);
+			e = fresh;
+			fresh = NULL;
+			e->next = x->tab[b];
+			x->tab[b] = e;
+			x->n++;
+		}
+	}
+	e->seq = x->seq++;
+	memcpy(e->etag, a->etag, sizeof(e->etag));
+	e->meta = a->meta;
+	e->mode = a->mode;
+	e->uid = a->uid;
+	e->gid = a->gid;
+	e->mtime = a->mtime;
+	pthread_mutex_unlock(&x->lock);
+	free(fresh);
+}
+
+bool xmeta_get(struct xmeta *x, const char *key, struct tfs_attr *a)
+{
+	bool found = false;
+	pthread_mutex_lock(&x->lock);
+	struct xent *e = find_locked(x, key, bucket(key));
+	if (e && strcmp(e->etag, a->etag) == 0) {
+		a->meta = e->meta;
+		a->mode = e->mode;
+		a->uid = e->uid;
+		a->gid = e->gid;
+		a->mtime = e->mtime;
+		found = true;
+	}
+	pthread_mutex_unlock(&x->lock);
+	return found;
+}
