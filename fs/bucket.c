@@ -166,9 +166,10 @@ static void b_forget(struct tfs_fs *fs, fuse_ino_t ino, uint64_t nlookup)
 
 /* The attributes of i, and when they were learned (*ms, may be NULL); for a file whose TTL
  * ran out, revalidated with S3 first (a conditional HEAD: 304 keeps everything cached and
- * restarts the TTL), unless the prefetcher revalidated it since (then what it learned).  A file
- * whose user metadata this mount has not read is asked with a plain HEAD (the kernel asks
- * before running a file it knows no x bit for).  When S3 has a new version, i is superseded
+ * restarts the TTL), unless the prefetcher revalidated it since (then what it learned).  With
+ * want_meta (a getattr), a file whose user metadata this mount has not read is asked with a
+ * plain HEAD: the kernel asks before running a file it knows no x bit for, and a stat past the
+ * kernel's attribute timeout; an open or a read never waits for it.  When S3 has a new version, i is superseded
  * (inode.h): it keeps its attributes and *superseded is set (as it is for an inode superseded
  * before).  The kernel learns of the new inode by a lookup: when a TTL ran out, its entry ran
  * out with the attributes; when an invalidation expired the attributes alone, -ESTALE makes the
@@ -176,7 +177,7 @@ static void b_forget(struct tfs_fs *fs, fuse_ino_t ino, uint64_t nlookup)
  * that takes the directory's lock is needed (one blocked in the kernel when the daemon is
  * killed keeps the killed process, and the mount, from ever finishing). */
 static int current_attr(struct tfs_fs *fs, struct tfs_inode *i, struct tfs_attr *a, uint64_t *ms,
-			bool *superseded)
+			bool want_meta, bool *superseded)
 {
 	uint64_t learned, at;
 	bool current;
@@ -184,7 +185,7 @@ static int current_attr(struct tfs_fs *fs, struct tfs_inode *i, struct tfs_attr 
 	*superseded = !current;
 	if (ms)
 		*ms = learned;
-	bool need_meta = policy_config(fs->pol)->object_meta && !i->is_dir &&
+	bool need_meta = want_meta && policy_config(fs->pol)->object_meta && !i->is_dir &&
 			 !(a->meta & TFS_META_READ);
 	if (need_meta && current) {
 		policy_attr_meta(fs->pol, i->key, a); /* read before, by this mount or another */
@@ -243,7 +244,7 @@ static void b_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	uint64_t learned;
 	bool superseded;
-	int ret = current_attr(fs, i, &a, &learned, &superseded);
+	int ret = current_attr(fs, i, &a, &learned, true, &superseded);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -276,7 +277,7 @@ static void b_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	uint64_t learned;
 	bool superseded;
-	int ret = current_attr(fs, i, &a, &learned, &superseded);
+	int ret = current_attr(fs, i, &a, &learned, false, &superseded);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;

@@ -724,27 +724,16 @@ int policy_lookup(struct policy *p, const char *dir_key, const char *name, struc
 		policy_listing_put(l);
 		if (!e)
 			return -ENOENT;
-		if (out->is_dir || !p->cfg.object_meta || (out->meta & TFS_META_READ))
+		if (out->is_dir || (out->meta & TFS_META_READ))
 			return 0;
-		/* A file whose headers this mount has not read: what it read before, else a
-		 * HEAD, so that a path's mode and owner are the object's (a listing has none). */
+		/* what this mount, or a lookup of an earlier one, read of its headers (a listing
+		 * has none); no HEAD for it: fs asks when the kernel asks for the attributes */
 		char *key = tfs_strdup_printf("%s%s", dir_key, name);
 		if (!key)
 			return -ENOMEM;
-		ret = 0;
 		policy_attr_meta(p, key, out);
-		struct tfs_attr headed;
-		if (!(out->meta & TFS_META_READ)) {
-			/* best effort: S3 unreachable, the listing's attributes (the defaults) */
-			ret = policy_stat_file(p, key, &headed);
-			if (ret == 0) {
-				*out = headed;
-				if (learned_ms)
-					*learned_ms = tfs_now_ms();
-			}
-		}
 		free(key);
-		return ret == -ENOENT ? -ENOENT : 0;
+		return 0;
 	}
 
 	/* No fresh listing: what an earlier lookup learned (a directory wins over an object),

@@ -69,8 +69,7 @@ struct policy_config {
 	uint64_t l2_min_free_bytes;/* ... or bytes, whichever is more */
 	uint64_t l2_upkeep_interval_ms; /* L2's free-space check runs this often (0: 5 s) */
 	uint64_t l2_write_delay_ms;  /* tests: each L2 write takes this much longer (a slow disk) */
-	bool object_meta;          /* read S3 user metadata (modes, owners, times): a lookup of a
-				    * file whose headers this mount has not read sends a HEAD */
+	bool object_meta;          /* read S3 user metadata (modes, owners, times) */
 };
 
 /* Latency histograms: fixed buckets, upper bounds in microseconds; the last is +Inf. */
