@@ -631,13 +631,8 @@ static void attr_from_object(struct policy *p, const char *key, const struct s3_
 	memcpy(out->etag, o->etag, sizeof(out->etag));
 	if (!p->cfg.object_meta)
 		return;
-	out->meta = (uint8_t)(TFS_META_READ | (o->meta << 1));
-	out->mode = (uint16_t)o->mode;
-	out->uid = o->uid;
-	out->gid = o->gid;
-	if (o->meta & S3_META_MTIME)
-		out->mtime = o->meta_mtime;
-	xmeta_put(p->xmeta, key, out);
+	xmeta_put_object(p->xmeta, key, o);
+	xmeta_get(p->xmeta, key, out);
 }
 
 void policy_attr_meta(struct policy *p, const char *key, struct tfs_attr *a)

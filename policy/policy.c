@@ -59,7 +59,7 @@ static int build_lower_tiers(struct policy *p)
 	if (ret < 0)
 		return ret;
 	p->ntiers = 2;
-	if (!(p->tiers[2] = tier_s3_new(p->s3, p->cfg.connections)))
+	if (!(p->tiers[2] = tier_s3_new(p->s3, p->cfg.connections, p->cfg.object_meta ? p->xmeta : NULL)))
 		return -ENOMEM;
 	p->ntiers = 3;
 	return 0;

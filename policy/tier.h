@@ -149,8 +149,10 @@ struct tier {
 struct tier *tier_null_new(void);
 /* S3 as the last tier: ranged GETs naming the ETag (If-Match), one per stretch of adjacent
  * missing chunks, scattered into their buffers, at most as many at once as the gate of conc.h
- * allows (up to connections).  s3 is not owned. */
-struct tier *tier_s3_new(struct s3_client *s3, unsigned connections);
+ * allows (up to connections).  s3 is not owned.  What the responses say of the objects' user
+ * metadata goes to xmeta (xmeta.h; NULL: nowhere), so that a file read needs no HEAD for it. */
+struct xmeta;
+struct tier *tier_s3_new(struct s3_client *s3, unsigned connections, struct xmeta *xmeta);
 struct conc_stats;
 /* What the gate knows: the limit it found, GETs in flight, throughput. */
 void tier_s3_gate_stats(struct tier *t, struct conc_stats *out);

@@ -10,6 +10,7 @@
 
 #include "conc.h"
 #include "tier.h"
+#include "xmeta.h"
 
 static int null_get(struct tier *t, struct tier_run *r, int from, int *next)
 {
@@ -98,6 +99,7 @@ struct s3_tier {
 	struct tier tier;           /* the face: tier.impl is this */
 	struct s3_client *s3;       /* not owned */
 	struct conc gate;
+	struct xmeta *xmeta;        /* not owned, or NULL */
 };
 
 static int s3_tier_get(struct tier *t, struct tier_run *r, int from, int *next)
@@ -129,6 +131,8 @@ static int s3_tier_get(struct tier *t, struct tier_run *r, int from, int *next)
 	conc_enter(&st->gate, r->urgent && from == 0);
 	int ret = s3_get(st->s3, &g);
 	conc_leave(&st->gate, ret == 0 && g.throttled ? -EAGAIN : ret);
+	if (ret == 0 && st->xmeta && g.obj.etag[0])
+		xmeta_put_object(st->xmeta, r->key, &g.obj);
 	for (int i = from; i < b; i++) {
 		r->done[i] = ret == 0;
 		r->err[i] = ret;
@@ -173,12 +177,13 @@ static const struct tier_ops s3_ops = {
 	.destroy = s3_tier_destroy,
 };
 
-struct tier *tier_s3_new(struct s3_client *s3, unsigned connections)
+struct tier *tier_s3_new(struct s3_client *s3, unsigned connections, struct xmeta *xmeta)
 {
 	struct s3_tier *st = calloc(1, sizeof(*st));
 	if (!st)
 		return NULL;
 	st->s3 = s3;
+	st->xmeta = xmeta;
 	conc_init(&st->gate, connections, &s3_client_stats(s3)->arriving);
 	st->tier = (struct tier){ .ops = &s3_ops, .name = "s3", .lat_slot = TIER_S3,
 				  .is_source = true, .impl = st };

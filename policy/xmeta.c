@@ -120,6 +120,15 @@ void xmeta_put(struct xmeta *x, const char *key, const struct tfs_attr *a)
 	free(fresh);
 }
 
+void xmeta_put_object(struct xmeta *x, const char *key, const struct s3_object *o)
+{
+	struct tfs_attr a = { .meta = (uint8_t)(TFS_META_READ | (o->meta << 1)),
+			      .mode = (uint16_t)o->mode, .uid = o->uid, .gid = o->gid,
+			      .mtime = (o->meta & S3_META_MTIME) ? o->meta_mtime : o->mtime };
+	memcpy(a.etag, o->etag, sizeof(a.etag));
+	xmeta_put(x, key, &a);
+}
+
 bool xmeta_get(struct xmeta *x, const char *key, struct tfs_attr *a)
 {
 	bool found = false;

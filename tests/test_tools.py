@@ -156,6 +156,23 @@ def test_modes_owners_and_executables(s3, bucket, mount, local):
     assert oct(st.st_mode & 0o777) == oct(0o444) and st.st_uid == os.getuid()
 
 
+def test_metadata_comes_with_the_read(s3, bucket, mount):
+    """2. A file read needs no HEAD for its metadata: the GET's answer carries it."""
+    s3.put_object(Bucket=bucket, Key="d/tool", Body=b"#!/bin/sh\necho tool\n",
+                  Metadata={"mode": S3FS_EXEC, "mtime": "1500000000"})
+    m = mount(bucket, ["ttl=1h"])
+    d = os.path.join(m.mnt, "d")
+    os.listdir(d)                                # the kernel holds the listing's defaults
+    path = os.path.join(d, "tool")
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o444)
+    with open(path, "rb") as f:
+        assert f.read() == b"#!/bin/sh\necho tool\n"
+    heads = util.tierfs_stats(m.mnt)["tiers"]["s3"]["head"]
+    st = os.stat(path)                           # after a read the kernel asks (atime)
+    assert oct(st.st_mode & 0o777) == oct(0o555) and int(st.st_mtime) == 1500000000
+    assert util.tierfs_stats(m.mnt)["tiers"]["s3"]["head"] == heads
+
+
 @pytest.mark.parametrize("bad", ["uid=x", "gid=-3", "file_mode=999", "dir_mode=01777",
                                  "umask=8", "object_meta=maybe"])
 def test_bad_owner_and_mode_options(bad, tmpdir_short):
