@@ -11,6 +11,11 @@ double evict_priority(double last_access_s, uint64_t accesses)
 	return last_access_s + EVICT_FREQ_BONUS_S * log2(1.0 + (double)accesses);
 }
 
+uint64_t evict_want(uint64_t used, uint64_t need, uint64_t cap)
+{
+	return used + need > cap ? used + need - cap + cap / 100 * EVICT_LOW_WATER_PCT : 0;
+}
+
 static int cmp_cand(const void *a, const void *b)
 {
 	const struct evict_cand *x = a, *y = b;

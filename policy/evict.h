@@ -15,6 +15,9 @@
 #include <stdint.h>
 
 #define EVICT_FREQ_BONUS_S 600.0
+/* When L2 must make room it frees what is needed and this much of its cap more, so that the
+ * next fills find room without another pass. */
+#define EVICT_LOW_WATER_PCT 5
 
 struct evict_cand {
 	double prio;
@@ -24,6 +27,8 @@ struct evict_cand {
 
 /* last_access_s: wall-clock seconds, with fractions (reads within one second keep their order). */
 double evict_priority(double last_access_s, uint64_t accesses);
+/* How many bytes to free so that need more fit under cap with used held: 0 if they fit. */
+uint64_t evict_want(uint64_t used, uint64_t need, uint64_t cap);
 /* Sorts cands by priority, lowest first, and returns how many of the first ones must go to
  * free at least need bytes (n when all of them together are not enough). */
 size_t evict_choose(struct evict_cand *cands, size_t n, uint64_t need);

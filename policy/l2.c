@@ -25,7 +25,6 @@
 #define L2_BUCKETS (1u << 16)
 #define FILL_DEADLINE_MS 30000       /* a fill waits this long for room, then the disk is failing */
 #define L2_WRITERS 2                 /* one hashes and indexes while the other's write is on the disk */
-#define LOW_WATER_PCT 5              /* evict this much of the cap beyond what is needed */
 
 struct l2_entry {
 	struct l2_entry *next;
@@ -201,8 +200,7 @@ static int make_room(struct l2 *l, uint64_t need, double limit)
 	for (int round = 0; round < 3; round++) {
 		uint64_t used, entries, want = 0;
 		held(l, &used, &entries);
-		if (used + need > l->cfg.cap)
-			want = used + need - l->cfg.cap + l->cfg.cap / 100 * LOW_WATER_PCT;
+		want = evict_want(used, need, l->cfg.cap);
 		uint64_t fb, tb;
 		if (ssd_fs_space(l->ssd, &fb, &tb) == 0) {
 			uint64_t floor = tb / 100 * l->cfg.min_free_pct;

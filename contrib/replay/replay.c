@@ -551,10 +551,11 @@ static uint64_t run_belady(const struct trace *tr, size_t cap)
 }
 
 /* tierfs: L2's order as the daemon keeps it (policy/l2.c): a hit sets the last access and
- * counts one more, a fill enters with one access, and when the cache is full the daemon frees
- * what is needed and 5 % of the cap more (LOW_WATER_PCT), in evict_choose's order of
- * evict_priority. */
-#define TIERFS_LOW_WATER_PCT 5
+ * counts one more, a fill enters with one access, and a fill that does not fit frees
+ * evict_want's bytes (what is needed and EVICT_LOW_WATER_PCT of the cap more) in evict_choose's
+ * order of evict_priority.  Sizes in bytes, as the daemon counts them: a slot is a 4 KiB header
+ * and the chunk. */
+static uint64_t slot_bytes;
 
 static uint64_t run_tierfs(const struct trace *tr, size_t cap)
 {
@@ -564,7 +565,7 @@ static uint64_t run_tierfs(const struct trace *tr, size_t cap)
 	size_t *slot = malloc(tr->nids * sizeof(*slot));
 	struct evict_cand *c = malloc(cap * sizeof(*c));
 	size_t n = 0;
-	uint64_t miss = 0;
+	uint64_t miss = 0, cap_bytes = (uint64_t)cap * slot_bytes;
 	if (!last || !acc || !held || !slot || !c) {
 		fprintf(stderr, "tierfs-replay: out of memory\n");
 		exit(1);
@@ -579,11 +580,11 @@ static uint64_t run_tierfs(const struct trace *tr, size_t cap)
 			continue;
 		}
 		miss++;
-		if (n + 1 > cap) {
-			uint64_t want = n + 1 - cap + cap * TIERFS_LOW_WATER_PCT / 100;
+		uint64_t want = evict_want(n * slot_bytes, slot_bytes, cap_bytes);
+		if (want) {
 			for (size_t k = 0; k < n; k++)
 				c[k] = (struct evict_cand){ evict_priority(last[held[k]], acc[held[k]]),
-							    1, held[k] };
+							    slot_bytes, held[k] };
 			size_t k = evict_choose(c, n, want);
 			for (size_t j = 0; j < k; j++)
 				slot[c[j].ref] = SIZE_MAX;
@@ -681,6 +682,7 @@ int main(int argc, char **argv)
 		fr[nfr++] = v;
 	}
 	free(sl);
+	slot_bytes = 4096 + (chunk + 4095) / 4096 * 4096;
 	struct trace tr = { 0 };
 	if (read_trace(path, chunk, &tr) < 0)
 		return 1;
