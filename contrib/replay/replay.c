@@ -273,10 +273,36 @@ static uint64_t run_lru(const struct trace *tr, size_t cap)
 	return miss;
 }
 
+/* A miss whose id was in ghost (a list of evicted ids) enters main; any other enters fresh. */
+static void admit(struct links *L, uint32_t x, struct dlist *ghost, struct dlist *main_q,
+		  uint8_t main_tag, struct dlist *fresh, uint8_t fresh_tag, bool was_ghost)
+{
+	if (was_ghost) {
+		dl_remove(L, ghost, x);
+		dl_push_head(L, main_q, main_tag, x);
+	} else {
+		dl_push_head(L, fresh, fresh_tag, x);
+	}
+}
+
+enum { T1 = 1, T2, B1, B2 };
+
+/* ARC's REPLACE: the LRU page of T1 to B1 when T1 is over its target p (or at it, for a hit in
+ * B2), else the LRU page of T2 to B2. */
+static void arc_replace(struct links *L, struct dlist *t1, struct dlist *t2, struct dlist *b1,
+			struct dlist *b2, double p, bool in_b2)
+{
+	if (t1->n > 0 && ((double)t1->n > p || (in_b2 && (double)t1->n == p)))
+		dl_push_head(L, b1, B1, dl_pop_tail(L, t1));
+	else if (t2->n > 0)
+		dl_push_head(L, b2, B2, dl_pop_tail(L, t2));
+	else
+		dl_push_head(L, b1, B1, dl_pop_tail(L, t1));
+}
+
 /* ARC, as in the paper's figure 4 (c = cap, p the target size of T1). */
 static uint64_t run_arc(const struct trace *tr, size_t cap)
 {
-	enum { T1 = 1, T2, B1, B2 };
 	struct links L;
 	struct dlist t1, t2, b1, b2;
 	double p = 0;
@@ -297,13 +323,7 @@ static uint64_t run_arc(const struct trace *tr, size_t cap)
 				p = fmin((double)cap, p + fmax(1.0, (double)b2.n / (double)b1.n));
 			else
 				p = fmax(0.0, p - fmax(1.0, (double)b1.n / (double)b2.n));
-			/* REPLACE(x, p) */
-			if (t1.n > 0 && ((double)t1.n > p || (w == B2 && (double)t1.n == p)))
-				dl_push_head(&L, &b1, B1, dl_pop_tail(&L, &t1));
-			else if (t2.n > 0)
-				dl_push_head(&L, &b2, B2, dl_pop_tail(&L, &t2));
-			else
-				dl_push_head(&L, &b1, B1, dl_pop_tail(&L, &t1));
+			arc_replace(&L, &t1, &t2, &b1, &b2, p, w == B2);
 			dl_remove(&L, w == B1 ? &b1 : &b2, x);
 			dl_push_head(&L, &t2, T2, x);
 			continue;
@@ -312,26 +332,15 @@ static uint64_t run_arc(const struct trace *tr, size_t cap)
 		if (t1.n + b1.n == cap) {
 			if (t1.n < cap) {
 				dl_pop_tail(&L, &b1);
-				if (t1.n > 0 && (double)t1.n > p)
-					dl_push_head(&L, &b1, B1, dl_pop_tail(&L, &t1));
-				else if (t2.n > 0)
-					dl_push_head(&L, &b2, B2, dl_pop_tail(&L, &t2));
-				else
-					dl_push_head(&L, &b1, B1, dl_pop_tail(&L, &t1));
+				arc_replace(&L, &t1, &t2, &b1, &b2, p, false);
 			} else {
 				dl_pop_tail(&L, &t1);
 			}
 		} else if (t1.n + b1.n < cap && t1.n + t2.n + b1.n + b2.n >= cap) {
 			if (t1.n + t2.n + b1.n + b2.n == 2 * cap)
 				dl_pop_tail(&L, &b2);
-			if (t1.n + t2.n >= cap) {
-				if (t1.n > 0 && (double)t1.n > p)
-					dl_push_head(&L, &b1, B1, dl_pop_tail(&L, &t1));
-				else if (t2.n > 0)
-					dl_push_head(&L, &b2, B2, dl_pop_tail(&L, &t2));
-				else
-					dl_push_head(&L, &b1, B1, dl_pop_tail(&L, &t1));
-			}
+			if (t1.n + t2.n >= cap)
+				arc_replace(&L, &t1, &t2, &b1, &b2, p, false);
 		}
 		dl_push_head(&L, &t1, T1, x);
 	}
@@ -380,12 +389,7 @@ static uint64_t run_s3fifo(const struct trace *tr, size_t cap)
 			}
 		}
 		freq[x] = 0;
-		if (w == G) {
-			dl_remove(&L, &g, x);
-			dl_push_head(&L, &m, M, x);
-		} else {
-			dl_push_head(&L, &s, S, x);
-		}
+		admit(&L, x, &g, &m, M, &s, S, w == G);
 	}
 	links_free(&L);
 	free(freq);
@@ -456,12 +460,7 @@ static uint64_t run_2q(const struct trace *tr, size_t cap)
 				dl_pop_tail(&L, &am);
 			}
 		}
-		if (w == AOUT) {
-			dl_remove(&L, &aout, x);
-			dl_push_head(&L, &am, AM, x);
-		} else {
-			dl_push_head(&L, &ain, AIN, x);
-		}
+		admit(&L, x, &aout, &am, AM, &ain, AIN, w == AOUT);
 	}
 	links_free(&L);
 	return miss;
