@@ -12,10 +12,12 @@
  *   POLICY<TAB>FRACTION<TAB>CACHE_CHUNKS<TAB>MISS_RATIO
  *
  * Policies: tierfs (L2's order, policy/evict.h: the same functions the daemon runs, the same
- * batches, with the trace's clock), lru, arc, s3fifo, sieve, 2q, belady (the offline optimum).
+ * batches, with the trace's clock), lru, arc, s3fifo, sieve, 2q, lirs, belady (the offline
+ * optimum).
  * The references follow their papers (ARC: Megiddo and Modha 2003; S3-FIFO: Yang et al. 2023,
  * 10 % small queue, ghost as large as the main one, 2-bit counters; SIEVE: Zhang et al. 2024;
- * 2Q: Johnson and Shasha 1994, 25 % A1in, A1out as large as half the cache).  Every cache holds
+ * 2Q: Johnson and Shasha 1994, 25 % A1in, A1out as large as half the cache; LIRS: Jiang and
+ * Zhang 2002, 1 % HIR).  Every cache holds
  * whole chunks and counts them, as L2 does with chunks of one size.
  */
 #include <errno.h>
@@ -609,13 +611,121 @@ static uint64_t run_tierfs(const struct trace *tr, size_t cap)
 	return miss;
 }
 
+/* LIRS (Jiang and Zhang 2002): the stack S holds the LIR chunks and the recently seen HIR
+ * ones, resident or not; the queue Q the resident HIR chunks, 1 % of the cache.  A HIR chunk
+ * seen again while still in S becomes LIR, and the LIR chunk at the bottom of S becomes HIR;
+ * S is pruned so that its bottom is LIR, and holds at most 3x the cache of non-resident
+ * entries. */
+enum { L_NONE, L_LIR, L_HIR, L_GHOST };
+
+/* The bottom LIR chunk of S becomes a resident HIR chunk, when there are too many LIR. */
+static void lirs_demote(struct links *Ls, struct dlist *S, struct links *Lq, struct dlist *Q,
+			uint8_t *state, size_t *nlir, size_t lcap)
+{
+	uint32_t b = S->tail;
+	if (b != NIL && state[b] == L_LIR && *nlir > lcap) {
+		dl_remove(Ls, S, b);
+		state[b] = L_HIR;
+		(*nlir)--;
+		dl_push_head(Lq, Q, 1, b);
+	}
+}
+
+static uint64_t run_lirs(const struct trace *tr, size_t cap)
+{
+	struct links Ls, Lq;
+	struct dlist S, Q;
+	uint8_t *state = calloc(tr->nids, 1);
+	size_t hcap = cap / 100 ? cap / 100 : 1;
+	size_t lcap = cap > hcap ? cap - hcap : 1, nlir = 0, nres = 0, slimit = 3 * cap + 16;
+	uint64_t miss = 0;
+	if (!state) {
+		fprintf(stderr, "tierfs-replay: out of memory\n");
+		exit(1);
+	}
+	links_init(&Ls, tr->nids);
+	links_init(&Lq, tr->nids);
+	dl_init(&S), dl_init(&Q);
+	for (size_t i = 0; i < tr->n; i++) {
+		uint32_t x = tr->id[i];
+		bool in_s = Ls.where[x];
+		if (state[x] == L_LIR) {
+			dl_remove(&Ls, &S, x);
+			dl_push_head(&Ls, &S, 1, x);
+		} else if (state[x] == L_HIR && !in_s) {
+			dl_push_head(&Ls, &S, 1, x);
+			dl_remove(&Lq, &Q, x);
+			dl_push_head(&Lq, &Q, 1, x);
+		} else if (state[x] == L_HIR || state[x] == L_GHOST) {
+			/* a resident HIR chunk in S (a hit), or a miss on a ghost in S: LIR now */
+			if (state[x] != L_HIR) {
+				miss++;
+				if (nres >= cap) {
+					uint32_t v = dl_pop_tail(&Lq, &Q);
+					if (v != NIL) {
+						state[v] = Ls.where[v] ? L_GHOST : L_NONE;
+						nres--;
+					}
+				}
+				nres++;
+			} else {
+				dl_remove(&Lq, &Q, x);
+			}
+			dl_remove(&Ls, &S, x);
+			dl_push_head(&Ls, &S, 1, x);
+			state[x] = L_LIR;
+			nlir++;
+			lirs_demote(&Ls, &S, &Lq, &Q, state, &nlir, lcap);
+		} else {
+			miss++;
+			if (nlir < lcap) { /* filling: LIR until the LIR part is full */
+				state[x] = L_LIR;
+				nlir++;
+				nres++;
+				if (in_s)
+					dl_remove(&Ls, &S, x);
+				dl_push_head(&Ls, &S, 1, x);
+				continue;
+			}
+			if (nres >= cap) {
+				uint32_t v = dl_pop_tail(&Lq, &Q);
+				if (v != NIL) {
+					state[v] = Ls.where[v] ? L_GHOST : L_NONE;
+					nres--;
+				}
+			}
+			nres++;
+			state[x] = L_HIR;
+			dl_push_head(&Ls, &S, 1, x);
+			dl_push_head(&Lq, &Q, 1, x);
+			for (uint32_t y = S.tail; y != NIL && S.n > slimit;) {
+				uint32_t up = Ls.prev[y];
+				if (state[y] == L_GHOST) {
+					dl_remove(&Ls, &S, y);
+					state[y] = L_NONE;
+				}
+				y = up;
+			}
+		}
+		while (S.tail != NIL && state[S.tail] != L_LIR) { /* prune */
+			uint32_t b = dl_pop_tail(&Ls, &S);
+			if (state[b] == L_GHOST)
+				state[b] = L_NONE;
+		}
+	}
+	links_free(&Ls);
+	links_free(&Lq);
+	free(state);
+	return miss;
+}
+
 static const struct {
 	const char *name;
 	uint64_t (*run)(const struct trace *, size_t);
 } policies[] = {
 	{ "tierfs", run_tierfs }, { "lru", run_lru },	  { "arc", run_arc },
 	{ "s3fifo", run_s3fifo }, { "sieve", run_sieve }, { "2q", run_2q },
-	{ "belady", run_belady },
+	{ "lirs", run_lirs },	  { "belady", run_belady },
 };
 #define NPOL (sizeof(policies) / sizeof(policies[0]))
 
