@@ -91,7 +91,7 @@ def test_belady_is_never_beaten_and_zst_reads_the_same(tmpdir_short):
     assert r.returncode == 0, r.stderr
     rows = parse(r.stdout)
     pols = {p for p, _ in rows}
-    assert pols == {"tierfs", "lru", "arc", "s3fifo", "sieve", "2q", "lirs", "belady"}
+    assert pols == {"tierfs", "lru", "arc", "s3fifo", "sieve", "2q", "lirs", "alirs", "belady"}
     for (p, f), (cap, ratio) in rows.items():
         assert float(rows[("belady", f)][1]) <= float(ratio), (p, f)
         assert 0 < float(ratio) <= 1

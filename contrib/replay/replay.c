@@ -13,7 +13,7 @@
  *
  * Policies: tierfs (L2's order, policy/evict.h: the same functions the daemon runs, the same
  * batches, with the trace's clock), lru, arc, s3fifo, sieve, 2q, lirs, belady (the offline
- * optimum).
+ * optimum), and alirs, an experiment towards a better order (below).
  * The references follow their papers (ARC: Megiddo and Modha 2003; S3-FIFO: Yang et al. 2023,
  * 10 % small queue, ghost as large as the main one, 2-bit counters; SIEVE: Zhang et al. 2024;
  * 2Q: Johnson and Shasha 1994, 25 % A1in, A1out as large as half the cache; LIRS: Jiang and
@@ -719,13 +719,150 @@ static uint64_t run_lirs(const struct trace *tr, size_t cap)
 	return miss;
 }
 
+/* alirs, an experiment towards issue 16's order: LIRS whose resident HIR part h (1 % .. 50 %
+ * of the cache) follows ghost hits.  Chunks evicted from Q enter a ghost FIFO as large as the
+ * cache, tagged "entered new" or "demoted from LIR".  A miss on a new one that a Q 4x as large
+ * would have held (fewer than 4h evictions ago) grows h by one; a miss on a demoted one
+ * shrinks it.  Loops, whose misses come back long after, leave h alone. */
+struct alirs {
+	struct links Ls, Lq, Lg;
+	struct dlist S, Q, G;
+	uint8_t *state, *demoted;
+	uint64_t *evicted_at, evictions;
+	size_t cap, lcap, nlir, nres;
+};
+
+static void alirs_evict_q(struct alirs *a)
+{
+	uint32_t v = dl_pop_tail(&a->Lq, &a->Q);
+	if (v == NIL)
+		return;
+	a->state[v] = a->Ls.where[v] ? L_GHOST : L_NONE;
+	a->nres--;
+	if (a->Lg.where[v])
+		dl_remove(&a->Lg, &a->G, v);
+	dl_push_head(&a->Lg, &a->G, a->demoted[v] ? 2 : 1, v);
+	a->evicted_at[v] = ++a->evictions;
+	if (a->G.n > a->cap)
+		dl_pop_tail(&a->Lg, &a->G);
+}
+
+/* S's bottom is LIR again: the HIR entries below the lowest LIR one leave it. */
+static void alirs_prune(struct alirs *a)
+{
+	while (a->S.tail != NIL && a->state[a->S.tail] != L_LIR) {
+		uint32_t b = dl_pop_tail(&a->Ls, &a->S);
+		if (a->state[b] == L_GHOST)
+			a->state[b] = L_NONE;
+	}
+}
+
+static uint64_t run_alirs(const struct trace *tr, size_t cap)
+{
+	struct alirs a = { .cap = cap };
+	a.state = calloc(tr->nids, 1);
+	a.demoted = calloc(tr->nids, 1);
+	a.evicted_at = calloc(tr->nids, sizeof(*a.evicted_at));
+	if (!a.state || !a.demoted || !a.evicted_at) {
+		fprintf(stderr, "tierfs-replay: out of memory\n");
+		exit(1);
+	}
+	links_init(&a.Ls, tr->nids);
+	links_init(&a.Lq, tr->nids);
+	links_init(&a.Lg, tr->nids);
+	dl_init(&a.S), dl_init(&a.Q), dl_init(&a.G);
+	double hmin = cap / 100 ? (double)(cap / 100) : 1.0, hmax = fmax(hmin, (double)cap / 2);
+	double h = hmin;
+	size_t slimit = 3 * cap + 16;
+	uint64_t miss = 0;
+	a.lcap = cap > (size_t)h ? cap - (size_t)h : 1;
+	for (size_t i = 0; i < tr->n; i++) {
+		uint32_t x = tr->id[i];
+		bool in_s = a.Ls.where[x];
+		uint8_t st = a.state[x];
+		if (st != L_LIR && st != L_HIR && a.Lg.where[x]) {
+			bool was_new = a.Lg.where[x] == 1;
+			dl_remove(&a.Lg, &a.G, x);
+			if (was_new && (double)(a.evictions - a.evicted_at[x]) <= 4 * h)
+				h = fmin(hmax, h + 1);
+			else if (!was_new)
+				h = fmax(hmin, h - 1);
+			a.lcap = cap > (size_t)h ? cap - (size_t)h : 1;
+		}
+		if (st == L_LIR) {
+			dl_remove(&a.Ls, &a.S, x);
+			dl_push_head(&a.Ls, &a.S, 1, x);
+		} else if (st == L_HIR && !in_s) {
+			dl_push_head(&a.Ls, &a.S, 1, x);
+			dl_remove(&a.Lq, &a.Q, x);
+			dl_push_head(&a.Lq, &a.Q, 1, x);
+		} else if (st == L_HIR || st == L_GHOST) {
+			/* seen again while in S: LIR */
+			if (st == L_GHOST) {
+				miss++;
+				if (a.nres >= cap)
+					alirs_evict_q(&a);
+				a.nres++;
+			} else {
+				dl_remove(&a.Lq, &a.Q, x);
+			}
+			dl_remove(&a.Ls, &a.S, x);
+			dl_push_head(&a.Ls, &a.S, 1, x);
+			a.state[x] = L_LIR;
+			a.nlir++;
+		} else {
+			miss++;
+			if (a.nres >= cap)
+				alirs_evict_q(&a);
+			a.nres++;
+			a.demoted[x] = 0;
+			a.state[x] = a.nlir < a.lcap ? L_LIR : L_HIR;
+			if (in_s)
+				dl_remove(&a.Ls, &a.S, x);
+			dl_push_head(&a.Ls, &a.S, 1, x);
+			if (a.state[x] == L_LIR)
+				a.nlir++;
+			else
+				dl_push_head(&a.Lq, &a.Q, 1, x);
+			for (uint32_t y = a.S.tail; y != NIL && a.S.n > slimit;) {
+				uint32_t up = a.Ls.prev[y];
+				if (a.state[y] == L_GHOST) {
+					dl_remove(&a.Ls, &a.S, y);
+					a.state[y] = L_NONE;
+				}
+				y = up;
+			}
+		}
+		/* too many LIR (a hit, or h grew): the bottom ones become resident HIR */
+		while (a.S.tail != NIL && a.state[a.S.tail] == L_LIR && a.nlir > a.lcap) {
+			uint32_t b = a.S.tail;
+			dl_remove(&a.Ls, &a.S, b);
+			a.state[b] = L_HIR;
+			a.demoted[b] = 1;
+			a.nlir--;
+			dl_push_head(&a.Lq, &a.Q, 1, b);
+			alirs_prune(&a);
+		}
+		alirs_prune(&a);
+		while (a.nres > cap && a.Q.n)
+			alirs_evict_q(&a);
+	}
+	links_free(&a.Ls);
+	links_free(&a.Lq);
+	links_free(&a.Lg);
+	free(a.state);
+	free(a.demoted);
+	free(a.evicted_at);
+	return miss;
+}
+
 static const struct {
 	const char *name;
 	uint64_t (*run)(const struct trace *, size_t);
 } policies[] = {
 	{ "tierfs", run_tierfs }, { "lru", run_lru },	  { "arc", run_arc },
 	{ "s3fifo", run_s3fifo }, { "sieve", run_sieve }, { "2q", run_2q },
-	{ "lirs", run_lirs },	  { "belady", run_belady },
+	{ "lirs", run_lirs },	  { "alirs", run_alirs },	  { "belady", run_belady },
 };
 #define NPOL (sizeof(policies) / sizeof(policies[0]))
 
