@@ -192,8 +192,8 @@ static int current_attr(struct tfs_fs *fs, struct tfs_inode *i, struct tfs_attr 
 		if ((need_meta = !(a->meta & TFS_META_READ)) == false)
 			itable_set_attr_at(&fs->itab, i, a, learned);
 	}
-	if (i->is_dir || !current ||
-	    (policy_fresh(fs->pol, i->key, learned, tfs_now_ms()) && !need_meta))
+	bool fresh_ttl = policy_fresh(fs->pol, i->key, learned, tfs_now_ms());
+	if (i->is_dir || !current || (fresh_ttl && !need_meta))
 		return 0;
 	struct tfs_attr fresh;
 	bool changed = false;
@@ -201,7 +201,6 @@ static int current_attr(struct tfs_fs *fs, struct tfs_inode *i, struct tfs_attr 
 	    policy_prefetch_confirmed(fs->pol, i->key, learned, &fresh, &at) == 0) {
 		changed = strcmp(fresh.etag, a->etag) != 0; /* the prefetcher revalidated it */
 	} else {
-		bool fresh_ttl = policy_fresh(fs->pol, i->key, learned, tfs_now_ms());
 		int ret = a->etag[0] && !need_meta
 				  ? policy_revalidate(fs->pol, i->key, a, &fresh, &changed)
 				  : policy_stat_file(fs->pol, i->key, &fresh);

@@ -51,6 +51,9 @@ struct ctl_handle {
 	struct ctl_lines lines; /* what was written to ctl and not yet run */
 };
 
+_Static_assert(CTL_N <= sizeof(((struct tfs_fs *)0)->ctl_len) / sizeof(size_t),
+	       "struct tfs_fs has a statistics slot for every kind of control file");
+
 bool ctl_is_ino(fuse_ino_t ino) { return ino >= CTL_BASE && ino < CTL_BASE + CTL_N; }
 static int which_of(fuse_ino_t ino) { return (int)(ino - CTL_BASE); }
 

@@ -226,8 +226,13 @@ struct tfs_inode *itable_link(struct tfs_itable *t, struct tfs_inode *parent, co
 	 * are replaced by what was learned later, never by what was learned earlier. */
 	if (!a->is_dir) {
 		if (!fresh && *learned_ms >= i->attr_ms) {
+			/* a listing has no user metadata: what the headers of this version said stays */
+			struct tfs_attr known = i->attr;
 			i->attr = *a;
 			i->attr_ms = *learned_ms;
+			if (!(a->meta & TFS_META_READ) && (known.meta & TFS_META_READ) &&
+			    strcmp(known.etag, a->etag) == 0)
+				tfs_attr_copy_meta(&i->attr, &known);
 		}
 		*a = i->attr;
 		*learned_ms = i->attr_ms;

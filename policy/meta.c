@@ -631,8 +631,8 @@ static void attr_from_object(struct policy *p, const char *key, const struct s3_
 	memcpy(out->etag, o->etag, sizeof(out->etag));
 	if (!p->cfg.object_meta)
 		return;
-	xmeta_put_object(p->xmeta, key, o);
-	xmeta_get(p->xmeta, key, out);
+	xmeta_fill(out, o);
+	xmeta_put(p->xmeta, key, out);
 }
 
 void policy_attr_meta(struct policy *p, const char *key, struct tfs_attr *a)
@@ -646,13 +646,8 @@ void policy_attr_meta(struct policy *p, const char *key, struct tfs_attr *a)
 	struct tfs_attr stored;
 	uint64_t wall;
 	if (read_attr(p, key, &stored, &wall) == 0 && strcmp(stored.etag, a->etag) == 0 &&
-	    (stored.meta & TFS_META_READ)) {
-		a->meta = stored.meta;
-		a->mode = stored.mode;
-		a->uid = stored.uid;
-		a->gid = stored.gid;
-		a->mtime = stored.mtime;
-	}
+	    (stored.meta & TFS_META_READ))
+		tfs_attr_copy_meta(a, &stored);
 	xmeta_put(p->xmeta, key, a);
 }
 

@@ -125,6 +125,16 @@ struct tfs_attr {
 	char etag[S3_ETAG_MAX];
 };
 
+/* The user metadata of src (meta, mode, owners, the time it sets) into dst. */
+static inline void tfs_attr_copy_meta(struct tfs_attr *dst, const struct tfs_attr *src)
+{
+	dst->meta = src->meta;
+	dst->mode = src->mode;
+	dst->uid = src->uid;
+	dst->gid = src->gid;
+	dst->mtime = src->mtime;
+}
+
 struct tfs_dirent {
 	char *name;
 	struct tfs_attr attr;

@@ -120,12 +120,20 @@ void xmeta_put(struct xmeta *x, const char *key, const struct tfs_attr *a)
 	free(fresh);
 }
 
+void xmeta_fill(struct tfs_attr *a, const struct s3_object *o)
+{
+	a->meta = (uint8_t)(TFS_META_READ | (o->meta << 1));
+	a->mode = (uint16_t)o->mode;
+	a->uid = o->uid;
+	a->gid = o->gid;
+	a->mtime = (o->meta & S3_META_MTIME) ? o->meta_mtime : o->mtime;
+}
+
 void xmeta_put_object(struct xmeta *x, const char *key, const struct s3_object *o)
 {
-	struct tfs_attr a = { .meta = (uint8_t)(TFS_META_READ | (o->meta << 1)),
-			      .mode = (uint16_t)o->mode, .uid = o->uid, .gid = o->gid,
-			      .mtime = (o->meta & S3_META_MTIME) ? o->meta_mtime : o->mtime };
+	struct tfs_attr a = { 0 };
 	memcpy(a.etag, o->etag, sizeof(a.etag));
+	xmeta_fill(&a, o);
 	xmeta_put(x, key, &a);
 }
 

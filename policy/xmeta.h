@@ -18,6 +18,9 @@ struct xmeta *xmeta_new(size_t max);
 void xmeta_free(struct xmeta *x);
 /* Remembers a's metadata (a->meta has TFS_META_READ) for key at a->etag. */
 void xmeta_put(struct xmeta *x, const char *key, const struct tfs_attr *a);
+/* What a response (a HEAD's, a GET's) says of an object's user metadata, into a's meta, mode,
+ * uid, gid and mtime (x-amz-meta-mtime, else Last-Modified). */
+void xmeta_fill(struct tfs_attr *a, const struct s3_object *o);
 /* Remembers what a response (a HEAD's, a GET's) said of key's user metadata, at o->etag. */
 void xmeta_put_object(struct xmeta *x, const char *key, const struct s3_object *o);
 /* If key's headers were read at a->etag: copies the metadata into *a and returns true. */

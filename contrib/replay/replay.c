@@ -618,113 +618,12 @@ static uint64_t run_tierfs(const struct trace *tr, size_t cap)
  * entries. */
 enum { L_NONE, L_LIR, L_HIR, L_GHOST };
 
-/* The bottom LIR chunk of S becomes a resident HIR chunk, when there are too many LIR. */
-static void lirs_demote(struct links *Ls, struct dlist *S, struct links *Lq, struct dlist *Q,
-			uint8_t *state, size_t *nlir, size_t lcap)
-{
-	uint32_t b = S->tail;
-	if (b != NIL && state[b] == L_LIR && *nlir > lcap) {
-		dl_remove(Ls, S, b);
-		state[b] = L_HIR;
-		(*nlir)--;
-		dl_push_head(Lq, Q, 1, b);
-	}
-}
-
-static uint64_t run_lirs(const struct trace *tr, size_t cap)
-{
-	struct links Ls, Lq;
-	struct dlist S, Q;
-	uint8_t *state = calloc(tr->nids, 1);
-	size_t hcap = cap / 100 ? cap / 100 : 1;
-	size_t lcap = cap > hcap ? cap - hcap : 1, nlir = 0, nres = 0, slimit = 3 * cap + 16;
-	uint64_t miss = 0;
-	if (!state) {
-		fprintf(stderr, "tierfs-replay: out of memory\n");
-		exit(1);
-	}
-	links_init(&Ls, tr->nids);
-	links_init(&Lq, tr->nids);
-	dl_init(&S), dl_init(&Q);
-	for (size_t i = 0; i < tr->n; i++) {
-		uint32_t x = tr->id[i];
-		bool in_s = Ls.where[x];
-		if (state[x] == L_LIR) {
-			dl_remove(&Ls, &S, x);
-			dl_push_head(&Ls, &S, 1, x);
-		} else if (state[x] == L_HIR && !in_s) {
-			dl_push_head(&Ls, &S, 1, x);
-			dl_remove(&Lq, &Q, x);
-			dl_push_head(&Lq, &Q, 1, x);
-		} else if (state[x] == L_HIR || state[x] == L_GHOST) {
-			/* a resident HIR chunk in S (a hit), or a miss on a ghost in S: LIR now */
-			if (state[x] != L_HIR) {
-				miss++;
-				if (nres >= cap) {
-					uint32_t v = dl_pop_tail(&Lq, &Q);
-					if (v != NIL) {
-						state[v] = Ls.where[v] ? L_GHOST : L_NONE;
-						nres--;
-					}
-				}
-				nres++;
-			} else {
-				dl_remove(&Lq, &Q, x);
-			}
-			dl_remove(&Ls, &S, x);
-			dl_push_head(&Ls, &S, 1, x);
-			state[x] = L_LIR;
-			nlir++;
-			lirs_demote(&Ls, &S, &Lq, &Q, state, &nlir, lcap);
-		} else {
-			miss++;
-			if (nlir < lcap) { /* filling: LIR until the LIR part is full */
-				state[x] = L_LIR;
-				nlir++;
-				nres++;
-				if (in_s)
-					dl_remove(&Ls, &S, x);
-				dl_push_head(&Ls, &S, 1, x);
-				continue;
-			}
-			if (nres >= cap) {
-				uint32_t v = dl_pop_tail(&Lq, &Q);
-				if (v != NIL) {
-					state[v] = Ls.where[v] ? L_GHOST : L_NONE;
-					nres--;
-				}
-			}
-			nres++;
-			state[x] = L_HIR;
-			dl_push_head(&Ls, &S, 1, x);
-			dl_push_head(&Lq, &Q, 1, x);
-			for (uint32_t y = S.tail; y != NIL && S.n > slimit;) {
-				uint32_t up = Ls.prev[y];
-				if (state[y] == L_GHOST) {
-					dl_remove(&Ls, &S, y);
-					state[y] = L_NONE;
-				}
-				y = up;
-			}
-		}
-		while (S.tail != NIL && state[S.tail] != L_LIR) { /* prune */
-			uint32_t b = dl_pop_tail(&Ls, &S);
-			if (state[b] == L_GHOST)
-				state[b] = L_NONE;
-		}
-	}
-	links_free(&Ls);
-	links_free(&Lq);
-	free(state);
-	return miss;
-}
-
-/* alirs, an experiment towards issue 16's order: LIRS whose resident HIR part h (1 % .. 50 %
- * of the cache) follows ghost hits.  Chunks evicted from Q enter a ghost FIFO as large as the
+/* lirs: the resident HIR part h is fixed at 1 % (the paper's).  alirs, an experiment towards
+ * issue 16's order: LIRS whose h (1 % .. 50 % of the cache) follows ghost hits.  Chunks evicted from Q enter a ghost FIFO as large as the
  * cache, tagged "entered new" or "demoted from LIR".  A miss on a new one that a Q 4x as large
  * would have held (fewer than 4h evictions ago) grows h by one; a miss on a demoted one
  * shrinks it.  Loops, whose misses come back long after, leave h alone. */
-struct alirs {
+struct lirs {
 	struct links Ls, Lq, Lg;
 	struct dlist S, Q, G;
 	uint8_t *state, *demoted;
@@ -732,7 +631,7 @@ struct alirs {
 	size_t cap, lcap, nlir, nres;
 };
 
-static void alirs_evict_q(struct alirs *a)
+static void lirs_evict_q(struct lirs *a)
 {
 	uint32_t v = dl_pop_tail(&a->Lq, &a->Q);
 	if (v == NIL)
@@ -748,7 +647,7 @@ static void alirs_evict_q(struct alirs *a)
 }
 
 /* S's bottom is LIR again: the HIR entries below the lowest LIR one leave it. */
-static void alirs_prune(struct alirs *a)
+static void lirs_prune(struct lirs *a)
 {
 	while (a->S.tail != NIL && a->state[a->S.tail] != L_LIR) {
 		uint32_t b = dl_pop_tail(&a->Ls, &a->S);
@@ -757,9 +656,9 @@ static void alirs_prune(struct alirs *a)
 	}
 }
 
-static uint64_t run_alirs(const struct trace *tr, size_t cap)
+static uint64_t lirs_run(const struct trace *tr, size_t cap, bool adapt)
 {
-	struct alirs a = { .cap = cap };
+	struct lirs a = { .cap = cap };
 	a.state = calloc(tr->nids, 1);
 	a.demoted = calloc(tr->nids, 1);
 	a.evicted_at = calloc(tr->nids, sizeof(*a.evicted_at));
@@ -780,7 +679,7 @@ static uint64_t run_alirs(const struct trace *tr, size_t cap)
 		uint32_t x = tr->id[i];
 		bool in_s = a.Ls.where[x];
 		uint8_t st = a.state[x];
-		if (st != L_LIR && st != L_HIR && a.Lg.where[x]) {
+		if (adapt && st != L_LIR && st != L_HIR && a.Lg.where[x]) {
 			bool was_new = a.Lg.where[x] == 1;
 			dl_remove(&a.Lg, &a.G, x);
 			if (was_new && (double)(a.evictions - a.evicted_at[x]) <= 4 * h)
@@ -801,7 +700,7 @@ static uint64_t run_alirs(const struct trace *tr, size_t cap)
 			if (st == L_GHOST) {
 				miss++;
 				if (a.nres >= cap)
-					alirs_evict_q(&a);
+					lirs_evict_q(&a);
 				a.nres++;
 			} else {
 				dl_remove(&a.Lq, &a.Q, x);
@@ -813,7 +712,7 @@ static uint64_t run_alirs(const struct trace *tr, size_t cap)
 		} else {
 			miss++;
 			if (a.nres >= cap)
-				alirs_evict_q(&a);
+				lirs_evict_q(&a);
 			a.nres++;
 			a.demoted[x] = 0;
 			a.state[x] = a.nlir < a.lcap ? L_LIR : L_HIR;
@@ -841,11 +740,11 @@ static uint64_t run_alirs(const struct trace *tr, size_t cap)
 			a.demoted[b] = 1;
 			a.nlir--;
 			dl_push_head(&a.Lq, &a.Q, 1, b);
-			alirs_prune(&a);
+			lirs_prune(&a);
 		}
-		alirs_prune(&a);
+		lirs_prune(&a);
 		while (a.nres > cap && a.Q.n)
-			alirs_evict_q(&a);
+			lirs_evict_q(&a);
 	}
 	links_free(&a.Ls);
 	links_free(&a.Lq);
@@ -855,6 +754,9 @@ static uint64_t run_alirs(const struct trace *tr, size_t cap)
 	free(a.evicted_at);
 	return miss;
 }
+
+static uint64_t run_lirs(const struct trace *tr, size_t cap) { return lirs_run(tr, cap, false); }
+static uint64_t run_alirs(const struct trace *tr, size_t cap) { return lirs_run(tr, cap, true); }
 
 static const struct {
 	const char *name;
