@@ -1,12 +1,17 @@
 /*
  * l2.c - the L2 tier (tier.h): which chunks the SSD store holds (an in-memory table loaded from
  * the index at start, without reading any data), reads with access accounting, fills off the
- * reader's path (one writer thread), capacity (l2_size and the free-space floor) enforced before
+ * reader's path (two writer threads), capacity (l2_size and the free-space floor) enforced before
  * every fill by evicting in the order of evict.h, and background upkeep every
  * upkeep_interval_ms (orphaned slots once, then the floor when other programs fill the disk).
  *
- * Locks: l->lock guards the table, used bytes and the write queue; no store I/O happens under
- * it, and no other lock is taken while it is held (the lock order in policy_i.h).
+ * The table is the eviction order's: evict.h finds a chunk by a 64-bit digest of its index key
+ * and gives a handle, and l->ents[handle] is the chunk's entry (which holds the full index key,
+ * compared on every lookup).  Two chunks whose digests collide cannot both be in the table: the
+ * second is not stored (a miss, never wrong data).
+ *
+ * Locks: l->lock guards the table, the order, used bytes and the write queue; no store I/O
+ * happens under it, and no other lock is taken while it is held (the lock order in policy_i.h).
  */
 #include <errno.h>
 #include <math.h>
@@ -22,13 +27,12 @@
 #include "util.h"
 #include "worker.h"
 
-#define L2_BUCKETS (1u << 16)
 #define FILL_DEADLINE_MS 30000       /* a fill waits this long for room, then the disk is failing */
 #define L2_WRITERS 2                 /* one hashes and indexes while the other's write is on the disk */
 
 struct l2_entry {
-	struct l2_entry *next;
 	unsigned char ikey[SSD_IKEY_LEN];
+	uint32_t handle;             /* in the order */
 	uint64_t disk_bytes, last_access, accesses;
 	/* An unread prefetch (chunks.c hands it over when the chunk leaves memory unread): the
 	 * predictor, and the payload bytes counted in pf_unread_bytes.  Read by a reader: used;
@@ -57,8 +61,11 @@ struct l2 {
 	pthread_mutex_t lock;        /* guards everything below but the threads */
 	pthread_cond_t work;         /* a job queued, or stop: the writers wait on it */
 	pthread_cond_t room;         /* a job done (room in the queue), or stop: fills and flushes */
-	struct l2_entry **tab;
+	struct evict_order *order;   /* the eviction order, and the table through its handles */
+	struct l2_entry **ents;      /* by handle (nents slots), NULL where no chunk is */
+	uint32_t nents;
 	uint64_t used, entries;
+	uint64_t reserved;           /* room made for chunks being written (make_room) */
 	struct l2_job *qhead, *qtail;
 	uint64_t qbytes, queue_max;  /* bytes queued, and how many may be (beyond, fills wait) */
 	unsigned writing;            /* jobs the writers hold */
@@ -79,139 +86,184 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static size_t bucket_of(const unsigned char *ikey)
+static uint64_t digest(const unsigned char *ikey) { return tfs_hash64(ikey, SSD_IKEY_LEN, 0); }
+
+static struct l2_entry *find_locked(struct l2 *l, const unsigned char *ikey)
 {
-	uint64_t h;
-	memcpy(&h, ikey + 1, 8); /* already a hash */
-	return (size_t)(h ^ ikey[32] ^ (uint64_t)ikey[31] << 8) % L2_BUCKETS;
+	uint32_t h = evict_find(l->order, digest(ikey));
+	struct l2_entry *x = h != EVICT_NONE && h < l->nents ? l->ents[h] : NULL;
+	return x && memcmp(x->ikey, ikey, SSD_IKEY_LEN) == 0 ? x : NULL;
 }
 
-static struct l2_entry **find_locked(struct l2 *l, const unsigned char *ikey)
+/* Adds what the store holds of a chunk to the table (how: evict_admit's); -EEXIST when another
+ * chunk with the same digest is there, -ENOMEM. */
+static int insert_locked(struct l2 *l, const struct ssd_entry *e, enum evict_how how,
+			 uint64_t accesses)
 {
-	struct l2_entry **pp = &l->tab[bucket_of(ikey)];
-	while (*pp && memcmp((*pp)->ikey, ikey, SSD_IKEY_LEN) != 0)
-		pp = &(*pp)->next;
-	return pp;
-}
-
-static void insert_locked(struct l2 *l, const struct ssd_entry *e)
-{
-	struct l2_entry **pp = find_locked(l, e->ikey);
-	struct l2_entry *x = *pp;
+	struct l2_entry *x = find_locked(l, e->ikey);
 	if (x) {
 		l->used -= x->disk_bytes;
 	} else {
-		x = calloc(1, sizeof(*x));
-		if (!x)
-			return;
+		uint32_t h;
+		int ret = how == EVICT_RESTORE
+				  ? evict_restore(l->order, digest(e->ikey), (uint32_t)e->disk_bytes,
+						  accesses, &h)
+				  : evict_admit(l->order, digest(e->ikey), (uint32_t)e->disk_bytes, how,
+						&h);
+		if (ret < 0)
+			return ret;
+		if (h >= l->nents) {
+			uint32_t n = l->nents ? l->nents : 1024;
+			while (n <= h)
+				n *= 2;
+			struct l2_entry **ne = realloc(l->ents, n * sizeof(*ne));
+			if (!ne) {
+				evict_drop(l->order, h);
+				return -ENOMEM;
+			}
+			memset(ne + l->nents, 0, (n - l->nents) * sizeof(*ne));
+			l->ents = ne;
+			l->nents = n;
+		}
+		if (!(x = calloc(1, sizeof(*x)))) {
+			evict_drop(l->order, h);
+			return -ENOMEM;
+		}
 		memcpy(x->ikey, e->ikey, SSD_IKEY_LEN);
-		x->next = l->tab[bucket_of(e->ikey)];
-		l->tab[bucket_of(e->ikey)] = x;
+		x->handle = h;
+		l->ents[h] = x;
 		l->entries++;
 	}
 	x->disk_bytes = e->disk_bytes;
 	x->last_access = e->last_access;
 	x->accesses = e->accesses;
 	l->used += x->disk_bytes;
+	return 0;
 }
 
-static void remove_locked(struct l2 *l, const unsigned char *ikey)
+/* Takes x out of the table; evicted: the order chose it (evict_next), else it is dropped from
+ * the order too. */
+static void remove_locked(struct l2 *l, struct l2_entry *x, bool evicted)
 {
-	struct l2_entry **pp = find_locked(l, ikey), *x = *pp;
-	if (!x)
-		return;
 	if (x->pf_src) {
 		atomic_fetch_add_explicit(&l->stats->pf[x->pf_src].wasted, 1, memory_order_relaxed);
 		atomic_fetch_sub_explicit(&l->stats->pf_unread_bytes, x->pf_len,
 					  memory_order_relaxed);
 	}
-	*pp = x->next;
+	if (!evicted)
+		evict_drop(l->order, x->handle);
+	l->ents[x->handle] = NULL;
 	l->used -= x->disk_bytes;
 	l->entries--;
 	free(x);
 }
 
+/* At start: the index's entries, loaded oldest last access first into the order. */
+struct load {
+	struct ssd_entry *e;
+	size_t n, cap;
+};
+
 static int load_one(void *arg, const struct ssd_entry *e)
 {
-	struct l2 *l = arg;
-	insert_locked(l, e); /* single-threaded at start */
+	struct load *ld = arg;
+	if (ld->n == ld->cap) {
+		size_t nc = ld->cap ? ld->cap * 2 : 4096;
+		struct ssd_entry *ne = realloc(ld->e, nc * sizeof(*ne));
+		if (!ne)
+			return -ENOMEM;
+		ld->e = ne;
+		ld->cap = nc;
+	}
+	ld->e[ld->n++] = *e;
 	return 0;
 }
 
-static void held(struct l2 *l, uint64_t *used, uint64_t *entries)
+static int by_last_access(const void *a, const void *b)
 {
-	pthread_mutex_lock(&l->lock);
-	*used = l->used;
-	*entries = l->entries;
-	pthread_mutex_unlock(&l->lock);
+	const struct ssd_entry *x = a, *y = b;
+	return x->last_access < y->last_access ? -1 : x->last_access > y->last_access;
 }
 
-/* Evicts at least want bytes (fewer if L2 holds fewer) in eviction order, but only entries
- * whose priority is below limit; returns bytes freed. */
-static uint64_t evict(struct l2 *l, uint64_t want, double limit)
+static int load_table(struct l2 *l)
 {
-	pthread_mutex_lock(&l->lock);
-	size_t n = (size_t)l->entries, i = 0;
-	struct evict_cand *c = n ? malloc(n * sizeof(*c)) : NULL;
-	struct l2_entry **refs = n ? malloc(n * sizeof(*refs)) : NULL;
-	if (!c || !refs) {
-		pthread_mutex_unlock(&l->lock);
-		free(c);
-		free(refs);
-		return 0;
+	struct load ld = { 0 };
+	int ret = ssd_foreach(l->ssd, load_one, &ld);
+	if (ret == 0 && ld.n)
+		qsort(ld.e, ld.n, sizeof(*ld.e), by_last_access);
+	for (size_t i = 0; ret == 0 && i < ld.n; i++) {
+		/* single-threaded at start */
+		int r = insert_locked(l, &ld.e[i], EVICT_RESTORE, ld.e[i].accesses);
+		if (r == -EEXIST)
+			ssd_remove(l->ssd, ld.e[i].ikey); /* its digest collides: unreachable */
+		else
+			ret = r;
 	}
-	for (size_t b = 0; b < L2_BUCKETS; b++)
-		for (struct l2_entry *x = l->tab[b]; x && i < n; x = x->next, i++) {
-			c[i].prio = evict_priority((double)x->last_access / 1000.0, x->accesses);
-			c[i].bytes = x->disk_bytes;
-			c[i].ref = i;
-			refs[i] = x;
+	free(ld.e);
+	return ret;
+}
+
+#define EVICT_BATCH 64 /* victims taken from the table per hold of the lock */
+
+/* Evicts at least want bytes (fewer if L2 holds fewer) in the order's choice, only HIR chunks
+ * when hir_only (a prefetch displaces no LIR chunk); returns bytes freed.  The lock is held
+ * for a batch of victims at a time, never across the store's removals. */
+static uint64_t evict(struct l2 *l, uint64_t want, bool hir_only)
+{
+	unsigned char victims[EVICT_BATCH][SSD_IKEY_LEN];
+	uint64_t freed = 0, k = 0;
+	while (freed < want) {
+		size_t n = 0;
+		pthread_mutex_lock(&l->lock);
+		while (n < EVICT_BATCH && freed < want) {
+			uint32_t h = evict_next(l->order, hir_only);
+			if (h == EVICT_NONE)
+				break;
+			struct l2_entry *x = l->ents[h];
+			memcpy(victims[n++], x->ikey, SSD_IKEY_LEN);
+			freed += x->disk_bytes;
+			remove_locked(l, x, true); /* the table first: nothing finds it after this */
 		}
-	size_t k = evict_choose(c, i, want);
-	while (k && c[k - 1].prio >= limit)
-		k--; /* sorted: the hotter ones are at the end */
-	unsigned char (*victims)[SSD_IKEY_LEN] = k ? malloc(k * SSD_IKEY_LEN) : NULL;
-	uint64_t freed = 0;
-	if (victims)
-		for (size_t j = 0; j < k; j++) {
-			memcpy(victims[j], refs[c[j].ref]->ikey, SSD_IKEY_LEN);
-			freed += c[j].bytes;
-		}
-	/* table first (nothing points at the entries after this), then the store, unlocked */
-	for (size_t j = 0; victims && j < k; j++)
-		remove_locked(l, victims[j]);
-	pthread_mutex_unlock(&l->lock);
-	free(c);
-	free(refs);
-	for (size_t j = 0; victims && j < k; j++)
-		ssd_remove(l->ssd, victims[j]);
-	free(victims);
+		pthread_mutex_unlock(&l->lock);
+		for (size_t j = 0; j < n; j++)
+			ssd_remove(l->ssd, victims[j]);
+		k += n;
+		if (n < EVICT_BATCH && freed < want)
+			break; /* nothing more may go */
+	}
 	if (k) {
 		atomic_fetch_add_explicit(&l->c.evictions, k, memory_order_relaxed);
-		tfs_debug("cache: evicted %zu chunks (%llu bytes)", k, (unsigned long long)freed);
+		tfs_debug("cache: evicted %llu chunks (%llu bytes)", (unsigned long long)k,
+			  (unsigned long long)freed);
 	}
 	return freed;
 }
 
-/* Makes room for need more bytes under the cap and above the free-space floor.  -ENOSPC when
- * that cannot be done (the floor is not met even with L2 empty). */
-static int make_room(struct l2 *l, uint64_t need, double limit)
+/* Makes room for need more bytes under the cap and above the free-space floor, and reserves
+ * them (the caller gives them back once the chunk is in the table, or is not), so
+ * that two writers do not both take the same room.  -ENOSPC when that cannot be done (the
+ * floor is not met even with L2 empty, or a prefetch finds no HIR chunk to displace). */
+static int make_room(struct l2 *l, uint64_t need, bool hir_only)
 {
 	for (int round = 0; round < 3; round++) {
-		uint64_t used, entries, want = 0;
-		held(l, &used, &entries);
-		want = evict_want(used, need, l->cfg.cap);
-		uint64_t fb, tb;
-		if (ssd_fs_space(l->ssd, &fb, &tb) == 0) {
+		uint64_t fb = 0, tb = 0;
+		bool fs = ssd_fs_space(l->ssd, &fb, &tb) == 0;
+		pthread_mutex_lock(&l->lock);
+		uint64_t want = evict_want(l->used + l->reserved, need, l->cfg.cap);
+		if (fs) {
 			uint64_t floor = tb / 100 * l->cfg.min_free_pct;
 			if (l->cfg.min_free_bytes > floor)
 				floor = l->cfg.min_free_bytes;
-			if (fb < floor + need && floor + need - fb > want)
-				want = floor + need - fb;
+			floor += need + l->reserved; /* reserved: not on the disk yet */
+			if (fb < floor && floor - fb > want)
+				want = floor - fb;
 		}
 		if (want == 0)
+			l->reserved += need;
+		pthread_mutex_unlock(&l->lock);
+		if (want == 0)
 			return 0;
-		if (evict(l, want, limit) == 0)
+		if (evict(l, want, hir_only) == 0)
 			return -ENOSPC;
 	}
 	return -ENOSPC;
@@ -234,7 +286,7 @@ static void *writer_thread(void *arg)
 		l->writing++;
 		struct ssd_id id;
 		ssd_id_init(&id, j->key, j->etag, j->idx);
-		bool have = *find_locked(l, id.ikey) != NULL;
+		bool have = find_locked(l, id.ikey) != NULL;
 		pthread_mutex_unlock(&l->lock);
 
 		if (!have && l->cfg.write_delay_ms) {
@@ -245,22 +297,22 @@ static void *writer_thread(void *arg)
 		if (!have) {
 			uint64_t need = 4096 + ((uint64_t)j->buf->len + 4095) / 4096 * 4096;
 			struct ssd_entry e;
-			/* a prefetch brings data read by nobody yet: it displaces only entries
-			 * colder than a chunk read once now */
-			double limit = j->prefetch ? evict_priority((double)wall_ms() / 1000.0, 1)
-						   : HUGE_VAL;
-			if (make_room(l, need, limit) < 0) {
-				atomic_fetch_add_explicit(&l->c.no_room, 1,
-							  memory_order_relaxed);
-			} else if (ssd_put(l->ssd, &id, j->buf->data, j->buf->len,
-					   j->buf->has_sum ? &j->buf->sum : NULL, wall_ms(), 1,
-					   &e) == 0) {
-				pthread_mutex_lock(&l->lock);
-				insert_locked(l, &e);
-				pthread_mutex_unlock(&l->lock);
-				atomic_fetch_add_explicit(&l->c.writes, 1, memory_order_relaxed);
+			/* a prefetch brings data read by nobody yet: it displaces no LIR chunk */
+			if (make_room(l, need, j->prefetch) < 0) {
+				atomic_fetch_add_explicit(&l->c.no_room, 1, memory_order_relaxed);
 			} else {
-				atomic_fetch_add_explicit(&l->c.failed, 1,
+				int put = ssd_put(l->ssd, &id, j->buf->data, j->buf->len,
+						  j->buf->has_sum ? &j->buf->sum : NULL, wall_ms(), 1, &e);
+				int r = put;
+				pthread_mutex_lock(&l->lock);
+				l->reserved -= need;
+				if (put == 0)
+					r = insert_locked(l, &e,
+							  j->prefetch ? EVICT_PREFETCH : EVICT_READ, 1);
+				pthread_mutex_unlock(&l->lock);
+				if (put == 0 && r < 0)
+					ssd_remove(l->ssd, id.ikey); /* not in the table: not kept */
+				atomic_fetch_add_explicit(r == 0 ? &l->c.writes : &l->c.failed, 1,
 							  memory_order_relaxed);
 			}
 		}
@@ -295,7 +347,7 @@ static void upkeep_pass(void *arg)
 		return;
 	}
 	atomic_fetch_add_explicit(&l->c.upkeep, 1, memory_order_relaxed);
-	make_room(l, 0, HUGE_VAL);
+	make_room(l, 0, false);
 }
 
 static void l2_destroy(struct l2 *l)
@@ -308,13 +360,10 @@ static void l2_destroy(struct l2 *l)
 	tfs_worker_stop(&l->upkeep);
 	for (unsigned i = 0; i < l->nwriters; i++)
 		pthread_join(l->writers[i], NULL); /* after draining the queue */
-	for (size_t b = 0; l->tab && b < L2_BUCKETS; b++)
-		while (l->tab[b]) {
-			struct l2_entry *x = l->tab[b];
-			l->tab[b] = x->next;
-			free(x);
-		}
-	free(l->tab);
+	for (uint32_t h = 0; h < l->nents; h++)
+		free(l->ents[h]);
+	free(l->ents);
+	evict_free(l->order);
 	pthread_cond_destroy(&l->work);
 	pthread_cond_destroy(&l->room);
 	pthread_mutex_destroy(&l->lock);
@@ -329,10 +378,11 @@ static int l2_touch(struct tier *t, const char *key, const char *etag, uint64_t 
 	struct ssd_id id;
 	ssd_id_init(&id, key, etag, idx);
 	pthread_mutex_lock(&l->lock);
-	struct l2_entry *x = *find_locked(l, id.ikey);
+	struct l2_entry *x = find_locked(l, id.ikey);
 	if (x) {
 		x->last_access = wall_ms();
 		x->accesses++;
+		evict_hit(l->order, x->handle);
 	}
 	pthread_mutex_unlock(&l->lock);
 	return 0;
@@ -345,7 +395,7 @@ static int l2_keep_unread(struct tier *t, const char *key, const char *etag, uin
 	struct ssd_id id;
 	ssd_id_init(&id, key, etag, idx);
 	pthread_mutex_lock(&l->lock);
-	struct l2_entry *x = *find_locked(l, id.ikey);
+	struct l2_entry *x = find_locked(l, id.ikey);
 	int ret = x && !x->pf_src ? 0 : -ENOENT;
 	if (ret == 0) {
 		x->pf_src = src;
@@ -362,7 +412,7 @@ static int l2_has(struct tier *t, const char *key, const char *etag, uint64_t id
 	struct ssd_id id;
 	ssd_id_init(&id, key, etag, idx);
 	pthread_mutex_lock(&l->lock);
-	struct l2_entry *x = *find_locked(l, id.ikey);
+	struct l2_entry *x = find_locked(l, id.ikey);
 	uint64_t n = x ? x->disk_bytes : 0;
 	pthread_mutex_unlock(&l->lock);
 	*bytes = n ? n - 4096 : 0; /* payload, rounded to blocks */
@@ -396,17 +446,18 @@ static int l2_get(struct tier *t, struct tier_run *r, int from, int *next)
 		ret = -ENOENT;
 	}
 	pthread_mutex_lock(&l->lock);
-	struct l2_entry *x = *find_locked(l, id.ikey);
+	struct l2_entry *x = find_locked(l, id.ikey);
 	uint64_t la = wall_ms(), acc = 0;
 	uint8_t src = 0;
 	if (ret == 0 && x) {
 		x->last_access = la;
 		acc = ++x->accesses;
+		evict_hit(l->order, x->handle);
 		src = x->pf_src; /* the unread prefetch goes with the data */
 		x->pf_src = 0;
 		x->pf_len = 0;
 	} else if (ret < 0 && x) {
-		remove_locked(l, id.ikey); /* dropped by the store (failed verification) */
+		remove_locked(l, x, false); /* dropped by the store (failed verification) */
 	}
 	pthread_mutex_unlock(&l->lock);
 	if (ret == 0) {
@@ -526,7 +577,9 @@ static void l2_forget(void *arg, const struct ssd_entry *e)
 {
 	struct l2 *l = arg;
 	pthread_mutex_lock(&l->lock);
-	remove_locked(l, e->ikey);
+	struct l2_entry *x = find_locked(l, e->ikey);
+	if (x)
+		remove_locked(l, x, false);
 	pthread_mutex_unlock(&l->lock);
 }
 
@@ -600,10 +653,10 @@ int tier_l2_new(struct ssd_store *ssd, const struct l2_config *cfg, struct polic
 	pthread_cond_init(&l->room, &ca);
 	pthread_cond_init(&l->work, NULL);
 	pthread_condattr_destroy(&ca);
-	if (!(l->tab = calloc(L2_BUCKETS, sizeof(*l->tab))))
+	if ((ret = evict_new(cfg->cap, &l->order)) < 0)
 		goto fail;
 	uint64_t t0 = tfs_now_ms();
-	if ((ret = ssd_foreach(ssd, load_one, l)) < 0)
+	if ((ret = load_table(l)) < 0)
 		goto fail;
 	tfs_info("cache: %llu chunks (%llu MiB) in L2, index loaded in %llu ms",
 		 (unsigned long long)l->entries, (unsigned long long)(l->used >> 20),

@@ -1,6 +1,8 @@
 """tierfs-replay (contrib/replay): its LRU against an independent one (Python's OrderedDict)
 on seeded random traces, count for count; Belady's optimum never beaten; .zst input; bad
-input refused with a clear message."""
+input refused with a clear message; L2's order (policy/evict.c) with its invariants checked
+after every access, and issue 16's targets for it on the real CloudPhysics trace and a loop
+over a data set twice the cache."""
 
 import collections
 import os
@@ -91,7 +93,7 @@ def test_belady_is_never_beaten_and_zst_reads_the_same(tmpdir_short):
     assert r.returncode == 0, r.stderr
     rows = parse(r.stdout)
     pols = {p for p, _ in rows}
-    assert pols == {"tierfs", "lru", "arc", "s3fifo", "sieve", "2q", "lirs", "alirs", "belady"}
+    assert pols == {"tierfs", "lru", "arc", "s3fifo", "sieve", "2q", "lirs", "belady"}
     for (p, f), (cap, ratio) in rows.items():
         assert float(rows[("belady", f)][1]) <= float(ratio), (p, f)
         assert 0 < float(ratio) <= 1
@@ -115,3 +117,44 @@ def test_bad_input(tmpdir_short):
     assert r.returncode == 1 and "missing.csv" in r.stderr
     r = run([])
     assert r.returncode == 2 and "usage" in r.stderr
+
+
+def test_order_invariants_hold_on_every_access(tmpdir_short):
+    path = os.path.join(tmpdir_short, "t.csv")
+    make_trace(path, 4, n=4000)
+    r = run(["--chunk-size", "64K", "--sizes", "0.01,0.1,0.5", "--policy", "tierfs", "--check",
+             path])
+    assert r.returncode == 0, r.stderr
+    assert len(parse(r.stdout)) == 3
+
+
+REFS = ("lru", "arc", "s3fifo", "sieve", "2q")
+TRACE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "contrib",
+                     "replay", "traces", "cloudphysics.csv.zst")
+
+
+def test_order_on_the_real_trace():
+    """At every size, tierfs's order misses at most as often as the best of LRU, ARC, S3-FIFO,
+    SIEVE and 2Q (+0.005 for rounding; the order it replaced missed 0.326 against LRU's
+    0.214 at 1 %)."""
+    r = run(["--policy", ",".join(("tierfs",) + REFS), TRACE])
+    assert r.returncode == 0, r.stderr
+    rows = parse(r.stdout)
+    for f in (0.01, 0.05, 0.1, 0.25):
+        best = min(float(rows[(p, f)][1]) for p in REFS)
+        assert float(rows[("tierfs", f)][1]) <= best + 0.005, (f, rows[("tierfs", f)], best)
+
+
+def test_order_keeps_part_of_a_loop(tmpdir_short):
+    """Epochs over a data set twice the cache: LRU misses every access, tierfs's order keeps a
+    stable half of the data set (within 0.03 of Belady's optimum)."""
+    path = os.path.join(tmpdir_short, "loop.csv")
+    gen = os.path.join(os.path.dirname(TRACE), "..", "gen_trace.py")
+    with open(path, "w") as f:
+        subprocess.run(["/usr/bin/python3", gen, "loop", "--seed", "1", "--requests", "40000"],
+                       stdout=f, check=True)
+    r = run(["--policy", "tierfs,lru,belady", "--sizes", "0.5", path])
+    assert r.returncode == 0, r.stderr
+    rows = parse(r.stdout)
+    assert float(rows[("lru", 0.5)][1]) == 1.0
+    assert float(rows[("tierfs", 0.5)][1]) <= float(rows[("belady", 0.5)][1]) + 0.03, rows

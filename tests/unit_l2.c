@@ -1,10 +1,10 @@
 /*
- * unit_l2.c - the L2 store and its eviction order, driven directly (no mount, no S3):
- * eviction order, put/get round trips, corruption caught and dropped, versions dropped, slots
- * reused, orphaned slots reclaimed, a format from another chunk size emptied, and opening a
+ * unit_l2.c - the L2 store and tier, driven directly (no mount, no S3): put/get round trips,
+ * corruption caught and dropped, versions dropped, slots reused, orphaned slots reclaimed, the
+ * eviction order's state across a restart, a format from another chunk size emptied, and opening a
  * store whose index holds 100,000 chunks (the time it takes is printed, not asserted), and the
- * L2 side of prefetch: a prefetched fill displaces only colder entries, unread prefetches are
- * used by a read or counted wasted when evicted.
+ * L2 side of prefetch: a prefetched fill displaces only HIR chunks (evict.h), unread prefetches
+ * are used by a read or counted wasted when evicted.  The order itself: unit_evict.c.
  *
  * usage: unit_l2 [--startup-chunks N]     (or $TIERFS_UNIT_STARTUP_CHUNKS; default 100000)
  */
@@ -18,38 +18,12 @@
 #include <xxhash.h>
 
 #include "check.h"
-#include "evict.h"
 #include "log.h"
 #include "l2.h"
 #include "ssd.h"
 #include "util.h"
 
 #define CS 65536
-
-static void test_evict_order(void)
-{
-	/* now = 100000 s; (last access, accesses, bytes) */
-	struct evict_cand c[] = {
-		{ evict_priority(100000, 1), 1, 0 },   /* just read once */
-		{ evict_priority(90000, 1), 1, 1 },    /* old, once: first to go */
-		{ evict_priority(99000, 50), 1, 2 },   /* older, but read 50 times */
-		{ evict_priority(99900, 1), 1, 3 },    /* a little older than 0, once */
-		{ evict_priority(95000, 3), 1, 4 },
-	};
-	size_t k = evict_choose(c, 5, 2);
-	CHECK(k == 2);
-	CHECK(c[0].ref == 1);               /* the oldest, rarely used */
-	CHECK(c[1].ref == 4);
-	CHECK(c[2].ref == 3 && c[3].ref == 0 && c[4].ref == 2); /* the frequent one goes last */
-	/* a frequently read chunk beats a once-read one that is a little more recent ... */
-	CHECK(evict_priority(1000, 8) > evict_priority(1600, 1));
-	/* ... but not one that is much more recent */
-	CHECK(evict_priority(1000, 8) < evict_priority(1000 + 3600, 1));
-	/* need more than all: all of them */
-	CHECK(evict_choose(c, 5, 100) == 5);
-	CHECK(evict_choose(c, 5, 0) == 0);
-	CHECK(evict_choose(NULL, 0, 10) == 0);
-}
 
 static char *mkdtemp_dir(void)
 {
@@ -289,8 +263,8 @@ static int tier_read(struct tier *t, struct buf_pool *bp, const char *key, char 
 	return r.done[0] ? 0 : -ENOENT;
 }
 
-/* A prefetched fill displaces only entries colder than itself; an unread prefetch handed to L2
- * is used by the next reader, or counted wasted when evicted. */
+/* A prefetched fill displaces no LIR chunk; an unread prefetch handed to L2 is used by the next
+ * reader, or counted wasted when evicted. */
 static void test_prefetch_in_l2(void)
 {
 	char *dir = mkdtemp_dir();
@@ -321,14 +295,23 @@ static void test_prefetch_in_l2(void)
 	l->ops->usage(l, &used, &entries, &cap);
 	CHECK(entries == 4 && cap == cfg.cap);
 
-	/* hot/0 (2 accesses) is still hotter than a chunk nobody has read yet */
+	/* hot/1..3 were read again (LIR), hot/0 once: a prefetch displaces hot/0, the HIR
+	 * chunk, and never an LIR one (nor does the prefetch after it) */
 	fill(data[4], CS, 4);
 	CHECK(tier_put(l, &bp, "pf/0", data[4], true) == 0);
 	l->ops->flush(l);
-	CHECK(tier_bytes(l, "pf/0") == 0);
+	CHECK(tier_bytes(l, "pf/0") > 0 && tier_bytes(l, "hot/0") == 0);
+	fill(data[0], CS, 6);
+	CHECK(tier_put(l, &bp, "pf/1", data[0], true) == 0);
+	l->ops->flush(l);
+	CHECK(tier_bytes(l, "pf/1") > 0 && tier_bytes(l, "pf/0") == 0);
+	for (int i = 1; i < 4; i++) {
+		snprintf(key, sizeof(key), "hot/%d", i);
+		CHECK(tier_bytes(l, key) > 0);
+	}
 	struct tier_stats ts;
 	l->ops->stats(l, &ts, false);
-	CHECK(ts.fills_no_room == 1 && ts.fills_failed == 0);
+	CHECK(ts.fills_no_room == 0 && ts.fills_failed == 0 && ts.evictions == 2);
 	l->ops->usage(l, &used, &entries, &cap);
 	CHECK(entries == 4);
 
@@ -341,13 +324,13 @@ static void test_prefetch_in_l2(void)
 	CHECK(tier_read(l, &bp, "hot/1", out, &src) == 0 && src == 0);
 	CHECK(tier_read(l, &bp, "nope", out, &src) == -ENOENT);
 
-	/* an unread prefetch evicted: wasted.  A reader's fill may evict anything: hot/0 goes */
-	CHECK(l->ops->keep_unread(l, "hot/0", "\"e\"", 0, PF_INTERVAL, CS) == 0);
+	/* an unread prefetch evicted: wasted.  A reader's fill evicts the HIR chunk, pf/1 */
+	CHECK(l->ops->keep_unread(l, "pf/1", "\"e\"", 0, PF_INTERVAL, CS) == 0);
 	fill(data[5], CS, 5);
 	CHECK(tier_put(l, &bp, "demand/0", data[5], false) == 0);
 	l->ops->flush(l);
 	CHECK(tier_bytes(l, "demand/0") > 0);
-	CHECK(tier_bytes(l, "hot/0") == 0);
+	CHECK(tier_bytes(l, "pf/1") == 0);
 	CHECK(st.pf[PF_INTERVAL].wasted == 1 && st.pf[PF_DIRORDER].wasted == 0);
 
 	/* dropping what matches, through the table */
@@ -356,6 +339,60 @@ static void test_prefetch_in_l2(void)
 	CHECK(entries > 0 && l->ops->drop_matching(l, NULL, NULL, &n) == 0 && n == entries);
 	l->ops->usage(l, &used, &entries, &cap);
 	CHECK(entries == 0 && used == 0);
+	l->ops->destroy(l);
+	ssd_close(s);
+	buf_pool_destroy(&bp);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* The order's state comes back from the index at start: chunks read more than once are LIR
+ * again, so a scan after a restart passes through the HIR part and leaves them. */
+static void test_order_across_restart(void)
+{
+	char *dir = mkdtemp_dir();
+	struct ssd_store *s;
+	struct tier *l;
+	struct policy_stats st;
+	struct buf_pool bp;
+	static char data[CS];
+	char key[32];
+	memset(&st, 0, sizeof(st));
+	buf_pool_init(&bp, CS);
+	fill(data, CS, 3);
+	struct l2_config cfg = { .cap = 10 * (4096 + CS) };
+	CHECK(ssd_open(dir, CS, &s) == 0);
+	CHECK(tier_l2_new(s, &cfg, &st, &l) == 0);
+	for (int i = 0; i < 10; i++) {
+		snprintf(key, sizeof(key), "%s/%d", i < 7 ? "hot" : "once", i);
+		CHECK(tier_put(l, &bp, key, data, false) == 0);
+	}
+	l->ops->flush(l);
+	static char out[CS];
+	uint8_t src;
+	for (int i = 0; i < 7; i++) { /* read from L2: the index counts it */
+		snprintf(key, sizeof(key), "hot/%d", i);
+		CHECK(tier_read(l, &bp, key, out, &src) == 0);
+	}
+	l->ops->destroy(l);
+	ssd_close(s);
+
+	CHECK(ssd_open(dir, CS, &s) == 0);
+	CHECK(tier_l2_new(s, &cfg, &st, &l) == 0);
+	for (int i = 0; i < 30; i++) { /* a scan */
+		snprintf(key, sizeof(key), "scan/%d", i);
+		CHECK(tier_put(l, &bp, key, data, false) == 0);
+	}
+	l->ops->flush(l);
+	for (int i = 0; i < 7; i++) {
+		snprintf(key, sizeof(key), "hot/%d", i);
+		CHECK(tier_bytes(l, key) > 0);
+	}
+	CHECK(tier_bytes(l, "once/7") == 0 && tier_bytes(l, "scan/29") > 0);
+	uint64_t used, entries, cap;
+	l->ops->usage(l, &used, &entries, &cap);
+	CHECK(entries == 10 && used <= cap);
+	printf("after a restart and a scan: %llu entries, %llu of %llu bytes\n", (unsigned long long)entries, (unsigned long long)used, (unsigned long long)cap);
 	l->ops->destroy(l);
 	ssd_close(s);
 	buf_pool_destroy(&bp);
@@ -440,10 +477,10 @@ int main(int argc, char **argv)
 	if (argc == 3 && strcmp(argv[1], "--startup-chunks") == 0)
 		startup = strtoul(argv[2], NULL, 10);
 	tfs_log_set_level(TFS_LOG_ERROR);
-	test_evict_order();
 	test_store();
 	test_ttl_persist();
 	test_prefetch_in_l2();
+	test_order_across_restart();
 	test_upkeep_interval();
 	test_startup(startup);
 	return CHECK_SUMMARY();

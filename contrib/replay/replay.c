@@ -2,7 +2,7 @@
  * tierfs-replay - replays a cache trace against L2's eviction order and reference policies.
  *
  *   tierfs-replay [--chunk-size SIZE] [--sizes 0.01,0.05,0.1,0.25] [--policy NAME,...|all]
- *                 TRACE.csv[.zst]
+ *                 [--check] TRACE.csv[.zst]
  *
  * The trace: CSV lines time_us,key,offset,size (a header line is skipped), byte-range reads as
  * a mount sees them.  A request touches chunks offset / chunk_size .. (offset + size - 1) /
@@ -11,9 +11,9 @@
  *
  *   POLICY<TAB>FRACTION<TAB>CACHE_CHUNKS<TAB>MISS_RATIO
  *
- * Policies: tierfs (L2's order, policy/evict.h: the same functions the daemon runs, the same
- * batches, with the trace's clock), lru, arc, s3fifo, sieve, 2q, lirs, belady (the offline
- * optimum), and alirs, an experiment towards a better order (below).
+ * Policies: tierfs (L2's order, policy/evict.h: the same functions the daemon runs, called as
+ * l2.c calls them), lru, arc, s3fifo, sieve, 2q, lirs, belady (the offline optimum).  --check
+ * verifies the tierfs order's invariants (evict_check) after every access: slow, for tests.
  * The references follow their papers (ARC: Megiddo and Modha 2003; S3-FIFO: Yang et al. 2023,
  * 10 % small queue, ghost as large as the main one, 2-bit counters; SIEVE: Zhang et al. 2024;
  * 2Q: Johnson and Shasha 1994, 25 % A1in, A1out as large as half the cache; LIRS: Jiang and
@@ -38,7 +38,6 @@
 
 struct trace {
 	uint32_t *id;               /* per access */
-	double *t;                  /* per access: seconds from the first request */
 	size_t n, cap;
 	size_t nids;                /* the working set */
 };
@@ -85,20 +84,17 @@ static uint32_t idmap_get(struct idmap *m, uint64_t h, size_t *nids)
 	return m->val[j];
 }
 
-static void trace_add(struct trace *tr, uint32_t id, double t)
+static void trace_add(struct trace *tr, uint32_t id)
 {
 	if (tr->n == tr->cap) {
 		tr->cap = tr->cap ? tr->cap * 2 : 1 << 16;
 		tr->id = realloc(tr->id, tr->cap * sizeof(*tr->id));
-		tr->t = realloc(tr->t, tr->cap * sizeof(*tr->t));
-		if (!tr->id || !tr->t) {
+		if (!tr->id) {
 			fprintf(stderr, "tierfs-replay: out of memory\n");
 			exit(1);
 		}
 	}
-	tr->id[tr->n] = id;
-	tr->t[tr->n] = t;
-	tr->n++;
+	tr->id[tr->n++] = id;
 }
 
 /* The trace file, through zstd -dc for a .zst (no shell: the name is an argument). */
@@ -137,7 +133,6 @@ static int read_trace(const char *path, uint64_t chunk, struct trace *tr)
 	struct idmap m = { 0 };
 	char line[4096];
 	size_t lineno = 0, bad = 0;
-	double t0 = -1;
 	while (fgets(line, sizeof(line), f)) {
 		lineno++;
 		char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL,
@@ -155,13 +150,10 @@ static int read_trace(const char *path, uint64_t chunk, struct trace *tr)
 			bad += lineno > 1; /* the first line may be the header */
 			continue;
 		}
-		if (t0 < 0)
-			t0 = us;
 		uint64_t kh = tfs_hash64(c1 + 1, (size_t)(c2 - c1 - 1), 77);
 		uint64_t last = size ? (off + size - 1) / chunk : off / chunk;
 		for (uint64_t ci = off / chunk; ci <= last; ci++)
-			trace_add(tr, idmap_get(&m, tfs_hash64(&ci, sizeof(ci), kh), &tr->nids),
-				  (us - t0) / 1e6);
+			trace_add(tr, idmap_get(&m, tfs_hash64(&ci, sizeof(ci), kh), &tr->nids));
 	}
 	fclose(f);
 	free(m.hash);
@@ -551,63 +543,45 @@ static uint64_t run_belady(const struct trace *tr, size_t cap)
 	return miss;
 }
 
-/* tierfs: L2's order as the daemon keeps it (policy/l2.c): a hit sets the last access and
- * counts one more, a fill enters with one access, and a fill that does not fit frees
- * evict_want's bytes (what is needed and EVICT_LOW_WATER_PCT of the cap more) in evict_choose's
- * order of evict_priority.  Sizes in bytes, as the daemon counts them: a slot is a 4 KiB header
- * and the chunk. */
+/* tierfs: L2's order (policy/evict.h), driven as l2.c drives it: a hit is evict_hit, a miss
+ * makes room with evict_next for evict_want's bytes, then evict_admit.  Sizes in bytes, as the
+ * daemon counts them: a slot is a 4 KiB header and the chunk. */
 static uint64_t slot_bytes;
+static bool check_order;        /* --check: evict_check after every access (slow; for tests) */
 
 static uint64_t run_tierfs(const struct trace *tr, size_t cap)
 {
-	double *last = malloc(tr->nids * sizeof(*last));
-	uint64_t *acc = calloc(tr->nids, sizeof(*acc));
-	uint32_t *held = malloc(cap * sizeof(*held));
-	size_t *slot = malloc(tr->nids * sizeof(*slot));
-	struct evict_cand *c = malloc(cap * sizeof(*c));
-	size_t n = 0;
-	uint64_t miss = 0, cap_bytes = (uint64_t)cap * slot_bytes;
-	if (!last || !acc || !held || !slot || !c) {
+	struct evict_order *o;
+	uint64_t miss = 0, used = 0, cap_bytes = (uint64_t)cap * slot_bytes;
+	if (evict_new(cap_bytes, &o) < 0) {
 		fprintf(stderr, "tierfs-replay: out of memory\n");
 		exit(1);
 	}
-	for (size_t k = 0; k < tr->nids; k++)
-		slot[k] = SIZE_MAX;
 	for (size_t i = 0; i < tr->n; i++) {
-		uint32_t x = tr->id[i];
-		if (slot[x] != SIZE_MAX) {
-			last[x] = tr->t[i];
-			acc[x]++;
+		uint64_t key = tfs_hash64(&tr->id[i], sizeof(tr->id[i]), 0);
+		uint32_t h = evict_find(o, key);
+		if (h != EVICT_NONE) {
+			evict_hit(o, h);
 			continue;
 		}
 		miss++;
-		uint64_t want = evict_want(n * slot_bytes, slot_bytes, cap_bytes);
-		if (want) {
-			for (size_t k = 0; k < n; k++)
-				c[k] = (struct evict_cand){ evict_priority(last[held[k]], acc[held[k]]),
-							    slot_bytes, held[k] };
-			size_t k = evict_choose(c, n, want);
-			for (size_t j = 0; j < k; j++)
-				slot[c[j].ref] = SIZE_MAX;
-			size_t w = 0; /* compact */
-			for (size_t j = 0; j < n; j++)
-				if (slot[held[j]] != SIZE_MAX) {
-					held[w] = held[j];
-					slot[held[w]] = w;
-					w++;
-				}
-			n = w;
+		for (uint64_t want = evict_want(used, slot_bytes, cap_bytes), freed = 0; freed < want;
+		     freed += slot_bytes) {
+			if (evict_next(o, false) == EVICT_NONE)
+				break;
+			used -= slot_bytes;
 		}
-		held[n] = x;
-		slot[x] = n++;
-		last[x] = tr->t[i];
-		acc[x] = 1;
+		if (evict_admit(o, key, (uint32_t)slot_bytes, EVICT_READ, &h) < 0) {
+			fprintf(stderr, "tierfs-replay: out of memory\n");
+			exit(1);
+		}
+		used += slot_bytes;
+		if (check_order && evict_check(o) < 0) {
+			fprintf(stderr, "tierfs-replay: the order's invariants fail at access %zu\n", i);
+			exit(3);
+		}
 	}
-	free(last);
-	free(acc);
-	free(held);
-	free(slot);
-	free(c);
+	evict_free(o);
 	return miss;
 }
 
@@ -618,16 +592,12 @@ static uint64_t run_tierfs(const struct trace *tr, size_t cap)
  * entries. */
 enum { L_NONE, L_LIR, L_HIR, L_GHOST };
 
-/* lirs: the resident HIR part h is fixed at 1 % (the paper's).  alirs, an experiment towards
- * issue 16's order: LIRS whose h (1 % .. 50 % of the cache) follows ghost hits.  Chunks evicted from Q enter a ghost FIFO as large as the
- * cache, tagged "entered new" or "demoted from LIR".  A miss on a new one that a Q 4x as large
- * would have held (fewer than 4h evictions ago) grows h by one; a miss on a demoted one
- * shrinks it.  Loops, whose misses come back long after, leave h alone. */
+/* The resident HIR part is fixed at 1 % (the paper's); tierfs's order (policy/evict.c) is
+ * LIRS with that part adapting, frequency second chances and bounded ghosts. */
 struct lirs {
-	struct links Ls, Lq, Lg;
-	struct dlist S, Q, G;
-	uint8_t *state, *demoted;
-	uint64_t *evicted_at, evictions;
+	struct links Ls, Lq;
+	struct dlist S, Q;
+	uint8_t *state;
 	size_t cap, lcap, nlir, nres;
 };
 
@@ -638,12 +608,6 @@ static void lirs_evict_q(struct lirs *a)
 		return;
 	a->state[v] = a->Ls.where[v] ? L_GHOST : L_NONE;
 	a->nres--;
-	if (a->Lg.where[v])
-		dl_remove(&a->Lg, &a->G, v);
-	dl_push_head(&a->Lg, &a->G, a->demoted[v] ? 2 : 1, v);
-	a->evicted_at[v] = ++a->evictions;
-	if (a->G.n > a->cap)
-		dl_pop_tail(&a->Lg, &a->G);
 }
 
 /* S's bottom is LIR again: the HIR entries below the lowest LIR one leave it. */
@@ -656,38 +620,24 @@ static void lirs_prune(struct lirs *a)
 	}
 }
 
-static uint64_t lirs_run(const struct trace *tr, size_t cap, bool adapt)
+static uint64_t run_lirs(const struct trace *tr, size_t cap)
 {
 	struct lirs a = { .cap = cap };
 	a.state = calloc(tr->nids, 1);
-	a.demoted = calloc(tr->nids, 1);
-	a.evicted_at = calloc(tr->nids, sizeof(*a.evicted_at));
-	if (!a.state || !a.demoted || !a.evicted_at) {
+	if (!a.state) {
 		fprintf(stderr, "tierfs-replay: out of memory\n");
 		exit(1);
 	}
 	links_init(&a.Ls, tr->nids);
 	links_init(&a.Lq, tr->nids);
-	links_init(&a.Lg, tr->nids);
-	dl_init(&a.S), dl_init(&a.Q), dl_init(&a.G);
-	double hmin = cap / 100 ? (double)(cap / 100) : 1.0, hmax = fmax(hmin, (double)cap / 2);
-	double h = hmin;
-	size_t slimit = 3 * cap + 16;
+	dl_init(&a.S), dl_init(&a.Q);
+	size_t h = cap / 100 ? cap / 100 : 1, slimit = 3 * cap + 16;
 	uint64_t miss = 0;
-	a.lcap = cap > (size_t)h ? cap - (size_t)h : 1;
+	a.lcap = cap > h ? cap - h : 1;
 	for (size_t i = 0; i < tr->n; i++) {
 		uint32_t x = tr->id[i];
 		bool in_s = a.Ls.where[x];
 		uint8_t st = a.state[x];
-		if (adapt && st != L_LIR && st != L_HIR && a.Lg.where[x]) {
-			bool was_new = a.Lg.where[x] == 1;
-			dl_remove(&a.Lg, &a.G, x);
-			if (was_new && (double)(a.evictions - a.evicted_at[x]) <= 4 * h)
-				h = fmin(hmax, h + 1);
-			else if (!was_new)
-				h = fmax(hmin, h - 1);
-			a.lcap = cap > (size_t)h ? cap - (size_t)h : 1;
-		}
 		if (st == L_LIR) {
 			dl_remove(&a.Ls, &a.S, x);
 			dl_push_head(&a.Ls, &a.S, 1, x);
@@ -714,7 +664,6 @@ static uint64_t lirs_run(const struct trace *tr, size_t cap, bool adapt)
 			if (a.nres >= cap)
 				lirs_evict_q(&a);
 			a.nres++;
-			a.demoted[x] = 0;
 			a.state[x] = a.nlir < a.lcap ? L_LIR : L_HIR;
 			if (in_s)
 				dl_remove(&a.Ls, &a.S, x);
@@ -732,12 +681,11 @@ static uint64_t lirs_run(const struct trace *tr, size_t cap, bool adapt)
 				y = up;
 			}
 		}
-		/* too many LIR (a hit, or h grew): the bottom ones become resident HIR */
+		/* too many LIR (after a hit): the bottom ones become resident HIR */
 		while (a.S.tail != NIL && a.state[a.S.tail] == L_LIR && a.nlir > a.lcap) {
 			uint32_t b = a.S.tail;
 			dl_remove(&a.Ls, &a.S, b);
 			a.state[b] = L_HIR;
-			a.demoted[b] = 1;
 			a.nlir--;
 			dl_push_head(&a.Lq, &a.Q, 1, b);
 			lirs_prune(&a);
@@ -748,15 +696,9 @@ static uint64_t lirs_run(const struct trace *tr, size_t cap, bool adapt)
 	}
 	links_free(&a.Ls);
 	links_free(&a.Lq);
-	links_free(&a.Lg);
 	free(a.state);
-	free(a.demoted);
-	free(a.evicted_at);
 	return miss;
 }
-
-static uint64_t run_lirs(const struct trace *tr, size_t cap) { return lirs_run(tr, cap, false); }
-static uint64_t run_alirs(const struct trace *tr, size_t cap) { return lirs_run(tr, cap, true); }
 
 static const struct {
 	const char *name;
@@ -764,14 +706,14 @@ static const struct {
 } policies[] = {
 	{ "tierfs", run_tierfs }, { "lru", run_lru },	  { "arc", run_arc },
 	{ "s3fifo", run_s3fifo }, { "sieve", run_sieve }, { "2q", run_2q },
-	{ "lirs", run_lirs },	  { "alirs", run_alirs },	  { "belady", run_belady },
+	{ "lirs", run_lirs },	  { "belady", run_belady },
 };
 #define NPOL (sizeof(policies) / sizeof(policies[0]))
 
 static int usage(void)
 {
 	fprintf(stderr, "usage: tierfs-replay [--chunk-size SIZE] [--sizes 0.01,0.05,0.1,0.25] "
-			"[--policy NAME,...|all] TRACE.csv[.zst]\npolicies:");
+			"[--policy NAME,...|all] [--check] TRACE.csv[.zst]\npolicies:");
 	for (size_t k = 0; k < NPOL; k++)
 		fprintf(stderr, " %s", policies[k].name);
 	fprintf(stderr, "\n");
@@ -790,6 +732,8 @@ int main(int argc, char **argv)
 			}
 		} else if (strcmp(argv[i], "--sizes") == 0 && i + 1 < argc) {
 			sizes = argv[++i];
+		} else if (strcmp(argv[i], "--check") == 0) {
+			check_order = true;
 		} else if (strcmp(argv[i], "--policy") == 0 && i + 1 < argc) {
 			pols = argv[++i];
 		} else if (argv[i][0] == '-' || path) {
@@ -850,6 +794,5 @@ int main(int argc, char **argv)
 		}
 	}
 	free(tr.id);
-	free(tr.t);
 	return 0;
 }
