@@ -54,8 +54,8 @@ struct evict_order {
 	uint64_t hir;                /* the HIR part's target, bytes */
 	uint64_t lir_bytes, res_bytes, evicted_bytes;
 	struct node *nodes;
-	uint32_t nnodes, free_head, used;
-	uint32_t *tab;               /* handles, EVICT_NONE when empty */
+	uint32_t nnodes, top, free_head, used; /* nodes[top..nnodes) never used yet */
+	uint64_t *tab;               /* the key's upper half << 32 | handle; TAB_EMPTY */
 	uint64_t tab_mask;
 	struct list s, q, g;
 	uint64_t g_demoted;          /* ghosts in G that had been LIR */
@@ -103,6 +103,13 @@ static void unlink_node(struct evict_order *o, struct list *l, bool q, uint32_t 
 
 /* ---- the table ---- */
 
+/* A slot holds the handle and the upper half of the key, so that a probe reads the node only
+ * when that half matches (one cache miss per lookup, not one per probe). */
+#define TAB_EMPTY UINT64_MAX
+
+static uint64_t tab_val(uint64_t key, uint32_t h) { return (key & 0xffffffff00000000ull) | h; }
+static uint32_t tab_h(uint64_t v) { return (uint32_t)v; }
+
 static uint64_t slot_of(const struct evict_order *o, uint64_t key)
 {
 	return (key ^ key >> 29) * 0x9E3779B97F4A7C15ull >> 17 & o->tab_mask;
@@ -110,16 +117,24 @@ static uint64_t slot_of(const struct evict_order *o, uint64_t key)
 
 static uint64_t find_slot(const struct evict_order *o, uint64_t key)
 {
-	uint64_t i = slot_of(o, key);
-	while (o->tab[i] != EVICT_NONE && o->nodes[o->tab[i]].key != key)
+	uint64_t i = slot_of(o, key), hi = key & 0xffffffff00000000ull;
+	while (o->tab[i] != TAB_EMPTY &&
+	       ((o->tab[i] & 0xffffffff00000000ull) != hi || o->nodes[tab_h(o->tab[i])].key != key))
 		i = (i + 1) & o->tab_mask;
 	return i;
+}
+
+/* The handle of key (resident or ghost), or EVICT_NONE. */
+static uint32_t tab_find(const struct evict_order *o, uint64_t key)
+{
+	uint64_t v = o->tab[find_slot(o, key)];
+	return v == TAB_EMPTY ? EVICT_NONE : tab_h(v);
 }
 
 static int tab_grow(struct evict_order *o)
 {
 	uint64_t ncap = (o->tab_mask + 1) * 2;
-	uint32_t *nt = malloc(ncap * sizeof(*nt)), *old = o->tab;
+	uint64_t *nt = malloc(ncap * sizeof(*nt)), *old = o->tab;
 	if (!nt)
 		return -ENOMEM;
 	memset(nt, 0xff, ncap * sizeof(*nt));
@@ -127,8 +142,8 @@ static int tab_grow(struct evict_order *o)
 	o->tab = nt;
 	o->tab_mask = ncap - 1;
 	for (uint64_t i = 0; i < oldcap; i++)
-		if (old[i] != EVICT_NONE)
-			o->tab[find_slot(o, o->nodes[old[i]].key)] = old[i];
+		if (old[i] != TAB_EMPTY)
+			o->tab[find_slot(o, o->nodes[tab_h(old[i])].key)] = old[i];
 	free(old);
 	return 0;
 }
@@ -137,15 +152,15 @@ static int tab_grow(struct evict_order *o)
 static void tab_remove(struct evict_order *o, uint32_t h)
 {
 	uint64_t i = find_slot(o, o->nodes[h].key);
-	if (o->tab[i] != h)
+	if (o->tab[i] == TAB_EMPTY || tab_h(o->tab[i]) != h)
 		return;
 	for (uint64_t j = i;;) {
-		o->tab[i] = EVICT_NONE;
+		o->tab[i] = TAB_EMPTY;
 		for (;;) {
 			j = (j + 1) & o->tab_mask;
-			if (o->tab[j] == EVICT_NONE)
+			if (o->tab[j] == TAB_EMPTY)
 				return;
-			uint64_t k = slot_of(o, o->nodes[o->tab[j]].key);
+			uint64_t k = slot_of(o, o->nodes[tab_h(o->tab[j])].key);
 			/* j's entry may move to i unless its home k lies cyclically in (i, j] */
 			if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
 				continue;
@@ -162,28 +177,25 @@ static int node_new(struct evict_order *o, uint64_t key, uint32_t bytes, uint32_
 {
 	if ((uint64_t)(o->used + 1) * 2 > o->tab_mask + 1 && tab_grow(o) < 0)
 		return -ENOMEM;
-	if (o->free_head == EVICT_NONE) {
-		if (o->nnodes == EVICT_NONE - 1)
-			return -ENOMEM;
-		uint32_t ncap = o->nnodes ? o->nnodes * 2 : 1024;
-		if (ncap > EVICT_NONE - 1 || ncap < o->nnodes)
-			ncap = EVICT_NONE - 1;
-		struct node *nn = realloc(o->nodes, (size_t)ncap * sizeof(*nn));
-		if (!nn)
-			return -ENOMEM;
-		o->nodes = nn;
-		for (uint32_t i = ncap; i-- > o->nnodes;) {
-			o->nodes[i].st = ST_FREE;
-			o->nodes[i].s_next = o->free_head;
-			o->free_head = i;
-		}
-		o->nnodes = ncap;
-	}
 	uint32_t h = o->free_head;
+	if (h != EVICT_NONE) {
+		o->free_head = o->nodes[h].s_next;
+	} else {
+		if (o->top == o->nnodes) { /* nodes are taken in order, then from the free list */
+			if (o->nnodes >= EVICT_NONE / 2)
+				return -ENOMEM;
+			uint32_t ncap = o->nnodes ? o->nnodes * 2 : 1024;
+			struct node *nn = realloc(o->nodes, (size_t)ncap * sizeof(*nn));
+			if (!nn)
+				return -ENOMEM;
+			o->nodes = nn;
+			o->nnodes = ncap;
+		}
+		h = o->top++;
+	}
 	struct node *n = &o->nodes[h];
-	o->free_head = n->s_next;
 	*n = (struct node){ .key = key, .bytes = bytes, .st = ST_GHOST };
-	o->tab[find_slot(o, key)] = h;
+	o->tab[find_slot(o, key)] = tab_val(key, h);
 	o->used++;
 	if (bytes > o->unit)
 		o->unit = bytes;
@@ -341,7 +353,7 @@ void evict_free(struct evict_order *o)
 
 uint32_t evict_find(const struct evict_order *o, uint64_t key)
 {
-	uint32_t h = o->tab[find_slot(o, key)];
+	uint32_t h = tab_find(o, key);
 	return h != EVICT_NONE && (o->nodes[h].st == ST_LIR || o->nodes[h].st == ST_HIR)
 		       ? h
 		       : EVICT_NONE;
@@ -375,8 +387,7 @@ void evict_hit(struct evict_order *o, uint32_t h)
 int evict_admit(struct evict_order *o, uint64_t key, uint32_t bytes, enum evict_how how,
 		uint32_t *out)
 {
-	uint64_t slot = find_slot(o, key);
-	uint32_t h = o->tab[slot];
+	uint32_t h = tab_find(o, key);
 	if (h != EVICT_NONE && o->nodes[h].st != ST_GHOST)
 		return -EEXIST;
 	if (h == EVICT_NONE) {
@@ -501,12 +512,12 @@ int evict_check(const struct evict_order *o)
 	if (check_list(o, &o->s, false, &b, &n) < 0 || check_list(o, &o->q, true, &b, &n) < 0 ||
 	    check_list(o, &o->g, true, &b, &n) < 0)
 		return -EUCLEAN;
-	for (uint32_t h = 0; h < o->nnodes; h++) {
+	for (uint32_t h = 0; h < o->top; h++) {
 		const struct node *x = &o->nodes[h];
 		if (x->st == ST_FREE)
 			continue;
 		used++;
-		if (o->tab[find_slot(o, x->key)] != h)
+		if (tab_find(o, x->key) != h)
 			return -EUCLEAN;
 		ins += x->in_s;
 		if (x->st == ST_LIR && !x->in_s)
