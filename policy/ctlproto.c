@@ -315,7 +315,7 @@ void ctl_render_metrics(const struct ctl_info *in, const struct policy_snapshot 
 		"tierfs_s3_connections{kind=\"in_flight\"} %u\ntierfs_s3_connections{kind=\"peak\"} %u\n",
 		s->conn.limit, s->conn.cap, s->conn.in_flight, s->conn.peak);
 	metric(f, "l2_fills_total", "counter",
-	       "Chunks read from S3 for L2, by outcome: written, no room (L2 full of hotter data), failed.");
+	       "Chunks read from S3 for L2, by outcome: written, no room (a prefetch with too little HIR room, or the free-space floor), failed.");
 	fprintf(f, "tierfs_l2_fills_total{outcome=\"written\"} %llu\n"
 		"tierfs_l2_fills_total{outcome=\"no_room\"} %llu\n"
 		"tierfs_l2_fills_total{outcome=\"failed\"} %llu\n",

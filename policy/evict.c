@@ -410,7 +410,6 @@ int evict_admit(struct evict_order *o, uint64_t key, uint32_t bytes, enum evict_
 	struct node *n = &o->nodes[h];
 	n->demoted = false;
 	n->freq = 0;
-	o->res_bytes += bytes;
 	if (how == EVICT_READ &&
 	    (n->in_s || (o->lir_bytes + bytes <= lir_cap(o) && o->q.bytes >= hir_target(o)))) {
 		/* a ghost still in S came back within the LIR part's reach, or the LIR part has room
@@ -427,6 +426,7 @@ int evict_admit(struct evict_order *o, uint64_t key, uint32_t bytes, enum evict_
 		push_head(o, &o->q, true, h);
 		prune(o); /* with no LIR chunk yet, S stays empty */
 	}
+	o->res_bytes += bytes;
 	*out = h;
 	return 0;
 }

@@ -92,7 +92,7 @@ typedef bool (*tier_match_fn)(void *ctx, const char *key);
 struct tier_stats {
 	uint64_t hits, misses;          /* chunks asked of it: served, and not */
 	uint64_t fills;                 /* copy-ups stored */
-	uint64_t fills_no_room;         /* refused: the tier is full of data hotter than it */
+	uint64_t fills_no_room;         /* refused: no room could be made for it */
 	uint64_t fills_failed;          /* lost: a disk error, no memory, or the writer stalled
 					 * beyond the fill deadline (a failing disk) */
 	uint64_t fills_waited;          /* copy-ups that waited for the writer (backpressure) */
