@@ -308,6 +308,8 @@ static void adapt(struct evict_order *o, const struct node *n)
 	uint64_t lo = hir_min(o), hi = o->cap / 100 * EVICT_HIR_MAX_PCT;
 	if (hi < lo)
 		hi = lo;
+	if (o->hir < lo)
+		o->hir = lo; /* the first chunk seen set the minimum */
 	/* steps as ARC's: one chunk, or the ratio of the other kind of ghost to this one */
 	uint64_t nd = o->g_demoted, nn = o->g.n - o->g_demoted;
 	uint64_t ub = nn && nd > nn ? n->bytes * nd / nn : n->bytes;

@@ -205,17 +205,34 @@ static int load_table(struct l2 *l)
 
 #define EVICT_BATCH 64 /* victims taken from the table per hold of the lock */
 
-/* Evicts at least want bytes (fewer if L2 holds fewer) in the order's choice, only HIR chunks
- * when hir_only (a prefetch displaces no LIR chunk); returns bytes freed.  The lock is held
- * for a batch of victims at a time, never across the store's removals. */
-static uint64_t evict(struct l2 *l, uint64_t want, bool hir_only)
+/* Makes room for need more bytes under the cap and above the free-space floor, in the
+ * order's choice (only HIR chunks when hir_only: a prefetch displaces no LIR chunk), and
+ * reserves it for the caller, who gives it back once the chunk is in the table or is not.
+ * The victims leave the table and the room is reserved under one hold of the lock, so two
+ * writers never take the same room; the lock is held for a batch of victims at a time, never
+ * across the store's removals.  Room on the disk (the floor) shows only once the store has
+ * removed the victims, so it is asked again after each batch.  -ENOSPC when nothing more may
+ * go and the room is still short. */
+static int make_room(struct l2 *l, uint64_t need, bool hir_only)
 {
 	unsigned char victims[EVICT_BATCH][SSD_IKEY_LEN];
-	uint64_t freed = 0, k = 0;
-	while (freed < want) {
+	uint64_t evicted = 0, freed_all = 0;
+	int ret = -ENOSPC;
+	for (;;) {
+		uint64_t fb = 0, tb = 0, freed = 0, floor_want = 0;
+		bool fs = ssd_fs_space(l->ssd, &fb, &tb) == 0;
 		size_t n = 0;
 		pthread_mutex_lock(&l->lock);
-		while (n < EVICT_BATCH && freed < want) {
+		uint64_t want = evict_want(l->used + l->reserved, need, l->cfg.cap);
+		if (fs) {
+			uint64_t floor = tb / 100 * l->cfg.min_free_pct;
+			if (l->cfg.min_free_bytes > floor)
+				floor = l->cfg.min_free_bytes;
+			floor += need + l->reserved; /* reserved: not on the disk yet */
+			floor_want = fb < floor ? floor - fb : 0;
+		}
+		uint64_t goal = want > floor_want ? want : floor_want;
+		while (freed < goal && n < EVICT_BATCH) {
 			uint32_t h = evict_next(l->order, hir_only);
 			if (h == EVICT_NONE)
 				break;
@@ -224,49 +241,25 @@ static uint64_t evict(struct l2 *l, uint64_t want, bool hir_only)
 			freed += x->disk_bytes;
 			remove_locked(l, x, true); /* the table first: nothing finds it after this */
 		}
+		bool done = freed >= want && floor_want == 0;
+		if (done) {
+			l->reserved += need;
+			ret = 0;
+		}
 		pthread_mutex_unlock(&l->lock);
 		for (size_t j = 0; j < n; j++)
 			ssd_remove(l->ssd, victims[j]);
-		k += n;
-		if (n < EVICT_BATCH && freed < want)
-			break; /* nothing more may go */
+		evicted += n;
+		freed_all += freed;
+		if (done || n == 0)
+			break;
 	}
-	if (k) {
-		atomic_fetch_add_explicit(&l->c.evictions, k, memory_order_relaxed);
-		tfs_debug("cache: evicted %llu chunks (%llu bytes)", (unsigned long long)k,
-			  (unsigned long long)freed);
+	if (evicted) {
+		atomic_fetch_add_explicit(&l->c.evictions, evicted, memory_order_relaxed);
+		tfs_debug("cache: evicted %llu chunks (%llu bytes)", (unsigned long long)evicted,
+			  (unsigned long long)freed_all);
 	}
-	return freed;
-}
-
-/* Makes room for need more bytes under the cap and above the free-space floor, and reserves
- * them (the caller gives them back once the chunk is in the table, or is not), so
- * that two writers do not both take the same room.  -ENOSPC when that cannot be done (the
- * floor is not met even with L2 empty, or a prefetch finds no HIR chunk to displace). */
-static int make_room(struct l2 *l, uint64_t need, bool hir_only)
-{
-	for (int round = 0; round < 3; round++) {
-		uint64_t fb = 0, tb = 0;
-		bool fs = ssd_fs_space(l->ssd, &fb, &tb) == 0;
-		pthread_mutex_lock(&l->lock);
-		uint64_t want = evict_want(l->used + l->reserved, need, l->cfg.cap);
-		if (fs) {
-			uint64_t floor = tb / 100 * l->cfg.min_free_pct;
-			if (l->cfg.min_free_bytes > floor)
-				floor = l->cfg.min_free_bytes;
-			floor += need + l->reserved; /* reserved: not on the disk yet */
-			if (fb < floor && floor - fb > want)
-				want = floor - fb;
-		}
-		if (want == 0)
-			l->reserved += need;
-		pthread_mutex_unlock(&l->lock);
-		if (want == 0)
-			return 0;
-		if (evict(l, want, hir_only) == 0)
-			return -ENOSPC;
-	}
-	return -ENOSPC;
+	return ret;
 }
 
 static void *writer_thread(void *arg)
