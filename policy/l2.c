@@ -95,10 +95,9 @@ static struct l2_entry *find_locked(struct l2 *l, const unsigned char *ikey)
 	return x && memcmp(x->ikey, ikey, SSD_IKEY_LEN) == 0 ? x : NULL;
 }
 
-/* Adds what the store holds of a chunk to the table (how: evict_admit's); -EEXIST when another
- * chunk with the same digest is there, -ENOMEM. */
-static int insert_locked(struct l2 *l, const struct ssd_entry *e, enum evict_how how,
-			 uint64_t accesses)
+/* Adds what the store holds of a chunk to the table (how: evict_admit's, or EVICT_RESTORE at
+ * start); -EEXIST when another chunk with the same digest is there, -ENOMEM. */
+static int insert_locked(struct l2 *l, const struct ssd_entry *e, enum evict_how how)
 {
 	struct l2_entry *x = find_locked(l, e->ikey);
 	if (x) {
@@ -107,13 +106,13 @@ static int insert_locked(struct l2 *l, const struct ssd_entry *e, enum evict_how
 		uint32_t h;
 		int ret = how == EVICT_RESTORE
 				  ? evict_restore(l->order, digest(e->ikey), (uint32_t)e->disk_bytes,
-						  accesses, &h)
+						  e->accesses, &h)
 				  : evict_admit(l->order, digest(e->ikey), (uint32_t)e->disk_bytes, how,
 						&h);
 		if (ret < 0)
 			return ret;
 		if (h >= l->nents) {
-			uint32_t n = l->nents ? l->nents : 1024;
+			size_t n = l->nents ? l->nents : 1024;
 			while (n <= h)
 				n *= 2;
 			struct l2_entry **ne = realloc(l->ents, n * sizeof(*ne));
@@ -123,7 +122,7 @@ static int insert_locked(struct l2 *l, const struct ssd_entry *e, enum evict_how
 			}
 			memset(ne + l->nents, 0, (n - l->nents) * sizeof(*ne));
 			l->ents = ne;
-			l->nents = n;
+			l->nents = (uint32_t)n; /* handles are below EVICT_NONE / 2 */
 		}
 		if (!(x = calloc(1, sizeof(*x)))) {
 			evict_drop(l->order, h);
@@ -193,7 +192,7 @@ static int load_table(struct l2 *l)
 		qsort(ld.e, ld.n, sizeof(*ld.e), by_last_access);
 	for (size_t i = 0; ret == 0 && i < ld.n; i++) {
 		/* single-threaded at start */
-		int r = insert_locked(l, &ld.e[i], EVICT_RESTORE, ld.e[i].accesses);
+		int r = insert_locked(l, &ld.e[i], EVICT_RESTORE);
 		if (r == -EEXIST)
 			ssd_remove(l->ssd, ld.e[i].ikey); /* its digest collides: unreachable */
 		else
@@ -301,7 +300,7 @@ static void *writer_thread(void *arg)
 				l->reserved -= need;
 				if (put == 0)
 					r = insert_locked(l, &e,
-							  j->prefetch ? EVICT_PREFETCH : EVICT_READ, 1);
+							  j->prefetch ? EVICT_PREFETCH : EVICT_READ);
 				pthread_mutex_unlock(&l->lock);
 				if (put == 0 && r < 0)
 					ssd_remove(l->ssd, id.ikey); /* not in the table: not kept */

@@ -564,13 +564,25 @@ static double net_far(unsigned n) { return n * 20e6 < 1.25e9 ? n * 20e6 : 1.25e9
 static struct conc gate;
 static _Atomic uint64_t gate_bytes;
 
+static pthread_barrier_t gate_start;
+
 static void *gate_user(void *arg)
 {
 	bool urgent = (intptr_t)arg & 1;
+	pthread_barrier_wait(&gate_start); /* all at once, whatever the scheduler (TSan's too) */
 	for (int i = 0; i < 20; i++) {
 		conc_enter(&gate, urgent);
 		struct timespec d = { 0, 200000 };
-		nanosleep(&d, NULL);
+		/* the first slots are held until someone waits for one (at most a second): twelve
+		 * users of four slots must wait, however slowly the threads start */
+		for (int k = 0; k < (i == 0 ? 1000 : 1); k++) {
+			struct conc_stats cs;
+			conc_get_stats(&gate, &cs);
+			if (i == 0 && cs.waits > 0)
+				break;
+			d.tv_nsec = i == 0 ? 1000000 : 200000;
+			nanosleep(&d, NULL);
+		}
 		conc_leave(&gate, 0);
 	}
 	return NULL;
@@ -581,10 +593,12 @@ static void test_conc_gate(void)
 {
 	pthread_t t[12];
 	conc_init(&gate, 4, &gate_bytes); /* the limit starts at the cap, 4 */
+	pthread_barrier_init(&gate_start, NULL, 12);
 	for (intptr_t i = 0; i < 12; i++)
 		CHECK(pthread_create(&t[i], NULL, gate_user, (void *)i) == 0);
 	for (int i = 0; i < 12; i++)
 		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&gate_start);
 	struct conc_stats cs;
 	conc_get_stats(&gate, &cs);
 	CHECK(cs.in_flight == 0 && cs.peak <= 4 && cs.waits > 0);
