@@ -47,12 +47,15 @@ struct s3_client {
 
 /* The state of one request, shared by its attempts. */
 struct request {
-	const char *method;     /* "GET" or "HEAD", for log lines */
+	const char *method;     /* "GET", "HEAD", "LIST", "PUT", "DELETE": for log lines, and the
+				 * verb of PUT and DELETE */
 	const char *key;        /* for log lines */
 	char *url;
 	struct curl_slist *headers;
 	bool head;
 	const char *range;      /* "a-b" or NULL */
+	const char *body;       /* PUT: the body sent (body_len bytes) */
+	size_t body_len;
 	bool quiet_404;         /* a missing key is an expected answer: log at debug level */
 	unsigned throttled;     /* 429 and 503 answers (SlowDown) on the way */
 	_Atomic uint64_t *arriving; /* the client's count of body bytes as they arrive */
@@ -489,6 +492,13 @@ static void setup_handle(struct s3_client *c, CURL *h, struct request *r, long t
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
 	if (r->head)
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	if (strcmp(r->method, "PUT") == 0) {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, r->body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+	} else if (strcmp(r->method, "DELETE") == 0) {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
+	}
 	if (r->range)
 		curl_easy_setopt(h, CURLOPT_RANGE, r->range);
 	if (c->cfg.ca_file)
@@ -633,11 +643,14 @@ static int perform(struct s3_client *c, struct request *r, uint64_t expect_len)
 	return ret;
 }
 
-/* Common headers: payload hash, optional session token, and extra (may be NULL). */
+/* Common headers: payload hash (of the empty body, or unsigned for a body), optional session
+ * token, and extra (may be NULL). */
 static int build_headers(struct s3_client *c, struct request *r, const char *h1, const char *h2)
 {
 	struct curl_slist *l = NULL, *t;
-	const char *hs[] = { "x-amz-content-sha256: " EMPTY_SHA256, c->token_header, h1, h2 };
+	const char *hs[] = { r->body ? "x-amz-content-sha256: UNSIGNED-PAYLOAD"
+				     : "x-amz-content-sha256: " EMPTY_SHA256,
+			     c->token_header, h1, h2 };
 	for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++) {
 		if (!hs[i])
 			continue;
@@ -720,7 +733,7 @@ int s3_head(struct s3_client *c, const char *key, struct s3_object *out)
 
 int s3_get(struct s3_client *c, struct s3_get *g)
 {
-	struct request r = { .method = "GET", .key = g->key };
+	struct request r = { .method = "GET", .key = g->key, .quiet_404 = g->quiet_404 };
 	char range[64], *h1 = NULL, *h2 = NULL;
 	int ret = -ENOMEM;
 	uint64_t expect = 0;
@@ -791,6 +804,36 @@ out:
 	free(h2);
 	request_clear(&r);
 	return ret;
+}
+
+int s3_put(struct s3_client *c, const char *key, const void *body, size_t len)
+{
+	/* a response body (servers send none, or a little XML) is read and dropped */
+	struct request r = { .method = "PUT", .key = key, .body = body ? body : "",
+			     .body_len = len, .own_buf = true, .max_body = 65536 };
+	int ret = -ENOMEM;
+	atomic_fetch_add_explicit(&c->stats.requests_put, 1, memory_order_relaxed);
+	if ((r.url = object_url(c, key)) &&
+	    build_headers(c, &r, "Content-Type: application/octet-stream", NULL) == 0)
+		ret = perform(c, &r, 0);
+	if (ret == 0)
+		atomic_fetch_add_explicit(&c->stats.bytes_up, len, memory_order_relaxed);
+	free(r.buf);
+	request_clear(&r);
+	return ret;
+}
+
+int s3_delete(struct s3_client *c, const char *key)
+{
+	struct request r = { .method = "DELETE", .key = key, .quiet_404 = true, .own_buf = true,
+			     .max_body = 65536 };
+	int ret = -ENOMEM;
+	atomic_fetch_add_explicit(&c->stats.requests_delete, 1, memory_order_relaxed);
+	if ((r.url = object_url(c, key)) && build_headers(c, &r, NULL, NULL) == 0)
+		ret = perform(c, &r, 0);
+	free(r.buf);
+	request_clear(&r);
+	return ret == -ENOENT ? 0 : ret;
 }
 
 int s3_list_page(struct s3_client *c, const char *prefix, const char *delimiter, const char *token,

@@ -50,7 +50,8 @@ struct s3_config {
 
 /* Request counters; updated with relaxed atomics, read at any time. */
 struct s3_stats {
-	_Atomic uint64_t requests_head, requests_get, requests_list;
+	_Atomic uint64_t requests_head, requests_get, requests_list, requests_put, requests_delete;
+	_Atomic uint64_t bytes_up;           /* PUT bodies stored */
 	_Atomic uint64_t bytes_down;         /* every response body */
 	_Atomic uint64_t get_bytes;          /* object data (GET bodies) */
 	_Atomic uint64_t errors, retries, not_modified;
@@ -96,6 +97,7 @@ struct s3_get {
 	uint64_t offset, length;    /* the range, when ranged (length > 0) */
 	const char *if_match;       /* ETag the object must still have (412 -> -ESTALE), or NULL */
 	const char *if_none_match;  /* ETag we hold: 304 sets not_modified, or NULL */
+	bool quiet_404;             /* a missing key is an expected answer (-ENOENT, no warning) */
 	char *buf;                  /* caller's buffer of cap bytes; NULL: allocate (caller frees) */
 	size_t cap;
 	const struct iovec *iov;    /* or: scatter the body over these buffers (ranged GET only) */
@@ -130,6 +132,11 @@ struct s3_list_page {
 
 /* One ListObjectsV2 page.  token is NULL for the first page.  max_keys 0 means the server's
  * default (1000). */
+/* Stores body (len bytes) as key, replacing any object of that name. */
+int s3_put(struct s3_client *c, const char *key, const void *body, size_t len);
+/* Deletes key; a key already absent is no error. */
+int s3_delete(struct s3_client *c, const char *key);
+
 int s3_list_page(struct s3_client *c, const char *prefix, const char *delimiter, const char *token,
 		 unsigned max_keys, struct s3_list_page *out);
 void s3_list_page_free(struct s3_list_page *p);

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(meson ninja-build pkg-config gcc libc6-dev fuse3 libfuse3-dev libcurl4-openssl-dev
-      libxml2-dev librocksdb-dev libxxhash-dev python3-pytest python3-boto3 curl valgrind patch attr
+      libxml2-dev librocksdb-dev libxxhash-dev libssl-dev python3-pytest python3-boto3 curl valgrind patch attr
       rsync git strace vim-tiny zstd)
 
 SUDO=

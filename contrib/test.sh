@@ -23,7 +23,7 @@ echo "== integration tests (build)"
 echo "== integration tests (build) against Ceph RGW"
 contrib/rgw.sh install
 TIERFS_S3_SERVER=rgw /usr/bin/python3 -m pytest -q tests/test_s3client.py tests/test_read.py \
-  tests/test_listing.py tests/test_keys.py tests/test_l2.py tests/test_tools.py "$@"
+  tests/test_listing.py tests/test_keys.py tests/test_l2.py tests/test_tools.py tests/test_shared.py "$@"
 
 echo "== integration tests (build-asan: AddressSanitizer + UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -75,6 +75,82 @@ static void set_read_ahead(const char *mountpoint, unsigned kb)
 		fclose(ra);
 }
 
+/* The shared tier's client, and what identifies the source and the fleet (-o shared_cache=).
+ * The fleet key is read from its file: at least 16 bytes, a trailing newline not part of it.
+ * Returns 0, or -1 after logging why. */
+static int shared_setup(const struct tfs_options *o, const struct s3_config *src,
+			struct policy_config *pcfg, char **source, unsigned char **key)
+{
+	struct s3_config c = { 0 };
+	int ret = -ENOMEM;
+	const char *ep = o->shared_endpoint ? o->shared_endpoint : src->endpoint;
+	const char *rg = o->shared_region ? o->shared_region : src->region;
+	c.endpoint = ep ? strdup(ep) : NULL;
+	c.region = rg ? strdup(rg) : NULL;
+	c.bucket = strdup(o->shared_cache);
+	c.ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
+	/* short: a slow shared cache must cost a read little before the source serves it */
+	c.timeout_ms = (unsigned)o->shared_timeout_ms;
+	c.connect_timeout_ms = c.timeout_ms < 1000 ? c.timeout_ms : 1000;
+	c.max_retries = 1;
+	if (!c.bucket || (ep && !c.endpoint) || (rg && !c.region))
+		goto fail;
+	if (o->shared_profile || !src->access_key) {
+		if ((ret = s3_resolve_credentials(&c, o->shared_profile)) < 0) {
+			tfs_err("shared cache: no credentials%s%s", o->shared_profile ? " in profile " : "",
+				o->shared_profile ? o->shared_profile : "");
+			goto fail_quiet;
+		}
+	} else { /* the source's */
+		c.access_key = strdup(src->access_key);
+		c.secret_key = strdup(src->secret_key);
+		c.session_token = src->session_token ? strdup(src->session_token) : NULL;
+		if (!c.access_key || !c.secret_key || (src->session_token && !c.session_token))
+			goto fail;
+	}
+	if (!(pcfg->shared_s3 = s3_client_new(&c, &ret)))
+		goto fail;
+	if (o->shared_key_file) {
+		FILE *f = fopen(o->shared_key_file, "r");
+		size_t n = 0;
+		*key = malloc(4096);
+		if (f && *key)
+			n = fread(*key, 1, 4096, f);
+		if (f)
+			fclose(f);
+		while (n && ((*key)[n - 1] == '\n' || (*key)[n - 1] == '\r'))
+			n--;
+		if (!f || n < 16) {
+			tfs_err("shared cache: the fleet key '%s' %s", o->shared_key_file,
+				f ? "holds fewer than 16 bytes" : "cannot be read");
+			ret = -EINVAL;
+			goto fail_quiet;
+		}
+		pcfg->shared_key = *key;
+		pcfg->shared_key_len = n;
+	}
+	*source = tfs_strdup_printf("%s/%s", src->endpoint ? src->endpoint : "aws", src->bucket);
+	if (!*source)
+		goto fail;
+	pcfg->shared_source = *source;
+	pcfg->shared_prefix = o->shared_prefix;
+	const char *bt = getenv("TIERFS_TEST_SHARED_BREAKER_MS"); /* tests: a shorter breaker */
+	if (bt)
+		pcfg->shared_breaker_ms = (unsigned)strtoul(bt, NULL, 10);
+	s3_config_clear(&c);
+	tfs_info("shared cache: bucket '%s'%s%s at %s%s", o->shared_cache,
+		 o->shared_prefix[0] ? " prefix " : "", o->shared_prefix, ep ? ep : "AWS",
+		 pcfg->shared_key ? ", with a fleet key" : "");
+	return 0;
+fail:
+	tfs_err("shared cache: cannot set up its client: %s", strerror(-ret));
+fail_quiet:
+	s3_config_clear(&c);
+	s3_client_free(pcfg->shared_s3);
+	pcfg->shared_s3 = NULL;
+	return -1;
+}
+
 /* Asks for one key of the mount's root, so that a wrong endpoint, bucket or credentials fail the
  * mount with a clear message instead of failing every later operation. */
 static int check_bucket(struct s3_client *s3, const struct tfs_options *o, bool have_cache)
@@ -200,6 +276,10 @@ int main(int argc, char **argv)
 	int status = 1, ret;
 	struct ssd_store *ssd = NULL;
 	char *cache_dir = NULL;
+	/* the shared tier's part of the policy's configuration, made before the mount */
+	struct policy_config shared_pc = { 0 };
+	char *shared_source = NULL;
+	unsigned char *shared_key = NULL;
 	pthread_t sigthread;
 	bool sig_started = false;
 
@@ -259,6 +339,9 @@ int main(int argc, char **argv)
 		tfs_err("cannot set up the S3 client: %s", strerror(-ret));
 		goto out_opts;
 	}
+	if (opts.shared_cache &&
+	    shared_setup(&opts, &s3cfg, &shared_pc, &shared_source, &shared_key) < 0)
+		goto out_s3;
 	if (opts.l2_size) {
 		cache_dir = opts.cache_dir ? strdup(opts.cache_dir)
 					   : default_cache_dir(opts.bucket, s3cfg.endpoint);
@@ -322,7 +405,14 @@ int main(int argc, char **argv)
 		.l2_min_free_pct = opts.l2_min_free_pct,
 		.l2_min_free_bytes = opts.l2_min_free_bytes,
 		.object_meta = !opts.object_meta_off,
+		.shared_s3 = shared_pc.shared_s3,
+		.shared_prefix = shared_pc.shared_prefix,
+		.shared_source = shared_pc.shared_source,
+		.shared_key = shared_pc.shared_key,
+		.shared_key_len = shared_pc.shared_key_len,
+		.shared_breaker_ms = shared_pc.shared_breaker_ms,
 	};
+	shared_pc.shared_s3 = NULL; /* the policy's from here on */
 	/* the tests' slow disk (tests/test_l2.py): not an option, no user has a use for it */
 	const char *slow = getenv("TIERFS_TEST_SLOW_DISK_MS");
 	if (slow)
@@ -373,6 +463,11 @@ out_s3:
 	ssd_close(ssd);
 	free(cache_dir);
 	s3_client_free(fs.s3);
+	s3_client_free(shared_pc.shared_s3);
+	free(shared_source);
+	if (shared_key)
+		memset(shared_key, 0, 4096);
+	free(shared_key);
 out_opts:
 	s3_config_clear(&s3cfg);
 	tfs_options_free(&opts);

@@ -25,7 +25,7 @@ enum {
 	KEY_L2_SIZE, KEY_L2_MIN_FREE, KEY_READ_AHEAD_KB, KEY_L1_SIZE, KEY_PROMOTE_AFTER,
 	KEY_DEMOTE_AFTER, KEY_DEMOTE_INTERVAL, KEY_KERNEL_FLAG, KEY_MOUNT_NOISE, KEY_CONFIG,
 	KEY_LOG_LEVEL, KEY_PREFETCH, KEY_PREFETCH_WINDOW, KEY_PREFETCH_INTERVAL, KEY_PREFETCH_BUDGET,
-	KEY_UID, KEY_GID, KEY_FILE_MODE, KEY_DIR_MODE, KEY_UMASK, KEY_OBJECT_META,
+	KEY_UID, KEY_GID, KEY_FILE_MODE, KEY_DIR_MODE, KEY_UMASK, KEY_OBJECT_META, KEY_SHARED_TIMEOUT,
 };
 
 #define DEFAULT_READ_AHEAD_KB 1024 /* one FUSE request of the largest size */
@@ -39,6 +39,12 @@ static const struct fuse_opt opt_spec[] = {
 	{ "cache_dir=%s", offsetof(struct tfs_options, cache_dir), 0 },
 	{ "ca_file=%s", offsetof(struct tfs_options, ca_file), 0 },
 	{ "log_file=%s", offsetof(struct tfs_options, log_file), 0 },
+	{ "shared_cache=%s", offsetof(struct tfs_options, shared_cache), 0 },
+	{ "shared_cache_endpoint=%s", offsetof(struct tfs_options, shared_endpoint), 0 },
+	{ "shared_cache_region=%s", offsetof(struct tfs_options, shared_region), 0 },
+	{ "shared_cache_profile=%s", offsetof(struct tfs_options, shared_profile), 0 },
+	{ "shared_cache_key=%s", offsetof(struct tfs_options, shared_key_file), 0 },
+	FUSE_OPT_KEY("shared_cache_timeout=", KEY_SHARED_TIMEOUT),
 	FUSE_OPT_KEY("log_level=", KEY_LOG_LEVEL),
 	FUSE_OPT_KEY("prefetch=", KEY_PREFETCH),
 	FUSE_OPT_KEY("prefetch_window=", KEY_PREFETCH_WINDOW),
@@ -165,6 +171,18 @@ void tfs_print_help(const char *prog)
 	       "                           whose headers the mount has not read sends a HEAD\n"
 	       "                           (default: on)\n"
 	       "\n"
+	       "a shared cache for a fleet of machines (L1 -> L2 -> shared -> S3):\n"
+	       "    -o shared_cache=BUCKET[:PREFIX]  chunks kept in this bucket for every machine\n"
+	       "                           that mounts the same source with it (default: none)\n"
+	       "    -o shared_cache_endpoint=URL  its endpoint (default: the source's)\n"
+	       "    -o shared_cache_region=NAME   its signing region (default: the source's)\n"
+	       "    -o shared_cache_profile=NAME  its credentials, a profile of ~/.aws/credentials\n"
+	       "                           (default: the source's credentials)\n"
+	       "    -o shared_cache_key=FILE  the fleet key: only chunks written with it are\n"
+	       "                           served, and every chunk written carries it (default: none)\n"
+	       "    -o shared_cache_timeout=MS  deadline of one request to it; after %u failures\n"
+	       "                           in a row it is not asked for %u s (default: %u)\n"
+	       "\n"
 	       "logging and configuration:\n"
 	       "    -o log_level=LEVEL     error, warning, info or debug (default: info; debug with -d)\n"
 	       "    -o log_file=PATH       log to this file, reopened on SIGHUP (default: stderr with\n"
@@ -192,7 +210,8 @@ void tfs_print_help(const char *prog)
 	       (unsigned long long)(POLICY_DEFAULT_PREFETCH_BUDGET >> 20),
 	       (unsigned long long)(POLICY_DEFAULT_MEM_BYTES >> 20), POLICY_DEFAULT_CONNECTIONS,
 	       (unsigned long long)(POLICY_DEFAULT_L2_SIZE >> 30), POLICY_DEFAULT_L2_MIN_FREE_PCT,
-	       DEFAULT_READ_AHEAD_KB);
+	       DEFAULT_READ_AHEAD_KB, SHARED_DEFAULT_BREAKER_ERRORS, SHARED_DEFAULT_BREAKER_MS / 1000,
+	       SHARED_DEFAULT_TIMEOUT_MS);
 }
 
 static int bad(const char *what, const char *arg)
@@ -270,6 +289,10 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_TIMEOUT:
 		if (tfs_parse_uint(val, 100, 3600 * 1000, &o->timeout_ms) < 0)
 			return bad("timeout (milliseconds, 100..3600000)", val);
+		return 0;
+	case KEY_SHARED_TIMEOUT:
+		if (tfs_parse_uint(val, 100, 600 * 1000, &o->shared_timeout_ms) < 0)
+			return bad("shared_cache_timeout (milliseconds, 100..600000)", val);
 		return 0;
 	case KEY_RETRIES:
 		if (tfs_parse_uint(val, 0, 100, &o->retries) < 0)
@@ -380,10 +403,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 }
 
-/* Splits BUCKET[:PREFIX]: the prefix loses leading slashes and gains a trailing one. */
-static int split_bucket(struct tfs_options *o)
+int tfs_split_bucket(char *bucket, char **prefix)
 {
-	char *colon = strchr(o->bucket, ':');
+	char *colon = strchr(bucket, ':');
 	const char *pre = "";
 	if (colon) {
 		*colon = '\0';
@@ -392,17 +414,17 @@ static int split_bucket(struct tfs_options *o)
 	while (*pre == '/')
 		pre++;
 	size_t n = strlen(pre);
-	if (!o->bucket[0] || strlen(o->bucket) > 255 ||
-	    strspn(o->bucket, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
-		    strlen(o->bucket)) {
-		fprintf(stderr, "tierfs: bad bucket name '%s'\n", o->bucket);
+	if (!bucket[0] || strlen(bucket) > 255 ||
+	    strspn(bucket, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+		    strlen(bucket)) {
+		fprintf(stderr, "tierfs: bad bucket name '%s'\n", bucket);
 		return -1;
 	}
-	o->prefix = tfs_strdup_printf("%s%s", pre, n && pre[n - 1] != '/' ? "/" : "");
-	if (!o->prefix)
+	*prefix = tfs_strdup_printf("%s%s", pre, n && pre[n - 1] != '/' ? "/" : "");
+	if (!*prefix)
 		return -1;
-	if (strstr(o->prefix, "//")) {
-		fprintf(stderr, "tierfs: bad prefix '%s': empty path component\n", o->prefix);
+	if (strstr(*prefix, "//")) {
+		fprintf(stderr, "tierfs: bad prefix '%s': empty path component\n", *prefix);
 		return -1;
 	}
 	return 0;
@@ -497,6 +519,7 @@ int tfs_parse_options(int argc, char **argv, struct tfs_options *o, struct fuse_
 	o->mem_bytes = POLICY_DEFAULT_MEM_BYTES;
 	o->timeout_ms = S3_DEFAULT_TIMEOUT_MS;
 	o->retries = S3_DEFAULT_RETRIES;
+	o->shared_timeout_ms = SHARED_DEFAULT_TIMEOUT_MS;
 	o->connections = POLICY_DEFAULT_CONNECTIONS;
 	o->l2_size = POLICY_DEFAULT_L2_SIZE;
 	o->l2_min_free_pct = POLICY_DEFAULT_L2_MIN_FREE_PCT;
@@ -544,8 +567,14 @@ int tfs_parse_options(int argc, char **argv, struct tfs_options *o, struct fuse_
 			argv[0]);
 		return 2;
 	}
-	if (split_bucket(o) < 0)
+	if (tfs_split_bucket(o->bucket, &o->prefix) < 0 ||
+	    (o->shared_cache && tfs_split_bucket(o->shared_cache, &o->shared_prefix) < 0))
 		return 2;
+	if (!o->shared_cache && (o->shared_endpoint || o->shared_region || o->shared_profile ||
+				 o->shared_key_file)) {
+		fprintf(stderr, "tierfs: the shared_cache_* options need shared_cache=BUCKET\n");
+		return 2;
+	}
 	struct stat st;
 	if (stat(o->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "tierfs: mount point '%s' is not a directory\n", o->mountpoint);
@@ -584,6 +613,12 @@ void tfs_options_free(struct tfs_options *o)
 {
 	free(o->bucket);
 	free(o->prefix);
+	free(o->shared_cache);
+	free(o->shared_prefix);
+	free(o->shared_endpoint);
+	free(o->shared_region);
+	free(o->shared_profile);
+	free(o->shared_key_file);
 	free(o->mountpoint);
 	free(o->endpoint);
 	free(o->region);

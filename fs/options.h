@@ -33,6 +33,11 @@ struct tfs_options {
 	uint64_t uid, gid, file_mode, dir_mode, umask;
 	bool uid_set, gid_set;
 	bool object_meta_off;
+	/* the shared tier: BUCKET[:PREFIX] of the cache bucket, its endpoint, region, profile, the
+	 * file of the fleet key, the deadline of one request */
+	char *shared_cache, *shared_endpoint, *shared_region, *shared_profile, *shared_key_file;
+	char *shared_prefix;  /* PREFIX of shared_cache, as prefix is of the bucket */
+	uint64_t shared_timeout_ms;
 	bool help, version, l1_size_set;
 };
 
@@ -40,6 +45,10 @@ struct tfs_options {
  * options, with a message on stderr).  Fills fargs with the arguments for fuse_session_new. */
 int tfs_parse_options(int argc, char **argv, struct tfs_options *o, struct fuse_args *fargs);
 void tfs_options_free(struct tfs_options *o);
+/* Splits BUCKET[:PREFIX] in place: bucket keeps BUCKET; *prefix gets PREFIX without leading
+ * slashes and with a trailing one ("" for none), malloc'ed.  -1 with a message on stderr for
+ * a bad bucket name or prefix. */
+int tfs_split_bucket(char *bucket, char **prefix);
 void tfs_print_help(const char *prog);
 
 #endif

@@ -99,7 +99,8 @@ void ctl_render_text(const struct ctl_info *in, const struct policy_snapshot *s,
 		fprintf(f, " %9.3f %9.3f %9.3f\n", avg_ms(r[i].lat),
 			policy_lat_quantile(r[i].lat, 0.5), policy_lat_quantile(r[i].lat, 0.99));
 	}
-	uint64_t served = st->chunk_hits + s->l2.hits, asked = st->chunk_hits + st->chunk_misses;
+	uint64_t served = st->chunk_hits + s->l2.hits + s->shared.hits,
+		 asked = st->chunk_hits + st->chunk_misses;
 	fprintf(f, "%-14s %10llu %10llu %7.1f%%  (chunk requests served without S3)\n\n",
 		"overall", (unsigned long long)(served < asked ? served : asked),
 		(unsigned long long)(asked > served ? asked - served : 0),
@@ -112,6 +113,21 @@ void ctl_render_text(const struct ctl_info *in, const struct policy_snapshot *s,
 		(unsigned long long)st->l1_evictions, (unsigned long long)s->l2.evictions,
 		(unsigned long long)s->l2.fills, (unsigned long long)s->l2.fills_no_room,
 		(unsigned long long)s->l2.fills_failed, (unsigned long long)s->l2.fills_waited);
+	if (s->shared_on) {
+		const struct shared_stats *sh = &s->shared;
+		const struct policy_lat *lat = &st->lat[TIER_SHARED];
+		fprintf(f, "shared cache   hits %llu  misses %llu  written %llu  skipped %llu  "
+			"errors %llu  verify failures %llu  breaker %s (opened %llu)\n"
+			"               bytes served %llu  stored %llu  queued %llu  "
+			"avg %.3f ms  p50 %.3f ms  p99 %.3f ms\n",
+			(unsigned long long)sh->hits, (unsigned long long)sh->misses,
+			(unsigned long long)sh->writes, (unsigned long long)sh->writes_skipped,
+			(unsigned long long)sh->errors, (unsigned long long)sh->verify_failures,
+			sh->breaker_open ? "open" : "closed", (unsigned long long)sh->breaker_opens,
+			(unsigned long long)sh->bytes_down, (unsigned long long)sh->bytes_up,
+			(unsigned long long)sh->queued_bytes, avg_ms(lat),
+			policy_lat_quantile(lat, 0.5), policy_lat_quantile(lat, 0.99));
+	}
 	fprintf(f, "background     fetch queue %llu (interval %llu)  demotion passes %llu  "
 		"L2 upkeep passes %llu\n", (unsigned long long)s->queued,
 		(unsigned long long)s->queued_low, (unsigned long long)st->demote_passes,
@@ -166,7 +182,7 @@ void ctl_render_json(const struct ctl_info *in, const struct policy_snapshot *s,
 	const struct policy_stats *st = &s->st;
 	struct tier_row r[4];
 	rows_of(s, r);
-	fprintf(f, "{\"version\": 2, \"tierfs\": \"%s\", \"uptime_s\": %llu,\n \"tiers\": {",
+	fprintf(f, "{\"version\": 3, \"tierfs\": \"%s\", \"uptime_s\": %llu,\n \"tiers\": {",
 		in->version, (unsigned long long)(s->uptime_ms / 1000));
 	for (int i = 0; i < 3; i++)
 		fprintf(f, "%s\n  \"%s\": {\"hits\": %llu, \"misses\": %llu, \"hit_rate\": %.4f, "
@@ -183,6 +199,19 @@ void ctl_render_json(const struct ctl_info *in, const struct policy_snapshot *s,
 		(unsigned long long)s->s3_bytes, (unsigned long long)s->s3_get_bytes,
 		(unsigned long long)s->s3_errors, (unsigned long long)s->s3_retries);
 	json_lat(f, r[3].lat);
+	const struct shared_stats *sh = &s->shared;
+	fprintf(f, "},\n  \"shared\": {\"enabled\": %s, \"hits\": %llu, \"misses\": %llu, "
+		"\"hit_rate\": %.4f, \"writes\": %llu, \"writes_skipped\": %llu, \"errors\": %llu, "
+		"\"verify_failures\": %llu, \"bytes_served\": %llu, \"bytes_stored\": %llu, "
+		"\"queued_bytes\": %llu, \"breaker_open\": %s, \"breaker_opens\": %llu, ",
+		s->shared_on ? "true" : "false", (unsigned long long)sh->hits,
+		(unsigned long long)sh->misses, rate(sh->hits, sh->misses),
+		(unsigned long long)sh->writes, (unsigned long long)sh->writes_skipped,
+		(unsigned long long)sh->errors, (unsigned long long)sh->verify_failures,
+		(unsigned long long)sh->bytes_down, (unsigned long long)sh->bytes_up,
+		(unsigned long long)sh->queued_bytes, sh->breaker_open ? "true" : "false",
+		(unsigned long long)sh->breaker_opens);
+	json_lat(f, &st->lat[TIER_SHARED]);
 	fprintf(f, "}},\n \"movement\": {\"promotions\": %llu, \"demotions\": %llu, "
 		"\"l1_evictions\": %llu, \"l2_evictions\": %llu, \"l2_writes\": %llu, "
 		"\"l2_fills_no_room\": %llu, \"l2_fills_failed\": %llu, \"l2_fills_waited\": %llu},\n",
@@ -323,6 +352,30 @@ void ctl_render_metrics(const struct ctl_info *in, const struct policy_snapshot 
 		(unsigned long long)s->l2.fills_failed);
 	metric(f, "l2_fill_waits_total", "counter", "L2 fills that waited for the disk (backpressure).");
 	fprintf(f, "tierfs_l2_fill_waits_total %llu\n", (unsigned long long)s->l2.fills_waited);
+	if (s->shared_on) {
+		const struct shared_stats *sh = &s->shared;
+		metric(f, "shared_chunks_total", "counter",
+		       "Chunks asked of the shared cache and written to it, by outcome.");
+		fprintf(f, "tierfs_shared_chunks_total{outcome=\"hit\"} %llu\n"
+			"tierfs_shared_chunks_total{outcome=\"miss\"} %llu\n"
+			"tierfs_shared_chunks_total{outcome=\"written\"} %llu\n"
+			"tierfs_shared_chunks_total{outcome=\"skipped\"} %llu\n"
+			"tierfs_shared_chunks_total{outcome=\"verify_failed\"} %llu\n",
+			(unsigned long long)sh->hits, (unsigned long long)sh->misses,
+			(unsigned long long)sh->writes, (unsigned long long)sh->writes_skipped,
+			(unsigned long long)sh->verify_failures);
+		metric(f, "shared_errors_total", "counter", "Requests to the shared cache that failed.");
+		fprintf(f, "tierfs_shared_errors_total %llu\n", (unsigned long long)sh->errors);
+		metric(f, "shared_bytes_total", "counter", "Payload bytes served by and stored in the shared cache.");
+		fprintf(f, "tierfs_shared_bytes_total{direction=\"served\"} %llu\n"
+			"tierfs_shared_bytes_total{direction=\"stored\"} %llu\n",
+			(unsigned long long)sh->bytes_down, (unsigned long long)sh->bytes_up);
+		metric(f, "shared_breaker_open", "gauge", "1 while the shared cache is not asked.");
+		fprintf(f, "tierfs_shared_breaker_open %d\n", sh->breaker_open ? 1 : 0);
+		metric(f, "shared_breaker_opens_total", "counter", "Times the breaker opened.");
+		fprintf(f, "tierfs_shared_breaker_opens_total %llu\n",
+			(unsigned long long)sh->breaker_opens);
+	}
 	metric(f, "checksum_failures_total", "counter", "L2 chunks that failed verification.");
 	fprintf(f, "tierfs_checksum_failures_total %llu\n", (unsigned long long)s->checksum_failures);
 	metric(f, "warm_files_total", "counter", "Files queued for warming.");
@@ -332,22 +385,25 @@ void ctl_render_metrics(const struct ctl_info *in, const struct policy_snapshot 
 	metric(f, "uptime_seconds", "gauge", "Seconds since the mount.");
 	fprintf(f, "tierfs_uptime_seconds %llu\n", (unsigned long long)(s->uptime_ms / 1000));
 	metric(f, "read_latency_seconds", "histogram", "Time to serve a chunk, by the tier serving it.");
-	for (int i = 0; i < 4; i++) {
+	struct tier_row lat_rows[5] = { r[0], r[1], r[2], r[3],
+					{ .json = "shared", .lat = &st->lat[TIER_SHARED] } };
+	for (int i = 0; i < (s->shared_on ? 5 : 4); i++) {
+		const struct tier_row *row = &lat_rows[i];
 		uint64_t cum = 0;
 		for (int b = 0; b < POLICY_LAT_BUCKETS; b++) {
-			cum += r[i].lat->bucket[b];
+			cum += row->lat->bucket[b];
 			if (b < POLICY_LAT_BUCKETS - 1)
 				fprintf(f, "tierfs_read_latency_seconds_bucket{tier=\"%s\",le=\"%g\"} %llu\n",
-					r[i].json, (double)policy_lat_bounds_us[b] / 1e6,
+					row->json, (double)policy_lat_bounds_us[b] / 1e6,
 					(unsigned long long)cum);
 			else
 				fprintf(f, "tierfs_read_latency_seconds_bucket{tier=\"%s\",le=\"+Inf\"} %llu\n",
-					r[i].json, (unsigned long long)cum);
+					row->json, (unsigned long long)cum);
 		}
-		fprintf(f, "tierfs_read_latency_seconds_sum{tier=\"%s\"} %.6f\n", r[i].json,
-			(double)r[i].lat->sum_us / 1e6);
-		fprintf(f, "tierfs_read_latency_seconds_count{tier=\"%s\"} %llu\n", r[i].json,
-			(unsigned long long)r[i].lat->count);
+		fprintf(f, "tierfs_read_latency_seconds_sum{tier=\"%s\"} %.6f\n", row->json,
+			(double)row->lat->sum_us / 1e6);
+		fprintf(f, "tierfs_read_latency_seconds_count{tier=\"%s\"} %llu\n", row->json,
+			(unsigned long long)row->lat->count);
 	}
 }
 

@@ -41,7 +41,8 @@ static int settle_config(struct policy_config *c)
 	return 0;
 }
 
-/* The tiers below memory: L2 (or the do-nothing tier), then S3. */
+/* The tiers below memory: L2 (or the do-nothing tier), the shared tier when configured, then
+ * S3. */
 static int build_lower_tiers(struct policy *p)
 {
 	struct policy_config *c = &p->cfg;
@@ -59,9 +60,20 @@ static int build_lower_tiers(struct policy *p)
 	if (ret < 0)
 		return ret;
 	p->ntiers = 2;
-	if (!(p->tiers[2] = tier_s3_new(p->s3, p->cfg.connections, p->cfg.object_meta ? p->xmeta : NULL)))
+	if (c->shared_s3) {
+		struct shared_config scfg = { .s3 = c->shared_s3, .prefix = c->shared_prefix,
+					      .source = c->shared_source, .chunk_size = c->chunk_size,
+					      .key = c->shared_key, .key_len = c->shared_key_len,
+					      .breaker_ms = c->shared_breaker_ms };
+		if ((ret = tier_shared_new(&scfg, &p->tiers[p->ntiers])) < 0)
+			return ret;
+		c->shared_s3 = NULL; /* the tier's now */
+		p->shared = p->tiers[p->ntiers++];
+	}
+	if (!(p->tiers[p->ntiers] = tier_s3_new(p->s3, p->cfg.connections,
+						p->cfg.object_meta ? p->xmeta : NULL)))
 		return -ENOMEM;
-	p->ntiers = 3;
+	p->ntiers++;
 	return 0;
 }
 
@@ -69,8 +81,10 @@ struct policy *policy_new(const struct policy_config *cfg, struct s3_client *s3,
 {
 	struct policy *p = calloc(1, sizeof(*p));
 	int ret = -ENOMEM;
-	if (!p)
+	if (!p) {
+		s3_client_free(cfg->shared_s3); /* the policy's, even when it fails */
 		goto fail;
+	}
 	p->cfg = *cfg;
 	p->s3 = s3;
 	p->started_ms = tfs_now_ms();
@@ -126,6 +140,7 @@ void policy_free(struct policy *p)
 	chunks_free(p->chunks);
 	for (int k = p->ntiers - 1; k >= 1; k--)
 		p->tiers[k]->ops->destroy(p->tiers[k]);
+	s3_client_free(p->cfg.shared_s3); /* when no shared tier took it */
 	prefetch_destroy(p);
 	meta_destroy(p);
 	ttl_destroy(p);
@@ -162,6 +177,9 @@ void policy_snapshot(struct policy *p, struct policy_snapshot *o)
 	o->l1_capacity = p->cfg.l1_size;
 	o->mem_capacity = p->cfg.mem_bytes;
 	p->tiers[1]->ops->stats(p->tiers[1], &o->l2, false);
+	o->shared_on = p->shared != NULL;
+	if (p->shared)
+		tier_shared_stats(p->shared, &o->shared, false);
 	o->uptime_ms = tfs_now_ms() - p->started_ms;
 }
 

@@ -26,6 +26,7 @@
 
 #include "conc.h"
 #include "s3.h"
+#include "shared.h"
 #include "ssd.h"
 #include "tier.h"
 
@@ -70,6 +71,14 @@ struct policy_config {
 	uint64_t l2_upkeep_interval_ms; /* L2's free-space check runs this often (0: 5 s) */
 	uint64_t l2_write_delay_ms;  /* tests: each L2 write takes this much longer (a slow disk) */
 	bool object_meta;          /* read S3 user metadata (modes, owners, times) */
+	/* The shared tier (shared.h) between L2 and S3, when shared_s3 is set: the cache
+	 * bucket's client (owned by the policy from policy_new on, even when it fails), the
+	 * prefix in it, the source's identity, the fleet key (or NULL). */
+	struct s3_client *shared_s3;
+	const char *shared_prefix, *shared_source;
+	const unsigned char *shared_key;
+	size_t shared_key_len;
+	unsigned shared_breaker_ms;  /* tests: a shorter breaker (0: the default) */
 };
 
 /* Latency histograms: fixed buckets, upper bounds in microseconds; the last is +Inf. */
@@ -206,6 +215,8 @@ struct policy_snapshot {
 	uint64_t uptime_ms;
 	uint64_t s3_throttled;           /* 429/503 SlowDown answers */
 	struct conc_stats conn;          /* the S3 gate (conc.h) */
+	bool shared_on;                  /* a shared tier is configured */
+	struct shared_stats shared;      /* its figures (zeros without one) */
 	unsigned fetch_threads;
 };
 void policy_snapshot(struct policy *p, struct policy_snapshot *out);

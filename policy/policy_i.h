@@ -6,7 +6,8 @@
  * Modules and their state (each kept private in its file, behind its own lock):
  *   policy.c    the life of a policy: it builds the tiers and the modules, and takes them down
  *   stats.c     histograms, the stats line (pure)
- *   tier.h      the tier table; tier_basic.c (do-nothing, S3), l2.c (L2), chunks.c (memory)
+ *   tier.h      the tier table; tier_basic.c (do-nothing, S3), l2.c (L2), chunks.c (memory),
+ *               shared.c (the fleet's shared bucket)                          [sh->lock]
  *   chunks.c    the chunk table: single flight, references, memory tier, queues  [ct->lock]
  *   fetch.c     the tier loop with copy-up, and the fetch threads                 [no lock]
  *   reader.c    one read: readahead, chunks, the tier loop               [policy_stream.lock]
@@ -22,7 +23,7 @@
  * other held; the one nesting is meta->lock -> ttl->lock (a cached listing's freshness is
  * checked under the listing cache's lock).  The leaves: in fs/, the handles', the inode
  * table's and the notifier's locks; in policy/, stream->lock, ct->lock, pf->lock, warm->lock,
- * the xmeta table's, l2->lock, buf_pool.lock, the S3 gate's (conc.h: released while a GET
+ * the xmeta table's, l2->lock, sh->lock (shared.c), buf_pool.lock, the S3 gate's (conc.h: released while a GET
  * runs), the fetcher's thread list and each worker's lock; in backends/, the SSD store's and the S3 client's handle
  * pool.
  */
@@ -36,7 +37,7 @@
 #include "tier.h"
 #include "util.h"
 
-#define POLICY_NLEVELS 3 /* memory, L2, S3 */
+#define POLICY_NLEVELS 4 /* memory, L2, the shared tier (when configured), S3 */
 
 struct meta_cache;      /* meta.c */
 struct ttl_table;       /* ttl.c */
@@ -54,6 +55,7 @@ struct policy {
 	 * Built at start, immutable after; owned (but tiers[0], the table's). */
 	struct tier *tiers[POLICY_NLEVELS];
 	int ntiers;
+	struct tier *shared;            /* the shared tier among them, or NULL */
 	struct chunks *chunks;
 	struct fetcher *fetcher;
 

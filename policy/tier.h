@@ -65,7 +65,7 @@ void tfs_buf_put(struct tfs_buf *b);
 /* ---- the tier table ---- */
 
 /* Which latency histogram and counters a tier's reads go to (policy_stats.lat[]). */
-enum policy_tier { TIER_L1, TIER_MEM, TIER_L2, TIER_S3, POLICY_NTIERS };
+enum policy_tier { TIER_L1, TIER_MEM, TIER_L2, TIER_S3, TIER_SHARED, POLICY_NTIERS };
 
 #define TIER_RUN_MAX 128 /* most chunks in one run */
 

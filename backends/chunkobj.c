@@ -1,0 +1,164 @@
+/*
+ * chunkobj.c - a chunk as an object of a shared cache bucket: name, body, verification (see
+ * chunkobj.h).
+ */
+#include "chunkobj.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxh_x86dispatch.h>
+#include <xxhash.h>
+
+#define FIXED_LEN 48 /* magic, header length, flags, chunk size, index, length, checksum */
+
+static void put_u16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+static void put_u32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_u64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint16_t get_u16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t get_u32(const unsigned char *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+static uint64_t get_u64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void hash_str(XXH3_state_t *st, const char *s)
+{
+	unsigned char n[4];
+	size_t len = strlen(s);
+	put_u32(n, (uint32_t)len);
+	XXH3_128bits_update(st, n, sizeof(n));
+	XXH3_128bits_update(st, s, len);
+}
+
+char *chunkobj_name(const char *prefix, const struct chunkobj_id *id)
+{
+	XXH3_state_t *st = XXH3_createState();
+	if (!st)
+		return NULL;
+	XXH3_128bits_reset(st);
+	hash_str(st, id->source);
+	hash_str(st, id->key);
+	hash_str(st, id->etag);
+	unsigned char cs[8];
+	put_u64(cs, id->chunk_size);
+	XXH3_128bits_update(st, cs, sizeof(cs));
+	XXH128_hash_t h = XXH3_128bits_digest(st);
+	XXH3_freeState(st);
+	size_t n = strlen(prefix) + 80;
+	char *name = malloc(n);
+	if (name)
+		snprintf(name, n, "%stierfs-chunks/v1/%016llx%016llx/%llu", prefix,
+			 (unsigned long long)h.high64, (unsigned long long)h.low64,
+			 (unsigned long long)id->index);
+	return name;
+}
+
+static size_t header_len(const struct chunkobj_id *id)
+{
+	return FIXED_LEN + 6 + strlen(id->source) + strlen(id->key) + strlen(id->etag);
+}
+
+static void mac(const struct chunkobj_key *k, const char *data, size_t n,
+		unsigned char out[CHUNKOBJ_MAC_LEN])
+{
+	unsigned int len = CHUNKOBJ_MAC_LEN;
+	HMAC(EVP_sha256(), k->bytes, (int)k->len, (const unsigned char *)data, n, out, &len);
+}
+
+int chunkobj_encode(const struct chunkobj_id *id, const char *payload, size_t len,
+		    const uint64_t *sum, const struct chunkobj_key *fkey, char **body,
+		    size_t *body_len)
+{
+	const char *strs[3] = { id->source, id->key, id->etag };
+	for (int i = 0; i < 3; i++)
+		if (strlen(strs[i]) > CHUNKOBJ_STR_MAX)
+			return -ENAMETOOLONG;
+	bool keyed = fkey && fkey->len;
+	size_t hl = header_len(id), total = hl + len + (keyed ? CHUNKOBJ_MAC_LEN : 0);
+	unsigned char *b = malloc(total ? total : 1);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b, CHUNKOBJ_MAGIC, 8);
+	put_u32(b + 8, (uint32_t)hl);
+	put_u32(b + 12, keyed ? CHUNKOBJ_FLAG_MAC : 0);
+	put_u64(b + 16, id->chunk_size);
+	put_u64(b + 24, id->index);
+	put_u64(b + 32, len);
+	put_u64(b + 40, sum ? *sum : XXH3_64bits_dispatch(payload, len));
+	unsigned char *p = b + FIXED_LEN;
+	for (int i = 0; i < 3; i++) {
+		size_t n = strlen(strs[i]);
+		put_u16(p, (uint16_t)n);
+		memcpy(p + 2, strs[i], n);
+		p += 2 + n;
+	}
+	memcpy(b + hl, payload, len);
+	if (keyed)
+		mac(fkey, (const char *)b, hl + len, b + hl + len);
+	*body = (char *)b;
+	*body_len = total;
+	return 0;
+}
+
+int chunkobj_verify(const struct chunkobj_id *id, const char *body, size_t body_len,
+		    size_t expect_len, const struct chunkobj_key *fkey, const char **payload)
+{
+	const unsigned char *b = (const unsigned char *)body;
+	if (body_len < FIXED_LEN || memcmp(b, CHUNKOBJ_MAGIC, 8) != 0)
+		return -EBADMSG;
+	size_t hl = get_u32(b + 8);
+	uint32_t flags = get_u32(b + 12);
+	uint64_t len = get_u64(b + 32);
+	bool has_mac = flags & CHUNKOBJ_FLAG_MAC;
+	if ((flags & ~CHUNKOBJ_FLAG_MAC) || hl != header_len(id) || len != expect_len ||
+	    body_len != hl + len + (has_mac ? CHUNKOBJ_MAC_LEN : 0))
+		return -EBADMSG;
+	if (get_u64(b + 16) != id->chunk_size || get_u64(b + 24) != id->index)
+		return -EBADMSG;
+	const char *strs[3] = { id->source, id->key, id->etag };
+	const unsigned char *p = b + FIXED_LEN;
+	for (int i = 0; i < 3; i++) {
+		size_t n = strlen(strs[i]);
+		if (get_u16(p) != n || memcmp(p + 2, strs[i], n) != 0)
+			return -EBADMSG;
+		p += 2 + n;
+	}
+	if (XXH3_64bits_dispatch(body + hl, len) != get_u64(b + 40))
+		return -EBADMSG;
+	if (fkey && fkey->len) {
+		unsigned char want[CHUNKOBJ_MAC_LEN];
+		if (!has_mac)
+			return -EKEYREJECTED;
+		mac(fkey, body, hl + len, want);
+		if (CRYPTO_memcmp(want, b + hl + len, CHUNKOBJ_MAC_LEN) != 0)
+			return -EKEYREJECTED;
+	}
+	*payload = body + hl;
+	return 0;
+}

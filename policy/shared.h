@@ -1,0 +1,63 @@
+/*
+ * shared.h - the shared tier: chunks kept as objects in an S3-compatible bucket that a fleet of
+ * machines shares (S3 Express One Zone, a Ceph RGW or MinIO cluster near the machines), between
+ * L2 and the source: L1 -> L2 -> shared -> S3.  A miss in L2 asks it; a chunk fetched from the
+ * source is written to it in the background, after L2, off the reader's path.  Each chunk is an
+ * object named and checked as backends/chunkobj.h says: a version is never mixed with another,
+ * and what fails verification is never served (it is deleted, counted, and the chunk fetched
+ * from the source).
+ *
+ * It never makes a read worse: its client has a short deadline; after breaker_errors failures
+ * in a row it is not asked for breaker_ms (reads go straight to the source, writes are
+ * skipped, a log line says so), then one request probes it.  Its errors never reach a reader.
+ * Writes wait in a queue of at most queue_bytes; beyond, they are skipped, never waited for.
+ * Eviction is the bucket's lifecycle rule: tierfs deletes only objects it found corrupt.
+ *
+ * Writes of staged uploads (a later issue) are the same objects, under the new version's ETag.
+ */
+#ifndef TIERFS_SHARED_H
+#define TIERFS_SHARED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "s3.h"
+#include "tier.h"
+
+#define SHARED_DEFAULT_BREAKER_ERRORS 3
+#define SHARED_DEFAULT_BREAKER_MS 30000
+#define SHARED_DEFAULT_QUEUE_BYTES (64ull << 20)
+#define SHARED_WRITERS 2
+#define SHARED_DEFAULT_TIMEOUT_MS 2000 /* shared_cache_timeout */
+
+struct shared_config {
+	struct s3_client *s3;        /* the cache bucket's client: owned by the tier once made */
+	const char *prefix;          /* in the cache bucket: "" or ending in '/' (copied) */
+	const char *source;          /* the source's identity, "ENDPOINT/BUCKET" (copied) */
+	uint64_t chunk_size;
+	const unsigned char *key;    /* the fleet key (copied), or NULL */
+	size_t key_len;
+	unsigned breaker_errors;     /* 0: the default */
+	unsigned breaker_ms;         /* 0: the default */
+	uint64_t queue_bytes;        /* 0: the default */
+};
+
+struct shared_stats {
+	uint64_t hits, misses;           /* chunks asked of it: served, and not (absent, failed, or
+					  * not asked while the breaker is open) */
+	uint64_t writes, writes_skipped; /* stored; not stored (queue full, breaker open) */
+	uint64_t errors;                 /* requests that failed (GET and PUT) */
+	uint64_t verify_failures;        /* objects that failed verification (corrupt, truncated,
+					  * another chunk's, or without the fleet's key) */
+	uint64_t bytes_down, bytes_up;   /* payload bytes served and stored */
+	uint64_t breaker_opens;
+	bool breaker_open;               /* gauge */
+	uint64_t queued_bytes;           /* gauge: writes waiting */
+};
+
+/* The tier; -errno when it cannot be made (cfg->s3 is then still the caller's). */
+int tier_shared_new(const struct shared_config *cfg, struct tier **out);
+/* Its figures; reset: the counters start again from 0 (not the gauges). */
+void tier_shared_stats(struct tier *t, struct shared_stats *out, bool reset);
+
+#endif

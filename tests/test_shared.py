@@ -1,0 +1,203 @@
+"""The shared tier (-o shared_cache=): two or three "machines" (mounts, each with its own cache
+directory) over one source bucket, with the shared bucket on a second server (s3rver; the source
+is s3rver, or Ceph RGW in the RGW run).  The second machine's cold read of what the first read
+sends no GET to the source; corrupt and truncated shared objects are caught, deleted and the
+right bytes served; the shared server stopped in the middle of a read costs nothing but time;
+a new version in the source is never mixed with the old; a wrong fleet key is refused."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+import util
+
+MiB = 1 << 20
+WARN_VERIFY = r"shared cache: .* fails verification"
+WARN_KEY = r"shared cache: .* was not written with the fleet's key"
+WARN_DOWN = r"shared cache: \d+ failures in a row|s3: GET .*failed|s3: PUT .*failed"
+
+
+@pytest.fixture
+def shared_server():
+    srv = util.S3Server()
+    try:
+        yield srv.start()
+    finally:
+        srv.cleanup()
+
+
+@pytest.fixture
+def fleet(s3, bucket, shared_server, mount, tmpdir_short):
+    """machine(*extra_options, **mount_kw): a mount of the test's bucket with the shared cache
+    in bucket 'fleet' (prefix c/) of the second server."""
+    ss3 = util.s3_client(shared_server.endpoint)
+    ss3.create_bucket(Bucket="fleet")
+
+    def machine(*extra, **kw):
+        opts = ["shared_cache=fleet:c", f"shared_cache_endpoint={shared_server.endpoint}"]
+        return mount(bucket, options=opts + list(extra), **kw)
+    machine.s3 = ss3
+    machine.server = shared_server
+    return machine
+
+
+def stats(mnt):
+    with open(os.path.join(mnt, ".tierfs", "stats.json")) as f:
+        return json.load(f)
+
+
+def read(mnt, name):
+    with open(os.path.join(mnt, name), "rb") as f:
+        return f.read()
+
+
+def shared_objects(ss3):
+    r = ss3.list_objects_v2(Bucket="fleet", Prefix="c/tierfs-chunks/v1/")
+    return sorted(o["Key"] for o in r.get("Contents", []))
+
+
+def written(m, n):
+    """Waits until machine m has stored n chunks in the shared cache."""
+    util.wait_for(lambda: stats(m.mnt)["tiers"]["shared"]["writes"] >= n, 30,
+                  f"{n} chunks written to the shared cache")
+
+
+def test_second_machine_sends_no_get_to_the_source(s3, bucket, fleet):
+    body = os.urandom(5 * MiB + 123)                 # 6 chunks
+    s3.put_object(Bucket=bucket, Key="data.bin", Body=body)
+    a = fleet()
+    assert read(a.mnt, "data.bin") == body
+    written(a, 6)
+    assert len(shared_objects(fleet.s3)) == 6
+    sa = stats(a.mnt)
+    assert sa["tiers"]["shared"]["enabled"] and sa["tiers"]["shared"]["misses"] >= 6
+
+    b = fleet()
+    assert read(b.mnt, "data.bin") == body
+    sb = stats(b.mnt)
+    assert sb["tiers"]["s3"]["get"] == 0, sb["tiers"]["s3"]
+    assert sb["tiers"]["shared"]["hits"] == 6
+    assert sb["tiers"]["shared"]["bytes_served"] == len(body)
+    assert sb["tiers"]["shared"]["latency_ms"]["count"] == 6
+    # what it read from the shared tier went to its own L2: a remount reads from disk
+    util.wait_for(lambda: stats(b.mnt)["tiers"]["l2"]["entries"] == 6, 10, "L2 fills")
+    metrics = open(os.path.join(b.mnt, ".tierfs", "metrics")).read()
+    assert 'tierfs_shared_chunks_total{outcome="hit"} 6' in metrics
+    assert 'tierfs_read_latency_seconds_count{tier="shared"} 6' in metrics
+    text = open(os.path.join(b.mnt, ".tierfs", "stats")).read()
+    assert "shared cache   hits 6 " in text and "breaker closed" in text
+    ctl = subprocess.run([os.path.join(util.ROOT, "contrib", "tierfsctl"), "stat", b.mnt],
+                         capture_output=True, text=True, check=True).stdout
+    assert "shared cache: " in ctl and "breaker closed" in ctl
+
+
+def test_corrupt_and_truncated_objects_are_caught(s3, bucket, fleet):
+    body = os.urandom(4 * MiB)
+    s3.put_object(Bucket=bucket, Key="f", Body=body)
+    a = fleet()
+    assert read(a.mnt, "f") == body
+    written(a, 4)
+    names = shared_objects(fleet.s3)
+    assert len(names) == 4
+    flipped = bytearray(fleet.s3.get_object(Bucket="fleet", Key=names[1])["Body"].read())
+    flipped[len(flipped) // 2] ^= 0x40
+    fleet.s3.put_object(Bucket="fleet", Key=names[1], Body=bytes(flipped))
+    whole = fleet.s3.get_object(Bucket="fleet", Key=names[2])["Body"].read()
+    fleet.s3.put_object(Bucket="fleet", Key=names[2], Body=whole[: len(whole) // 3])
+
+    b = fleet(expect_log=[WARN_VERIFY])
+    assert read(b.mnt, "f") == body
+    sb = stats(b.mnt)
+    assert sb["tiers"]["shared"]["verify_failures"] == 2
+    assert sb["tiers"]["shared"]["hits"] == 2
+    assert sb["tiers"]["s3"]["get"] >= 1            # the two bad ones came from the source
+    assert "fails verification" in b.log()
+    # deleted, then written again from what the source served: a third machine needs no GET
+    written(b, 2)
+    c = fleet()
+    assert read(c.mnt, "f") == body
+    sc = stats(c.mnt)
+    assert sc["tiers"]["s3"]["get"] == 0 and sc["tiers"]["shared"]["hits"] == 4
+
+
+def test_shared_server_stopped_mid_read(s3, bucket, fleet):
+    body = os.urandom(12 * MiB)
+    s3.put_object(Bucket=bucket, Key="big", Body=body)
+    a = fleet()
+    assert read(a.mnt, "big") == body
+    written(a, 12)
+
+    b = fleet("readahead=0", expect_log=[WARN_DOWN])
+    with open(os.path.join(b.mnt, "big"), "rb") as f:
+        first = f.read(3 * MiB)
+        fleet.server.stop()                         # the shared cache goes away
+        rest = f.read()
+    assert first + rest == body
+    sb = stats(b.mnt)
+    sh = sb["tiers"]["shared"]
+    assert sh["hits"] >= 3 and sh["errors"] >= 1
+    assert sh["breaker_open"] and sh["breaker_opens"] >= 1
+    assert sb["tiers"]["s3"]["get"] >= 1
+
+
+def test_a_new_version_is_never_mixed_with_the_old(s3, bucket, fleet):
+    v1, v2 = os.urandom(3 * MiB), os.urandom(3 * MiB)
+    s3.put_object(Bucket=bucket, Key="v", Body=v1)
+    a = fleet("ttl=1")
+    assert read(a.mnt, "v") == v1
+    written(a, 3)
+    s3.put_object(Bucket=bucket, Key="v", Body=v2)  # same size, new ETag
+    b = fleet()
+    assert read(b.mnt, "v") == v2
+    sb = stats(b.mnt)
+    assert sb["tiers"]["shared"]["hits"] == 0 and sb["tiers"]["shared"]["verify_failures"] == 0
+    written(b, 3)
+    assert len(shared_objects(fleet.s3)) == 6       # each version under its own names
+    util.wait_for(lambda: read(a.mnt, "v") == v2, 10, "the first machine to see v2")
+
+
+def test_a_wrong_fleet_key_is_refused(s3, bucket, fleet, tmpdir_short):
+    k1, k2 = os.path.join(tmpdir_short, "k1"), os.path.join(tmpdir_short, "k2")
+    with open(k1, "w") as f:
+        f.write("the fleet's own key, 32 bytes..\n")
+    with open(k2, "w") as f:
+        f.write("somebody else's key, also long\n")
+    body = os.urandom(2 * MiB + 5)
+    s3.put_object(Bucket=bucket, Key="k", Body=body)
+    a = fleet(f"shared_cache_key={k1}")
+    assert read(a.mnt, "k") == body
+    written(a, 3)
+    c = fleet(f"shared_cache_key={k1}")             # the same fleet: served
+    assert read(c.mnt, "k") == body
+    assert stats(c.mnt)["tiers"]["s3"]["get"] == 0
+    b = fleet(f"shared_cache_key={k2}", expect_log=[WARN_KEY])
+    assert read(b.mnt, "k") == body
+    sb = stats(b.mnt)["tiers"]
+    assert sb["shared"]["verify_failures"] == 3 and sb["shared"]["hits"] == 0
+    assert sb["s3"]["get"] >= 1
+    assert "was not written with the fleet's key" in b.log()
+
+
+def test_bad_shared_cache_options(bucket, s3server, shared_server, tmpdir_short):
+    mnt = os.path.join(tmpdir_short, "m")
+    os.makedirs(mnt)
+    env = util.daemon_env(util.scratch_dir("home-"))
+    short = os.path.join(tmpdir_short, "short")
+    with open(short, "w") as f:
+        f.write("tiny\n")
+    base = [f"endpoint={s3server.endpoint}", "shared_cache=fleet",
+            f"shared_cache_endpoint={shared_server.endpoint}"]
+    r = util.run_tierfs(["-f", "-o", ",".join(base + [f"shared_cache_key={short}"]), bucket, mnt],
+                        env, mnt)
+    assert r.returncode == 1 and "fewer than 16 bytes" in r.stderr, r.stderr
+    r = util.run_tierfs(["-f", "-o", ",".join(base + ["shared_cache_key=/nonexistent"]), bucket,
+                         mnt], env, mnt)
+    assert r.returncode == 1 and "cannot be read" in r.stderr, r.stderr
+    r = util.run_tierfs(["-f", "-o", f"endpoint={s3server.endpoint},shared_cache_region=x",
+                         bucket, mnt], env, mnt)
+    assert r.returncode == 2 and "need shared_cache=" in r.stderr, r.stderr
+    r = util.run_tierfs(["-f", "-o", ",".join(base[:1] + ["shared_cache=bad/name"]), bucket, mnt],
+                        env, mnt)
+    assert r.returncode == 2 and "bad bucket name" in r.stderr, r.stderr
