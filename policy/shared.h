@@ -26,8 +26,8 @@
 
 #define SHARED_DEFAULT_BREAKER_ERRORS 3
 #define SHARED_DEFAULT_BREAKER_MS 30000
-#define SHARED_DEFAULT_QUEUE_BYTES (64ull << 20)
-#define SHARED_WRITERS 2
+#define SHARED_DEFAULT_QUEUE_BYTES (128ull << 20)
+#define SHARED_WRITERS 4
 #define SHARED_DEFAULT_TIMEOUT_MS 2000 /* shared_cache_timeout */
 
 struct shared_config {
