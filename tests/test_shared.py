@@ -1,6 +1,7 @@
 """The shared tier (-o shared_cache=): two or three "machines" (mounts, each with its own cache
-directory) over one source bucket, with the shared bucket on a second server (s3rver; the source
-is s3rver, or Ceph RGW in the RGW run).  The second machine's cold read of what the first read
+directory) over one source bucket.  In the s3rver run the shared bucket is on a second s3rver;
+in the RGW run it is on RGW (a bucket of the session's server, whose SigV4 checks PUTs and
+DELETEs strictly), and the test that stops the shared server uses an s3rver of its own.  The second machine's cold read of what the first read
 sends no GET to the source; corrupt and truncated shared objects are caught, deleted and the
 right bytes served; the shared server stopped in the middle of a read costs nothing but time;
 a new version in the source is never mixed with the old; a wrong fleet key is refused."""
@@ -20,7 +21,8 @@ WARN_DOWN = r"shared cache: \d+ failures in a row|s3: GET .*failed|s3: PUT .*fai
 
 
 @pytest.fixture
-def shared_server():
+def own_shared_server():
+    """An s3rver of the test's own, for the shared bucket."""
     srv = util.S3Server()
     try:
         yield srv.start()
@@ -29,16 +31,31 @@ def shared_server():
 
 
 @pytest.fixture
+def shared_server(request, s3server):
+    """The shared bucket's server: RGW in the RGW run (the session's), else an s3rver of the
+    test's own."""
+    if util.s3_server_kind() == "rgw":
+        yield s3server
+    else:
+        yield request.getfixturevalue("own_shared_server")
+
+
+_fleets = iter(range(1 << 30))
+
+
+@pytest.fixture
 def fleet(s3, bucket, shared_server, mount, tmpdir_short):
     """machine(*extra_options, **mount_kw): a mount of the test's bucket with the shared cache
-    in bucket 'fleet' (prefix c/) of the second server."""
+    in a bucket of its own (prefix c/) of the shared server."""
     ss3 = util.s3_client(shared_server.endpoint)
-    ss3.create_bucket(Bucket="fleet")
+    fb = f"fleet{os.getpid()}-{next(_fleets)}"
+    ss3.create_bucket(Bucket=fb)
 
     def machine(*extra, **kw):
-        opts = ["shared_cache=fleet:c", f"shared_cache_endpoint={shared_server.endpoint}"]
+        opts = [f"shared_cache={fb}:c", f"shared_cache_endpoint={shared_server.endpoint}"]
         return mount(bucket, options=opts + list(extra), **kw)
     machine.s3 = ss3
+    machine.bucket = fb
     machine.server = shared_server
     return machine
 
@@ -53,8 +70,8 @@ def read(mnt, name):
         return f.read()
 
 
-def shared_objects(ss3):
-    r = ss3.list_objects_v2(Bucket="fleet", Prefix="c/tierfs-chunks/v1/")
+def shared_objects(fleet):
+    r = fleet.s3.list_objects_v2(Bucket=fleet.bucket, Prefix="c/tierfs-chunks/v1/")
     return sorted(o["Key"] for o in r.get("Contents", []))
 
 
@@ -70,7 +87,7 @@ def test_second_machine_sends_no_get_to_the_source(s3, bucket, fleet):
     a = fleet()
     assert read(a.mnt, "data.bin") == body
     written(a, 6)
-    assert len(shared_objects(fleet.s3)) == 6
+    assert len(shared_objects(fleet)) == 6
     sa = stats(a.mnt)
     assert sa["tiers"]["shared"]["enabled"] and sa["tiers"]["shared"]["misses"] >= 6
 
@@ -99,13 +116,13 @@ def test_corrupt_and_truncated_objects_are_caught(s3, bucket, fleet):
     a = fleet()
     assert read(a.mnt, "f") == body
     written(a, 4)
-    names = shared_objects(fleet.s3)
+    names = shared_objects(fleet)
     assert len(names) == 4
-    flipped = bytearray(fleet.s3.get_object(Bucket="fleet", Key=names[1])["Body"].read())
+    flipped = bytearray(fleet.s3.get_object(Bucket=fleet.bucket, Key=names[1])["Body"].read())
     flipped[len(flipped) // 2] ^= 0x40
-    fleet.s3.put_object(Bucket="fleet", Key=names[1], Body=bytes(flipped))
-    whole = fleet.s3.get_object(Bucket="fleet", Key=names[2])["Body"].read()
-    fleet.s3.put_object(Bucket="fleet", Key=names[2], Body=whole[: len(whole) // 3])
+    fleet.s3.put_object(Bucket=fleet.bucket, Key=names[1], Body=bytes(flipped))
+    whole = fleet.s3.get_object(Bucket=fleet.bucket, Key=names[2])["Body"].read()
+    fleet.s3.put_object(Bucket=fleet.bucket, Key=names[2], Body=whole[: len(whole) // 3])
 
     b = fleet(expect_log=[WARN_VERIFY])
     assert read(b.mnt, "f") == body
@@ -122,17 +139,22 @@ def test_corrupt_and_truncated_objects_are_caught(s3, bucket, fleet):
     assert sc["tiers"]["s3"]["get"] == 0 and sc["tiers"]["shared"]["hits"] == 4
 
 
-def test_shared_server_stopped_mid_read(s3, bucket, fleet):
+def test_shared_server_stopped_mid_read(s3, bucket, mount, own_shared_server):
     body = os.urandom(12 * MiB)
     s3.put_object(Bucket=bucket, Key="big", Body=body)
-    a = fleet()
+    util.s3_client(own_shared_server.endpoint).create_bucket(Bucket="fleet")
+
+    def machine(*extra, **kw):
+        opts = ["shared_cache=fleet:c", f"shared_cache_endpoint={own_shared_server.endpoint}"]
+        return mount(bucket, options=opts + list(extra), **kw)
+    a = machine()
     assert read(a.mnt, "big") == body
     written(a, 12)
 
-    b = fleet("readahead=0", expect_log=[WARN_DOWN])
+    b = machine("readahead=0", expect_log=[WARN_DOWN])
     with open(os.path.join(b.mnt, "big"), "rb") as f:
         first = f.read(3 * MiB)
-        fleet.server.stop()                         # the shared cache goes away
+        own_shared_server.stop()                    # the shared cache goes away
         rest = f.read()
     assert first + rest == body
     sb = stats(b.mnt)
@@ -154,7 +176,7 @@ def test_a_new_version_is_never_mixed_with_the_old(s3, bucket, fleet):
     sb = stats(b.mnt)
     assert sb["tiers"]["shared"]["hits"] == 0 and sb["tiers"]["shared"]["verify_failures"] == 0
     written(b, 3)
-    assert len(shared_objects(fleet.s3)) == 6       # each version under its own names
+    assert len(shared_objects(fleet)) == 6       # each version under its own names
     util.wait_for(lambda: read(a.mnt, "v") == v2, 10, "the first machine to see v2")
 
 
@@ -180,15 +202,14 @@ def test_a_wrong_fleet_key_is_refused(s3, bucket, fleet, tmpdir_short):
     assert "was not written with the fleet's key" in b.log()
 
 
-def test_bad_shared_cache_options(bucket, s3server, shared_server, tmpdir_short):
+def test_bad_shared_cache_options(bucket, s3server, tmpdir_short):
     mnt = os.path.join(tmpdir_short, "m")
     os.makedirs(mnt)
     env = util.daemon_env(util.scratch_dir("home-"))
     short = os.path.join(tmpdir_short, "short")
     with open(short, "w") as f:
         f.write("tiny\n")
-    base = [f"endpoint={s3server.endpoint}", "shared_cache=fleet",
-            f"shared_cache_endpoint={shared_server.endpoint}"]
+    base = [f"endpoint={s3server.endpoint}", "shared_cache=fleet"]
     r = util.run_tierfs(["-f", "-o", ",".join(base + [f"shared_cache_key={short}"]), bucket, mnt],
                         env, mnt)
     assert r.returncode == 1 and "fewer than 16 bytes" in r.stderr, r.stderr
