@@ -1,12 +1,15 @@
 /*
- * buf.c - reference-counted chunk buffers and their pool (tier.h).
+ * buf.c - reference-counted chunk buffers and their pool, and the copy-up jobs that hold them
+ * in a tier's queue (tier.h).
  *
  * A freshly allocated 1 MiB buffer is a new mapping whose pages fault and are zeroed on first
  * touch, which cost a sixth of the warm (L2) read path, and a quarter of the daemon's CPU on a
  * cold read through L2 while only 32 were kept: buffers of the chunk size are kept for reuse,
  * up to the pool's max (the policy's chunk memory).
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tier.h"
 
@@ -83,4 +86,27 @@ void tfs_buf_put(struct tfs_buf *b)
 	}
 	free(d);
 	free(b);
+}
+
+struct tier_job *tier_job_new(const char *key, const char *etag, uint64_t idx,
+			      struct tfs_buf *b, bool prefetch)
+{
+	struct tier_job *j = calloc(1, sizeof(*j));
+	if (!j || !(j->key = strdup(key))) {
+		free(j);
+		return NULL;
+	}
+	snprintf(j->etag, sizeof(j->etag), "%s", etag);
+	j->idx = idx;
+	j->prefetch = prefetch;
+	j->buf = b;
+	tfs_buf_ref(b);
+	return j;
+}
+
+void tier_job_free(struct tier_job *j)
+{
+	tfs_buf_put(j->buf);
+	free(j->key);
+	free(j);
 }

@@ -41,15 +41,6 @@ struct l2_entry {
 	uint32_t pf_len;
 };
 
-struct l2_job {
-	struct l2_job *next;
-	char *key;
-	char etag[S3_ETAG_MAX];
-	uint64_t idx;
-	struct tfs_buf *buf;         /* the job's reference */
-	bool prefetch;               /* evicts only what is colder than itself */
-};
-
 struct l2 {
 	struct ssd_store *ssd;       /* not owned */
 	struct l2_config cfg;        /* immutable */
@@ -66,7 +57,7 @@ struct l2 {
 	uint32_t nents;
 	uint64_t used, entries;
 	uint64_t reserved;           /* room made for chunks being written (make_room) */
-	struct l2_job *qhead, *qtail;
+	struct tier_job *qhead, *qtail; /* a prefetch's job evicts only HIR chunks */
 	uint64_t qbytes, queue_max;  /* bytes queued, and how many may be (beyond, fills wait) */
 	unsigned writing;            /* jobs the writers hold */
 	_Atomic bool stopping;
@@ -269,7 +260,7 @@ static void *writer_thread(void *arg)
 		/* the queue is drained before the writer stops: an unmount keeps what was read */
 		while (!l->qhead && !l->stopping)
 			pthread_cond_wait(&l->work, &l->lock);
-		struct l2_job *j = l->qhead;
+		struct tier_job *j = l->qhead;
 		if (!j)
 			break;
 		l->qhead = j->next;
@@ -309,13 +300,11 @@ static void *writer_thread(void *arg)
 			}
 		}
 		size_t len = j->buf->len;
-		tfs_buf_put(j->buf);
-		free(j->key);
+		tier_job_free(j);
 
 		pthread_mutex_lock(&l->lock);
 		l->qbytes -= len;
 		l->writing--;
-		free(j);
 		/* one job done: room for one fill (one chunk), and a flush may be over */
 		if (!l->qhead && !l->writing)
 			pthread_cond_broadcast(&l->room);
@@ -475,16 +464,11 @@ static int l2_fill(struct tier *t, const char *key, const char *etag, uint64_t i
 		   struct tfs_buf *b, bool prefetch)
 {
 	struct l2 *l = l2_of(t);
-	struct l2_job *j = calloc(1, sizeof(*j));
-	if (!j || !(j->key = strdup(key))) {
-		free(j);
+	struct tier_job *j = tier_job_new(key, etag, idx, b, prefetch);
+	if (!j) {
 		atomic_fetch_add_explicit(&l->c.failed, 1, memory_order_relaxed);
 		return -ENOMEM;
 	}
-	snprintf(j->etag, sizeof(j->etag), "%s", etag);
-	j->idx = idx;
-	j->buf = b;
-	j->prefetch = prefetch;
 	pthread_mutex_lock(&l->lock);
 	/* backpressure: the caller (a fetch) waits while the writer is behind */
 	if (!l->stopping && queue_full_locked(l, b->len)) {
@@ -498,19 +482,16 @@ static int l2_fill(struct tier *t, const char *key, const char *etag, uint64_t i
 			atomic_fetch_add_explicit(&l->c.failed, 1, memory_order_relaxed);
 			tfs_warn("cache: the disk took no chunk for %d s: a chunk of '%s' is not "
 				 "stored", FILL_DEADLINE_MS / 1000, key);
-			free(j->key);
-			free(j);
+			tier_job_free(j);
 			return -ETIMEDOUT;
 		}
 	}
 	if (l->stopping) {
 		pthread_mutex_unlock(&l->lock);
 		atomic_fetch_add_explicit(&l->c.failed, 1, memory_order_relaxed);
-		free(j->key);
-		free(j);
+		tier_job_free(j);
 		return -ESHUTDOWN;
 	}
-	tfs_buf_ref(b);
 	if (l->qtail)
 		l->qtail->next = j;
 	else
@@ -543,24 +524,18 @@ static int l2_usage(struct tier *t, uint64_t *used, uint64_t *entries, uint64_t 
 	return 0;
 }
 
-static uint64_t take(_Atomic uint64_t *v, bool reset)
-{
-	return reset ? atomic_exchange_explicit(v, 0, memory_order_relaxed)
-		     : atomic_load_explicit(v, memory_order_relaxed);
-}
-
 static int l2_stats(struct tier *t, struct tier_stats *out, bool reset)
 {
 	struct l2 *l = l2_of(t);
 	memset(out, 0, sizeof(*out));
-	out->hits = take(&l->c.hits, reset);
-	out->misses = take(&l->c.misses, reset);
-	out->fills = take(&l->c.writes, reset);
-	out->fills_no_room = take(&l->c.no_room, reset);
-	out->fills_failed = take(&l->c.failed, reset);
-	out->fills_waited = take(&l->c.waited, reset);
-	out->evictions = take(&l->c.evictions, reset);
-	out->upkeep_passes = take(&l->c.upkeep, reset);
+	out->hits = tier_count_take(&l->c.hits, reset);
+	out->misses = tier_count_take(&l->c.misses, reset);
+	out->fills = tier_count_take(&l->c.writes, reset);
+	out->fills_no_room = tier_count_take(&l->c.no_room, reset);
+	out->fills_failed = tier_count_take(&l->c.failed, reset);
+	out->fills_waited = tier_count_take(&l->c.waited, reset);
+	out->evictions = tier_count_take(&l->c.evictions, reset);
+	out->upkeep_passes = tier_count_take(&l->c.upkeep, reset);
 	return l2_usage(t, &out->used, &out->entries, &out->capacity);
 }
 

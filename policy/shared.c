@@ -18,14 +18,6 @@
 #include "shared.h"
 #include "util.h"
 
-struct shared_job {
-	struct shared_job *next;
-	char *key;
-	char etag[S3_ETAG_MAX];
-	uint64_t idx;
-	struct tfs_buf *buf;         /* the job's reference */
-};
-
 struct shared {
 	struct s3_client *s3;        /* owned */
 	char *prefix, *source;
@@ -41,7 +33,7 @@ struct shared {
 	pthread_mutex_t lock;        /* guards everything below but the threads */
 	pthread_cond_t work;         /* a job queued, or stop */
 	pthread_cond_t idle;         /* a job done: flushes wait on it */
-	struct shared_job *qhead, *qtail;
+	struct tier_job *qhead, *qtail;
 	uint64_t qbytes;
 	unsigned writing;
 	bool stopping;
@@ -156,7 +148,7 @@ static int shared_get(struct tier *t, struct tier_run *r, int from, int *next)
 	return 0; /* a miss or a failure here is never the reader's: the source serves it */
 }
 
-static void put_one(struct shared *sh, struct shared_job *j)
+static void put_one(struct shared *sh, const struct tier_job *j)
 {
 	if (!breaker_allows(sh)) {
 		count(&sh->c.skipped, 1);
@@ -191,7 +183,7 @@ static void *writer_thread(void *arg)
 	for (;;) {
 		while (!sh->qhead && !sh->stopping)
 			pthread_cond_wait(&sh->work, &sh->lock);
-		struct shared_job *j = sh->qhead;
+		struct tier_job *j = sh->qhead;
 		if (!j)
 			break;
 		if (!(sh->qhead = j->next))
@@ -200,9 +192,7 @@ static void *writer_thread(void *arg)
 		pthread_mutex_unlock(&sh->lock);
 		put_one(sh, j);
 		size_t len = j->buf->len;
-		tfs_buf_put(j->buf);
-		free(j->key);
-		free(j);
+		tier_job_free(j);
 		pthread_mutex_lock(&sh->lock);
 		sh->qbytes -= len;
 		sh->writing--;
@@ -216,25 +206,19 @@ static int shared_fill(struct tier *t, const char *key, const char *etag, uint64
 		       struct tfs_buf *b, bool prefetch)
 {
 	struct shared *sh = shared_of(t);
-	struct shared_job *j = calloc(1, sizeof(*j));
-	if (!j || !(j->key = strdup(key))) {
-		free(j);
+	struct tier_job *j = tier_job_new(key, etag, idx, b, prefetch);
+	if (!j) {
 		count(&sh->c.skipped, 1);
 		return -ENOMEM;
 	}
-	snprintf(j->etag, sizeof(j->etag), "%s", etag);
-	j->idx = idx;
-	j->buf = b;
 	pthread_mutex_lock(&sh->lock);
 	/* never waited for: a full queue or an open breaker skips the write */
 	if (sh->stopping || sh->open || (sh->qbytes && sh->qbytes + b->len > sh->queue_max)) {
 		pthread_mutex_unlock(&sh->lock);
 		count(&sh->c.skipped, 1);
-		free(j->key);
-		free(j);
+		tier_job_free(j);
 		return 0;
 	}
-	tfs_buf_ref(b);
 	if (sh->qtail)
 		sh->qtail->next = j;
 	else
@@ -291,21 +275,19 @@ static int shared_usage(struct tier *t, uint64_t *used, uint64_t *entries, uint6
 	return 0;
 }
 
-static uint64_t take(_Atomic uint64_t *v, bool reset)
-{
-	return reset ? atomic_exchange_explicit(v, 0, memory_order_relaxed)
-		     : atomic_load_explicit(v, memory_order_relaxed);
-}
-
 void tier_shared_stats(struct tier *t, struct shared_stats *o, bool reset)
 {
 	struct shared *sh = shared_of(t);
 	*o = (struct shared_stats){
-		.hits = take(&sh->c.hits, reset), .misses = take(&sh->c.misses, reset),
-		.writes = take(&sh->c.writes, reset), .writes_skipped = take(&sh->c.skipped, reset),
-		.errors = take(&sh->c.errors, reset), .verify_failures = take(&sh->c.verify, reset),
-		.bytes_down = take(&sh->c.down, reset), .bytes_up = take(&sh->c.up, reset),
-		.breaker_opens = take(&sh->c.opens, reset),
+		.hits = tier_count_take(&sh->c.hits, reset),
+		.misses = tier_count_take(&sh->c.misses, reset),
+		.writes = tier_count_take(&sh->c.writes, reset),
+		.writes_skipped = tier_count_take(&sh->c.skipped, reset),
+		.errors = tier_count_take(&sh->c.errors, reset),
+		.verify_failures = tier_count_take(&sh->c.verify, reset),
+		.bytes_down = tier_count_take(&sh->c.down, reset),
+		.bytes_up = tier_count_take(&sh->c.up, reset),
+		.breaker_opens = tier_count_take(&sh->c.opens, reset),
 	};
 	pthread_mutex_lock(&sh->lock);
 	o->breaker_open = sh->open;

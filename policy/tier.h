@@ -145,6 +145,28 @@ struct tier {
 	void *impl;
 };
 
+/* A copy-up waiting in a tier's queue for its writer: the chunk's identity and the job's
+ * reference of its buffer (taken by tier_job_new, dropped by tier_job_free). */
+struct tier_job {
+	struct tier_job *next;
+	char *key;
+	char etag[S3_ETAG_MAX];
+	uint64_t idx;
+	struct tfs_buf *buf;
+	bool prefetch;              /* nobody has read it yet */
+};
+/* NULL when out of memory. */
+struct tier_job *tier_job_new(const char *key, const char *etag, uint64_t idx,
+			      struct tfs_buf *b, bool prefetch);
+void tier_job_free(struct tier_job *j);
+
+/* A counter of tier_stats read; reset: it starts again from 0. */
+static inline uint64_t tier_count_take(_Atomic uint64_t *v, bool reset)
+{
+	return reset ? atomic_exchange_explicit(v, 0, memory_order_relaxed)
+		     : atomic_load_explicit(v, memory_order_relaxed);
+}
+
 /* The do-nothing tier: holds nothing, serves nothing, stores nothing. */
 struct tier *tier_null_new(void);
 /* S3 as the last tier: ranged GETs naming the ETag (If-Match), one per stretch of adjacent
