@@ -64,7 +64,8 @@ static int build_lower_tiers(struct policy *p)
 		struct shared_config scfg = { .s3 = c->shared_s3, .prefix = c->shared_prefix,
 					      .source = c->shared_source, .chunk_size = c->chunk_size,
 					      .key = c->shared_key, .key_len = c->shared_key_len,
-					      .breaker_ms = c->shared_breaker_ms };
+					      .breaker_ms = c->shared_breaker_ms,
+					      .slow_ms = c->shared_slow_ms };
 		if ((ret = tier_shared_new(&scfg, &p->tiers[p->ntiers])) < 0)
 			return ret;
 		c->shared_s3 = NULL; /* the tier's now */

@@ -79,6 +79,7 @@ struct policy_config {
 	const unsigned char *shared_key;
 	size_t shared_key_len;
 	unsigned shared_breaker_ms;  /* tests: a shorter breaker (0: the default) */
+	unsigned shared_slow_ms;     /* an answer slower than this counts as a failure */
 };
 
 /* Latency histograms: fixed buckets, upper bounds in microseconds; the last is +Inf. */

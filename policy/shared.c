@@ -24,7 +24,7 @@ struct shared {
 	uint64_t chunk_size;
 	unsigned char *key;
 	size_t key_len;
-	unsigned breaker_errors, breaker_ms;
+	unsigned breaker_errors, breaker_ms, slow_ms;
 	uint64_t queue_max;
 	struct {
 		_Atomic uint64_t hits, misses, writes, skipped, errors, verify, down, up, opens;
@@ -94,7 +94,7 @@ static int shared_get(struct tier *t, struct tier_run *r, int from, int *next)
 {
 	struct shared *sh = shared_of(t);
 	*next = from + 1;
-	if (!breaker_allows(sh)) {
+	if (!r->etag[0] || !breaker_allows(sh)) {
 		count(&sh->c.misses, 1);
 		return 0;
 	}
@@ -110,8 +110,10 @@ static int shared_get(struct tier *t, struct tier_run *r, int from, int *next)
 		count(&sh->c.misses, 1);
 		return 0;
 	}
+	uint64_t t0 = tfs_now_ms();
 	int ret = s3_get(sh->s3, &g);
-	breaker_result(sh, ret == 0 || ret == -ENOENT, ret);
+	bool slow = sh->slow_ms && tfs_now_ms() - t0 > sh->slow_ms;
+	breaker_result(sh, (ret == 0 || ret == -ENOENT) && !slow, slow ? -ETIMEDOUT : ret);
 	const char *payload = NULL;
 	if (ret == 0) {
 		struct chunkobj_key k = { sh->key, sh->key_len };
@@ -162,8 +164,10 @@ static void put_one(struct shared *sh, const struct tier_job *j)
 					 j->buf->has_sum ? &j->buf->sum : NULL, &k, &body, &len)
 		       : -ENOMEM;
 	if (ret == 0) {
+		uint64_t t0 = tfs_now_ms();
 		ret = s3_put(sh->s3, name, body, len);
-		breaker_result(sh, ret == 0, ret);
+		bool slow = sh->slow_ms && tfs_now_ms() - t0 > sh->slow_ms;
+		breaker_result(sh, ret == 0 && !slow, slow ? -ETIMEDOUT : ret);
 	}
 	if (ret == 0) {
 		count(&sh->c.writes, 1);
@@ -206,6 +210,8 @@ static int shared_fill(struct tier *t, const char *key, const char *etag, uint64
 		       struct tfs_buf *b, bool prefetch)
 {
 	struct shared *sh = shared_of(t);
+	if (!etag[0])
+		return 0; /* no version to name it by */
 	struct tier_job *j = tier_job_new(key, etag, idx, b, prefetch);
 	if (!j) {
 		count(&sh->c.skipped, 1);
@@ -359,6 +365,7 @@ int tier_shared_new(const struct shared_config *cfg, struct tier **out)
 	sh->chunk_size = cfg->chunk_size;
 	sh->breaker_errors = cfg->breaker_errors ? cfg->breaker_errors : SHARED_DEFAULT_BREAKER_ERRORS;
 	sh->breaker_ms = cfg->breaker_ms ? cfg->breaker_ms : SHARED_DEFAULT_BREAKER_MS;
+	sh->slow_ms = cfg->slow_ms;
 	sh->queue_max = cfg->queue_bytes ? cfg->queue_bytes : SHARED_DEFAULT_QUEUE_BYTES;
 	pthread_mutex_init(&sh->lock, NULL);
 	pthread_cond_init(&sh->work, NULL);

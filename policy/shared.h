@@ -8,10 +8,11 @@
  * from the source).
  *
  * It never makes a read worse: its client has a short deadline; after breaker_errors failures
- * in a row it is not asked for breaker_ms (reads go straight to the source, writes are
+ * (or answers slower than slow_ms) in a row it is not asked for breaker_ms (reads go straight to the source, writes are
  * skipped, a log line says so), then one request probes it.  Its errors never reach a reader.
  * Writes wait in a queue of at most queue_bytes; beyond, they are skipped, never waited for.
  * Eviction is the bucket's lifecycle rule: tierfs deletes only objects it found corrupt.
+ * Chunks of an object without an ETag have no version to name: they never go through it.
  *
  * Writes of staged uploads (a later issue) are the same objects, under the new version's ETag.
  */
@@ -39,6 +40,7 @@ struct shared_config {
 	size_t key_len;
 	unsigned breaker_errors;     /* 0: the default */
 	unsigned breaker_ms;         /* 0: the default */
+	unsigned slow_ms;            /* an answer slower than this counts as a failure (0: none) */
 	uint64_t queue_bytes;        /* 0: the default */
 };
 

@@ -16,9 +16,11 @@ FAULTS = ("500", "503", "reset", "stall", "truncate", "badlen")
 
 
 class FaultProxy(util.LoopbackServer):
-    def __init__(self, upstream_port, rates, seed=1, stall_s=30, list_body=None):
+    def __init__(self, upstream_port, rates, seed=1, stall_s=30, list_body=None, delay_s=0):
         """list_body: if set, a function (request target) -> bytes or None; bytes replace the
-        body of a ListObjectsV2 answer (hostile listings), None leaves it alone."""
+        body of a ListObjectsV2 answer (hostile listings), None leaves it alone.  delay_s: every
+        request waits this long before it is forwarded (a slow server)."""
+        self.delay_s = delay_s
         self.list_body = list_body
         self.upstream_port = upstream_port
         self.rates = dict(rates)
@@ -67,6 +69,8 @@ class FaultProxy(util.LoopbackServer):
                 k, _, v = h.partition(":")
                 headers[k.strip()] = v.strip()
             fault = self.pick()
+            if self.delay_s:
+                self.stopping.wait(self.delay_s)
             if fault == "reset":
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 sock.close()

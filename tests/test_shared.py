@@ -45,14 +45,16 @@ _fleets = iter(range(1 << 30))
 
 @pytest.fixture
 def fleet(s3, bucket, shared_server, mount, tmpdir_short):
-    """machine(*extra_options, **mount_kw): a mount of the test's bucket with the shared cache
-    in a bucket of its own (prefix c/) of the shared server."""
+    """machine(*extra_options, shared_endpoint=None, **mount_kw): a mount of the test's bucket
+    with the shared cache in a bucket of its own (prefix c/) of the shared server (reached at
+    shared_endpoint, when given)."""
     ss3 = util.s3_client(shared_server.endpoint)
     fb = f"fleet{os.getpid()}-{next(_fleets)}"
     ss3.create_bucket(Bucket=fb)
 
-    def machine(*extra, **kw):
-        opts = [f"shared_cache={fb}:c", f"shared_cache_endpoint={shared_server.endpoint}"]
+    def machine(*extra, shared_endpoint=None, **kw):
+        opts = [f"shared_cache={fb}:c",
+                f"shared_cache_endpoint={shared_endpoint or shared_server.endpoint}"]
         return mount(bucket, options=opts + list(extra), **kw)
     machine.s3 = ss3
     machine.bucket = fb
@@ -162,6 +164,28 @@ def test_shared_server_stopped_mid_read(s3, bucket, mount, own_shared_server):
     assert sh["hits"] >= 3 and sh["errors"] >= 1
     assert sh["breaker_open"] and sh["breaker_opens"] >= 1
     assert sb["tiers"]["s3"]["get"] >= 1
+
+
+def test_a_slow_shared_cache_is_not_asked(s3, bucket, fleet):
+    """Alive but slow is as bad as down: answers slower than half the deadline open the
+    breaker, and the read goes on from the source."""
+    from fault_proxy import FaultProxy
+    body = os.urandom(10 * MiB)
+    s3.put_object(Bucket=bucket, Key="s", Body=body)
+    a = fleet()
+    assert read(a.mnt, "s") == body
+    written(a, 10)
+    # answers in 1.3 s: within the 2 s deadline, slower than half of it
+    proxy = FaultProxy(fleet.server.port, {}, delay_s=1.3).start()
+    try:
+        b = fleet("shared_cache_timeout=2000", "readahead=0", expect_log=[WARN_DOWN],
+                  shared_endpoint=proxy.endpoint)
+        assert read(b.mnt, "s") == body
+        sh = stats(b.mnt)["tiers"]["shared"]
+        assert sh["breaker_opens"] >= 1 and sh["hits"] < 10, sh
+        assert stats(b.mnt)["tiers"]["s3"]["get"] >= 1
+    finally:
+        proxy.stop()
 
 
 def test_a_new_version_is_never_mixed_with_the_old(s3, bucket, fleet):
