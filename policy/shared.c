@@ -94,17 +94,16 @@ static int shared_get(struct tier *t, struct tier_run *r, int from, int *next)
 {
 	struct shared *sh = shared_of(t);
 	*next = from + 1;
-	if (!r->etag[0] || !breaker_allows(sh)) {
-		count(&sh->c.misses, 1);
-		return 0;
-	}
 	struct tfs_buf *b = r->bufs[from];
 	struct chunkobj_id id = { sh->source, r->key, r->etag, sh->chunk_size,
 				  r->first + (uint64_t)from };
-	char *name = chunkobj_name(sh->prefix, &id);
+	char *name = r->etag[0] ? chunkobj_name(sh->prefix, &id) : NULL;
 	size_t cap = CHUNKOBJ_HDR_MAX + b->len + CHUNKOBJ_MAC_LEN;
-	struct s3_get g = { .key = name, .buf = malloc(cap), .cap = cap, .quiet_404 = true };
-	if (!name || !g.buf) {
+	struct s3_get g = { .key = name, .buf = name ? malloc(cap) : NULL, .cap = cap,
+			    .quiet_404 = true };
+	/* everything that can fail before the request is done first: a breaker's probe, once
+	 * allowed, always ends in breaker_result */
+	if (!name || !g.buf || !breaker_allows(sh)) {
 		free(name);
 		free(g.buf);
 		count(&sh->c.misses, 1);
@@ -152,10 +151,6 @@ static int shared_get(struct tier *t, struct tier_run *r, int from, int *next)
 
 static void put_one(struct shared *sh, const struct tier_job *j)
 {
-	if (!breaker_allows(sh)) {
-		count(&sh->c.skipped, 1);
-		return;
-	}
 	struct chunkobj_id id = { sh->source, j->key, j->etag, sh->chunk_size, j->idx };
 	struct chunkobj_key k = { sh->key, sh->key_len };
 	char *name = chunkobj_name(sh->prefix, &id), *body = NULL;
@@ -163,6 +158,12 @@ static void put_one(struct shared *sh, const struct tier_job *j)
 	int ret = name ? chunkobj_encode(&id, j->buf->data, j->buf->len,
 					 j->buf->has_sum ? &j->buf->sum : NULL, &k, &body, &len)
 		       : -ENOMEM;
+	if (ret == 0 && !breaker_allows(sh)) {
+		count(&sh->c.skipped, 1);
+		free(body);
+		free(name);
+		return;
+	}
 	if (ret == 0) {
 		uint64_t t0 = tfs_now_ms();
 		ret = s3_put(sh->s3, name, body, len);
