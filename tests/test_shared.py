@@ -53,8 +53,11 @@ def fleet(s3, bucket, shared_server, mount, tmpdir_short):
     ss3.create_bucket(Bucket=fb)
 
     def machine(*extra, shared_endpoint=None, **kw):
+        # a deadline that sanitized builds on a loaded machine keep (half of it is "slow");
+        # a test's own shared_cache_timeout comes later and wins
         opts = [f"shared_cache={fb}:c",
-                f"shared_cache_endpoint={shared_endpoint or shared_server.endpoint}"]
+                f"shared_cache_endpoint={shared_endpoint or shared_server.endpoint}",
+                "shared_cache_timeout=10000"]
         return mount(bucket, options=opts + list(extra), **kw)
     machine.s3 = ss3
     machine.bucket = fb
@@ -149,7 +152,8 @@ def test_shared_server_stopped_mid_read(s3, bucket, mount, own_shared_server):
     util.s3_client(own_shared_server.endpoint).create_bucket(Bucket="fleet")
 
     def machine(*extra, **kw):
-        opts = ["shared_cache=fleet:c", f"shared_cache_endpoint={own_shared_server.endpoint}"]
+        opts = ["shared_cache=fleet:c", f"shared_cache_endpoint={own_shared_server.endpoint}",
+                "shared_cache_timeout=10000"]
         return mount(bucket, options=opts + list(extra), **kw)
     a = machine()
     assert read(a.mnt, "big") == body
