@@ -14,7 +14,6 @@
  * happens under it, and no other lock is taken while it is held (the lock order in policy_i.h).
  */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -251,41 +251,6 @@ static int shared_flush(struct tier *t)
 	return 0;
 }
 
-static int shared_has(struct tier *t, const char *key, const char *etag, uint64_t idx,
-		      uint64_t *bytes)
-{
-	*bytes = 0; /* not known without asking: counted as not held */
-	return 0;
-}
-
-static int shared_touch(struct tier *t, const char *key, const char *etag, uint64_t idx)
-{
-	return 0; /* the bucket's lifecycle rule decides what goes */
-}
-
-static int shared_keep_unread(struct tier *t, const char *key, const char *etag, uint64_t idx,
-			      uint8_t src, size_t len)
-{
-	return -ENOENT;
-}
-
-static int shared_drop_version(struct tier *t, const char *key, const char *etag, bool changed)
-{
-	return 0; /* other versions' objects have other names: never served for this one */
-}
-
-static int shared_drop_matching(struct tier *t, tier_match_fn match, void *ctx, uint64_t *n)
-{
-	*n = 0; /* the fleet's cache is not one machine's to purge */
-	return 0;
-}
-
-static int shared_usage(struct tier *t, uint64_t *used, uint64_t *entries, uint64_t *capacity)
-{
-	*used = *entries = *capacity = 0;
-	return 0;
-}
-
 void tier_shared_stats(struct tier *t, struct shared_stats *o, bool reset)
 {
 	struct shared *sh = shared_of(t);
@@ -341,13 +306,16 @@ static void shared_destroy(struct tier *t) { shared_free(shared_of(t)); }
 static const struct tier_ops shared_ops = {
 	.get = shared_get,
 	.fill = shared_fill,
-	.has = shared_has,
-	.touch = shared_touch,
-	.keep_unread = shared_keep_unread,
-	.drop_version = shared_drop_version,
-	.drop_matching = shared_drop_matching,
+	/* it holds nothing it can name without a request; the lifecycle rule decides what goes;
+	 * other versions' objects have other names; the fleet's cache is not one machine's to
+	 * purge */
+	.has = tier_nop_has,
+	.touch = tier_nop_touch,
+	.keep_unread = tier_nop_keep_unread,
+	.drop_version = tier_nop_drop_version,
+	.drop_matching = tier_nop_drop_matching,
 	.flush = shared_flush,
-	.usage = shared_usage,
+	.usage = tier_nop_usage,
 	.stats = shared_stats,
 	.destroy = shared_destroy,
 };

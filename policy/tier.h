@@ -167,6 +167,18 @@ static inline uint64_t tier_count_take(_Atomic uint64_t *v, bool reset)
 		     : atomic_load_explicit(v, memory_order_relaxed);
 }
 
+/* Operations for a tier that has nothing to do for them (the do-nothing tier's, S3's, the
+ * shared tier's): holds nothing, tracks no access, keeps no unread prefetch (-ENOENT), drops
+ * nothing, uses nothing. */
+int tier_nop_has(struct tier *t, const char *key, const char *etag, uint64_t idx,
+		 uint64_t *bytes);
+int tier_nop_touch(struct tier *t, const char *key, const char *etag, uint64_t idx);
+int tier_nop_keep_unread(struct tier *t, const char *key, const char *etag, uint64_t idx,
+			 uint8_t src, size_t len);
+int tier_nop_drop_version(struct tier *t, const char *key, const char *etag, bool changed);
+int tier_nop_drop_matching(struct tier *t, tier_match_fn match, void *ctx, uint64_t *n);
+int tier_nop_usage(struct tier *t, uint64_t *used, uint64_t *entries, uint64_t *capacity);
+
 /* The do-nothing tier: holds nothing, serves nothing, stores nothing. */
 struct tier *tier_null_new(void);
 /* S3 as the last tier: ranged GETs naming the ETag (If-Match), one per stretch of adjacent

@@ -24,30 +24,30 @@ static int null_fill(struct tier *t, const char *key, const char *etag, uint64_t
 	return 0; /* the caller keeps its reference; nothing is taken */
 }
 
-static int null_has(struct tier *t, const char *key, const char *etag, uint64_t idx,
-		    uint64_t *bytes)
+int tier_nop_has(struct tier *t, const char *key, const char *etag, uint64_t idx,
+		 uint64_t *bytes)
 {
 	*bytes = 0;
 	return 0;
 }
 
-static int null_touch(struct tier *t, const char *key, const char *etag, uint64_t idx)
+int tier_nop_touch(struct tier *t, const char *key, const char *etag, uint64_t idx)
 {
 	return 0;
 }
 
-static int null_keep_unread(struct tier *t, const char *key, const char *etag, uint64_t idx,
-			    uint8_t src, size_t len)
+int tier_nop_keep_unread(struct tier *t, const char *key, const char *etag, uint64_t idx,
+			 uint8_t src, size_t len)
 {
 	return -ENOENT;
 }
 
-static int null_drop_version(struct tier *t, const char *key, const char *etag, bool changed)
+int tier_nop_drop_version(struct tier *t, const char *key, const char *etag, bool changed)
 {
 	return 0;
 }
 
-static int null_drop_matching(struct tier *t, tier_match_fn match, void *ctx, uint64_t *n)
+int tier_nop_drop_matching(struct tier *t, tier_match_fn match, void *ctx, uint64_t *n)
 {
 	*n = 0;
 	return 0;
@@ -55,7 +55,7 @@ static int null_drop_matching(struct tier *t, tier_match_fn match, void *ctx, ui
 
 static int null_flush(struct tier *t) { return 0; }
 
-static int null_usage(struct tier *t, uint64_t *used, uint64_t *entries, uint64_t *capacity)
+int tier_nop_usage(struct tier *t, uint64_t *used, uint64_t *entries, uint64_t *capacity)
 {
 	*used = *entries = *capacity = 0;
 	return 0;
@@ -72,13 +72,13 @@ static void null_destroy(struct tier *t) { free(t); }
 static const struct tier_ops null_ops = {
 	.get = null_get,
 	.fill = null_fill,
-	.has = null_has,
-	.touch = null_touch,
-	.keep_unread = null_keep_unread,
-	.drop_version = null_drop_version,
-	.drop_matching = null_drop_matching,
+	.has = tier_nop_has,
+	.touch = tier_nop_touch,
+	.keep_unread = tier_nop_keep_unread,
+	.drop_version = tier_nop_drop_version,
+	.drop_matching = tier_nop_drop_matching,
 	.flush = null_flush,
-	.usage = null_usage,
+	.usage = tier_nop_usage,
 	.stats = null_stats,
 	.destroy = null_destroy,
 };
@@ -166,13 +166,13 @@ static void s3_tier_destroy(struct tier *t)
 static const struct tier_ops s3_ops = {
 	.get = s3_tier_get,
 	.fill = null_fill,
-	.has = null_has,
-	.touch = null_touch,
-	.keep_unread = null_keep_unread,
-	.drop_version = null_drop_version,
-	.drop_matching = null_drop_matching,
+	.has = tier_nop_has,
+	.touch = tier_nop_touch,
+	.keep_unread = tier_nop_keep_unread,
+	.drop_version = tier_nop_drop_version,
+	.drop_matching = tier_nop_drop_matching,
 	.flush = null_flush,
-	.usage = null_usage,
+	.usage = tier_nop_usage,
 	.stats = s3_tier_stats,
 	.destroy = s3_tier_destroy,
 };
