@@ -47,6 +47,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_port_pair():
+    """A port p with p + 1 free too (RGW's monitor listens on the port after radosgw's)."""
+    while True:
+        p = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", p + 1))
+                return p
+            except OSError:
+                continue
+
+
 def wait_for(cond, timeout, what, interval=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -140,7 +152,7 @@ class RgwServer:
             raise RuntimeError("radosgw is not installed: run 'contrib/rgw.sh install'")
         self.own_dir = datadir is None
         self.datadir = datadir or tempfile.mkdtemp(prefix="tierfs-rgw-")
-        self.port = port or free_port()
+        self.port = port or free_port_pair()
         self.tls = None
         self.running = False
         self.log = os.path.join(self.datadir, "log", "client.rgw.log")
