@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,18 +128,39 @@ int chunkobj_encode(const struct chunkobj_id *id, const char *payload, size_t le
 	return 0;
 }
 
-int chunkobj_verify(const struct chunkobj_id *id, const char *body, size_t body_len,
-		    size_t expect_len, const struct chunkobj_key *fkey, const char **payload)
+size_t chunkobj_header_len(const struct chunkobj_id *id) { return header_len(id); }
+
+/* HMAC-SHA256 under k of a then b (either may be empty). */
+static int mac2(const struct chunkobj_key *k, const char *a, size_t an, const char *b, size_t bn,
+		unsigned char out[CHUNKOBJ_MAC_LEN])
 {
-	const unsigned char *b = (const unsigned char *)body;
-	if (body_len < FIXED_LEN || memcmp(b, CHUNKOBJ_MAGIC, 8) != 0)
+	EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
+	OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+				OSSL_PARAM_construct_end() };
+	size_t len = 0;
+	int ok = ctx && EVP_MAC_init(ctx, k->bytes, k->len, params) &&
+		 EVP_MAC_update(ctx, (const unsigned char *)a, an) &&
+		 EVP_MAC_update(ctx, (const unsigned char *)b, bn) &&
+		 EVP_MAC_final(ctx, out, &len, CHUNKOBJ_MAC_LEN) && len == CHUNKOBJ_MAC_LEN;
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(m);
+	return ok ? 0 : -ENOMEM;
+}
+
+int chunkobj_verify_parts(const struct chunkobj_id *id, const char *hdr, size_t hdr_len,
+			  const char *payload, size_t len, const uint64_t *sum, size_t expect_len,
+			  const char *tail, size_t tail_len, const struct chunkobj_key *fkey)
+{
+	const unsigned char *b = (const unsigned char *)hdr;
+	if (hdr_len < FIXED_LEN || memcmp(b, CHUNKOBJ_MAGIC, 8) != 0)
 		return -EBADMSG;
 	size_t hl = get_u32(b + 8);
 	uint32_t flags = get_u32(b + 12);
-	uint64_t len = get_u64(b + 32);
 	bool has_mac = flags & CHUNKOBJ_FLAG_MAC;
-	if ((flags & ~CHUNKOBJ_FLAG_MAC) || hl != header_len(id) || len != expect_len ||
-	    body_len != hl + len + (has_mac ? CHUNKOBJ_MAC_LEN : 0))
+	if ((flags & ~CHUNKOBJ_FLAG_MAC) || hl != header_len(id) || hl != hdr_len ||
+	    get_u64(b + 32) != expect_len || len != expect_len ||
+	    tail_len != (has_mac ? CHUNKOBJ_MAC_LEN : 0))
 		return -EBADMSG;
 	if (get_u64(b + 16) != id->chunk_size || get_u64(b + 24) != id->index)
 		return -EBADMSG;
@@ -149,16 +172,33 @@ int chunkobj_verify(const struct chunkobj_id *id, const char *body, size_t body_
 			return -EBADMSG;
 		p += 2 + n;
 	}
-	if (XXH3_64bits_dispatch(body + hl, len) != get_u64(b + 40))
+	if ((sum ? *sum : XXH3_64bits_dispatch(payload, len)) != get_u64(b + 40))
 		return -EBADMSG;
 	if (fkey && fkey->len) {
 		unsigned char want[CHUNKOBJ_MAC_LEN];
 		if (!has_mac)
 			return -EKEYREJECTED;
-		mac(fkey, body, hl + len, want);
-		if (CRYPTO_memcmp(want, b + hl + len, CHUNKOBJ_MAC_LEN) != 0)
+		int r = mac2(fkey, hdr, hl, payload, len, want);
+		if (r < 0)
+			return r;
+		if (CRYPTO_memcmp(want, tail, CHUNKOBJ_MAC_LEN) != 0)
 			return -EKEYREJECTED;
 	}
-	*payload = body + hl;
 	return 0;
+}
+
+int chunkobj_verify(const struct chunkobj_id *id, const char *body, size_t body_len,
+		    size_t expect_len, const struct chunkobj_key *fkey, const char **payload)
+{
+	const unsigned char *b = (const unsigned char *)body;
+	if (body_len < FIXED_LEN || memcmp(b, CHUNKOBJ_MAGIC, 8) != 0)
+		return -EBADMSG;
+	size_t hl = get_u32(b + 8), len = (size_t)get_u64(b + 32);
+	if (hl > body_len || len > body_len - hl)
+		return -EBADMSG;
+	int r = chunkobj_verify_parts(id, body, hl, body + hl, len, NULL, expect_len,
+				      body + hl + len, body_len - hl - len, fkey);
+	if (r == 0)
+		*payload = body + hl;
+	return r;
 }

@@ -66,4 +66,15 @@ int chunkobj_encode(const struct chunkobj_id *id, const char *payload, size_t le
 int chunkobj_verify(const struct chunkobj_id *id, const char *body, size_t body_len,
 		    size_t expect_len, const struct chunkobj_key *fkey, const char **payload);
 
+/* The header's length for this identity: where the payload starts. */
+size_t chunkobj_header_len(const struct chunkobj_id *id);
+
+/* The same checks on a body read in parts, so that the payload can be read straight into its
+ * place: the header (hdr_len bytes received where chunkobj_header_len said it ends), the
+ * payload (len bytes received; sum: its XXH3-64 taken as it arrived, or NULL), and what
+ * followed it (tail_len bytes: the trailer, or nothing). */
+int chunkobj_verify_parts(const struct chunkobj_id *id, const char *hdr, size_t hdr_len,
+			  const char *payload, size_t len, const uint64_t *sum, size_t expect_len,
+			  const char *tail, size_t tail_len, const struct chunkobj_key *fkey);
+
 #endif

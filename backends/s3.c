@@ -57,6 +57,8 @@ struct request {
 	const char *body;       /* PUT: the body sent (body_len bytes) */
 	size_t body_len;
 	bool quiet_404;         /* a missing key is an expected answer: log at debug level */
+	bool if_absent;         /* a conditional create: 412 (and 409, a concurrent create) is
+				 * the expected -EEXIST, logged at debug level */
 	unsigned throttled;     /* 429 and 503 answers (SlowDown) on the way */
 	_Atomic uint64_t *arriving; /* the client's count of body bytes as they arrive */
 	/* response, reset per attempt */
@@ -64,7 +66,8 @@ struct request {
 	char *buf;
 	size_t cap, len;
 	bool own_buf, overflow;
-	size_t max_body;        /* with own_buf: a longer body is refused (0: no limit) */
+	size_t max_body;        /* with own_buf, or a whole GET into iov: a longer body is refused
+				 * at once (0: no limit) */
 	const struct iovec *iov; /* scatter target instead of buf, when set */
 	int iovcnt, iov_i;
 	size_t iov_off;
@@ -580,6 +583,11 @@ static int perform(struct s3_client *c, struct request *r, uint64_t expect_len)
 						   r->s3_msg, sizeof(r->s3_msg));
 			if (!status_is_transient(status)) {
 				ret = status_to_errno(status);
+				if (r->if_absent && (status == 412 || status == 409)) {
+					tfs_debug("s3: %s '%s': HTTP %ld, it exists", r->method,
+						  tfs_printable(r->key, kbuf, sizeof(kbuf)), status);
+					return -EEXIST;
+				}
 				if (!r->s3_code[0] && status == 404)
 					snprintf(r->s3_code, sizeof(r->s3_code), "NoSuchKey");
 				char cbuf[96], mbuf[300];
@@ -610,7 +618,7 @@ static int perform(struct s3_client *c, struct request *r, uint64_t expect_len)
 					 r->method, tfs_printable(r->key, kbuf, sizeof(kbuf)),
 					 r->max_body);
 				atomic_fetch_add_explicit(&c->stats.errors, 1, memory_order_relaxed);
-				return -EIO;
+				return r->iov ? -EFBIG : -EIO;
 			}
 			if (!curl_error_is_transient(rc)) {
 				tfs_warn("s3: %s '%s' failed: %s", r->method,
@@ -756,10 +764,9 @@ int s3_get(struct s3_client *c, struct s3_get *g)
 		goto out;
 	if (!(r.url = object_url(c, g->key)) || build_headers(c, &r, h1, h2) < 0)
 		goto out;
-	if (g->iov && !g->ranged) {
-		ret = -EINVAL;
-		goto out;
-	}
+	/* a whole GET into buffers: a body longer than they hold fails at once (no retry) */
+	for (int i = 0; g->iov && !g->ranged && i < g->iovcnt; i++)
+		r.max_body += g->iov[i].iov_len;
 	r.iov = g->iov;
 	r.iovcnt = g->iovcnt;
 	if (g->iov_sums && g->iovcnt > 0 &&
@@ -806,21 +813,34 @@ out:
 	return ret;
 }
 
-int s3_put(struct s3_client *c, const char *key, const void *body, size_t len)
+static int put(struct s3_client *c, const char *key, const void *body, size_t len,
+	       bool if_absent)
 {
 	/* a response body (servers send none, or a little XML) is read and dropped */
 	struct request r = { .method = "PUT", .key = key, .body = body ? body : "",
-			     .body_len = len, .own_buf = true, .max_body = 65536 };
+			     .body_len = len, .own_buf = true, .max_body = 65536,
+			     .if_absent = if_absent };
 	int ret = -ENOMEM;
 	atomic_fetch_add_explicit(&c->stats.requests_put, 1, memory_order_relaxed);
 	if ((r.url = object_url(c, key)) &&
-	    build_headers(c, &r, "Content-Type: application/octet-stream", NULL) == 0)
+	    build_headers(c, &r, "Content-Type: application/octet-stream",
+			  if_absent ? "If-None-Match: *" : NULL) == 0)
 		ret = perform(c, &r, 0);
 	if (ret == 0)
 		atomic_fetch_add_explicit(&c->stats.bytes_up, len, memory_order_relaxed);
 	free(r.buf);
 	request_clear(&r);
 	return ret;
+}
+
+int s3_put(struct s3_client *c, const char *key, const void *body, size_t len)
+{
+	return put(c, key, body, len, false);
+}
+
+int s3_put_new(struct s3_client *c, const char *key, const void *body, size_t len)
+{
+	return put(c, key, body, len, true);
 }
 
 int s3_delete(struct s3_client *c, const char *key)

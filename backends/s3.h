@@ -1,7 +1,8 @@
 /*
  * s3.h - L3: a small S3 client over libcurl with AWS Signature V4 (CURLOPT_AWS_SIGV4).
  *
- * Requests: HEAD, GET (whole or ranged, optionally conditional), ListObjectsV2.
+ * Requests: HEAD, GET (whole or ranged, optionally conditional), PUT (optionally a conditional
+ * create), DELETE, ListObjectsV2.
  *
  * Contract:
  *  - Every function returns 0 or -errno: -ENOENT (404 / NoSuchKey / NoSuchBucket), -EACCES (403),
@@ -100,7 +101,9 @@ struct s3_get {
 	bool quiet_404;             /* a missing key is an expected answer (-ENOENT, no warning) */
 	char *buf;                  /* caller's buffer of cap bytes; NULL: allocate (caller frees) */
 	size_t cap;
-	const struct iovec *iov;    /* or: scatter the body over these buffers (ranged GET only) */
+	const struct iovec *iov;    /* or: scatter the body over these buffers (a ranged GET fills
+				     * them exactly; a whole GET at most: len says how much, and a
+				     * longer body fails with -EFBIG at once) */
 	int iovcnt;
 	uint64_t *iov_sums;         /* [iovcnt] or NULL: gets the XXH3-64 of each buffer's bytes,
 				     * hashed as they arrive (while in the CPU's cache) */
@@ -134,6 +137,11 @@ struct s3_list_page {
  * default (1000). */
 /* Stores body (len bytes) as key, replacing any object of that name. */
 int s3_put(struct s3_client *c, const char *key, const void *body, size_t len);
+/* Stores body as key only if no object of that name exists (If-None-Match: *): -EEXIST when
+ * one does (412, or 409: a concurrent create of it).  A server that ignores the condition
+ * (s3rver; RGW and S3 honour it) stores it anyway and returns 0: a caller that relies on it
+ * probes first.  A retried attempt may find its own first attempt's object: -EEXIST. */
+int s3_put_new(struct s3_client *c, const char *key, const void *body, size_t len);
 /* Deletes key; a key already absent is no error. */
 int s3_delete(struct s3_client *c, const char *key);
 

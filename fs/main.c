@@ -134,6 +134,7 @@ static int shared_setup(const struct tfs_options *o, const struct s3_config *src
 		goto fail;
 	pcfg->shared_source = *source;
 	pcfg->shared_slow_ms = c.timeout_ms / 2; /* alive but slow is as bad as down */
+	pcfg->shared_wait_ms = (unsigned)o->shared_wait_ms;
 	pcfg->shared_prefix = o->shared_prefix;
 	const char *bt = getenv("TIERFS_TEST_SHARED_BREAKER_MS"); /* tests: a shorter breaker */
 	if (bt)
@@ -413,6 +414,7 @@ int main(int argc, char **argv)
 		.shared_key_len = shared_pc.shared_key_len,
 		.shared_breaker_ms = shared_pc.shared_breaker_ms,
 		.shared_slow_ms = shared_pc.shared_slow_ms,
+		.shared_wait_ms = shared_pc.shared_wait_ms,
 	};
 	shared_pc.shared_s3 = NULL; /* the policy's from here on */
 	/* the tests' slow disk (tests/test_l2.py): not an option, no user has a use for it */

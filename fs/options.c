@@ -26,6 +26,7 @@ enum {
 	KEY_DEMOTE_AFTER, KEY_DEMOTE_INTERVAL, KEY_KERNEL_FLAG, KEY_MOUNT_NOISE, KEY_CONFIG,
 	KEY_LOG_LEVEL, KEY_PREFETCH, KEY_PREFETCH_WINDOW, KEY_PREFETCH_INTERVAL, KEY_PREFETCH_BUDGET,
 	KEY_UID, KEY_GID, KEY_FILE_MODE, KEY_DIR_MODE, KEY_UMASK, KEY_OBJECT_META, KEY_SHARED_TIMEOUT,
+	KEY_SHARED_WAIT,
 };
 
 #define DEFAULT_READ_AHEAD_KB 1024 /* one FUSE request of the largest size */
@@ -45,6 +46,7 @@ static const struct fuse_opt opt_spec[] = {
 	{ "shared_cache_profile=%s", offsetof(struct tfs_options, shared_profile), 0 },
 	{ "shared_cache_key=%s", offsetof(struct tfs_options, shared_key_file), 0 },
 	FUSE_OPT_KEY("shared_cache_timeout=", KEY_SHARED_TIMEOUT),
+	FUSE_OPT_KEY("shared_cache_wait=", KEY_SHARED_WAIT),
 	FUSE_OPT_KEY("log_level=", KEY_LOG_LEVEL),
 	FUSE_OPT_KEY("prefetch=", KEY_PREFETCH),
 	FUSE_OPT_KEY("prefetch_window=", KEY_PREFETCH_WINDOW),
@@ -182,6 +184,9 @@ void tfs_print_help(const char *prog)
 	       "                           served, and every chunk written carries it (default: none)\n"
 	       "    -o shared_cache_timeout=MS  deadline of one request to it; after %u failures\n"
 	       "                           in a row it is not asked for %u s (default: %u)\n"
+	       "    -o shared_cache_wait=MS  a chunk another machine is fetching from the source\n"
+	       "                           is waited for this long, then fetched (default: %u;\n"
+	       "                           0: never wait, every machine fetches what it misses)\n"
 	       "\n"
 	       "logging and configuration:\n"
 	       "    -o log_level=LEVEL     error, warning, info or debug (default: info; debug with -d)\n"
@@ -211,7 +216,7 @@ void tfs_print_help(const char *prog)
 	       (unsigned long long)(POLICY_DEFAULT_MEM_BYTES >> 20), POLICY_DEFAULT_CONNECTIONS,
 	       (unsigned long long)(POLICY_DEFAULT_L2_SIZE >> 30), POLICY_DEFAULT_L2_MIN_FREE_PCT,
 	       DEFAULT_READ_AHEAD_KB, SHARED_DEFAULT_BREAKER_ERRORS, SHARED_DEFAULT_BREAKER_MS / 1000,
-	       SHARED_DEFAULT_TIMEOUT_MS);
+	       SHARED_DEFAULT_TIMEOUT_MS, SHARED_DEFAULT_WAIT_MS);
 }
 
 static int bad(const char *what, const char *arg)
@@ -293,6 +298,10 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_SHARED_TIMEOUT:
 		if (tfs_parse_uint(val, 100, 600 * 1000, &o->shared_timeout_ms) < 0)
 			return bad("shared_cache_timeout (milliseconds, 100..600000)", val);
+		return 0;
+	case KEY_SHARED_WAIT:
+		if (tfs_parse_uint(val, 0, 600 * 1000, &o->shared_wait_ms) < 0)
+			return bad("shared_cache_wait (milliseconds, 0..600000)", val);
 		return 0;
 	case KEY_RETRIES:
 		if (tfs_parse_uint(val, 0, 100, &o->retries) < 0)
@@ -520,6 +529,7 @@ int tfs_parse_options(int argc, char **argv, struct tfs_options *o, struct fuse_
 	o->timeout_ms = S3_DEFAULT_TIMEOUT_MS;
 	o->retries = S3_DEFAULT_RETRIES;
 	o->shared_timeout_ms = SHARED_DEFAULT_TIMEOUT_MS;
+	o->shared_wait_ms = SHARED_DEFAULT_WAIT_MS;
 	o->connections = POLICY_DEFAULT_CONNECTIONS;
 	o->l2_size = POLICY_DEFAULT_L2_SIZE;
 	o->l2_min_free_pct = POLICY_DEFAULT_L2_MIN_FREE_PCT;

@@ -38,6 +38,7 @@ struct tfs_options {
 	char *shared_cache, *shared_endpoint, *shared_region, *shared_profile, *shared_key_file;
 	char *shared_prefix;  /* PREFIX of shared_cache, as prefix is of the bucket */
 	uint64_t shared_timeout_ms;
+	uint64_t shared_wait_ms;     /* the longest wait for another machine's fetch (0: none) */
 	bool help, version, l1_size_set;
 };
 

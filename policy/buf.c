@@ -100,7 +100,8 @@ struct tier_job *tier_job_new(const char *key, const char *etag, uint64_t idx,
 	j->idx = idx;
 	j->prefetch = prefetch;
 	j->buf = b;
-	tfs_buf_ref(b);
+	if (b)
+		tfs_buf_ref(b);
 	return j;
 }
 

@@ -119,14 +119,19 @@ void ctl_render_text(const struct ctl_info *in, const struct policy_snapshot *s,
 		fprintf(f, "shared cache   hits %llu  misses %llu  written %llu  skipped %llu  "
 			"errors %llu  verify failures %llu  breaker %s (opened %llu)\n"
 			"               bytes served %llu  stored %llu  queued %llu  "
-			"avg %.3f ms  p50 %.3f ms  p99 %.3f ms\n",
+			"avg %.3f ms  p50 %.3f ms  p99 %.3f ms\n"
+			"               leases %s  taken %llu  waited %llu (served %llu, timed out "
+			"%llu)\n",
 			(unsigned long long)sh->hits, (unsigned long long)sh->misses,
 			(unsigned long long)sh->writes, (unsigned long long)sh->writes_skipped,
 			(unsigned long long)sh->errors, (unsigned long long)sh->verify_failures,
 			sh->breaker_open ? "open" : "closed", (unsigned long long)sh->breaker_opens,
 			(unsigned long long)sh->bytes_down, (unsigned long long)sh->bytes_up,
 			(unsigned long long)sh->queued_bytes, avg_ms(lat),
-			policy_lat_quantile(lat, 0.5), policy_lat_quantile(lat, 0.99));
+			policy_lat_quantile(lat, 0.5), policy_lat_quantile(lat, 0.99),
+			sh->leases_state ? sh->leases_state : "off", (unsigned long long)sh->leases,
+			(unsigned long long)sh->lease_waits, (unsigned long long)sh->lease_waited,
+			(unsigned long long)sh->lease_timeouts);
 	}
 	fprintf(f, "background     fetch queue %llu (interval %llu)  demotion passes %llu  "
 		"L2 upkeep passes %llu\n", (unsigned long long)s->queued,
@@ -203,14 +208,18 @@ void ctl_render_json(const struct ctl_info *in, const struct policy_snapshot *s,
 	fprintf(f, "},\n  \"shared\": {\"enabled\": %s, \"hits\": %llu, \"misses\": %llu, "
 		"\"hit_rate\": %.4f, \"writes\": %llu, \"writes_skipped\": %llu, \"errors\": %llu, "
 		"\"verify_failures\": %llu, \"bytes_served\": %llu, \"bytes_stored\": %llu, "
-		"\"queued_bytes\": %llu, \"breaker_open\": %s, \"breaker_opens\": %llu, ",
+		"\"queued_bytes\": %llu, \"breaker_open\": %s, \"breaker_opens\": %llu, "
+		"\"leases\": \"%s\", \"leases_taken\": %llu, \"lease_waits\": %llu, "
+		"\"lease_waited\": %llu, \"lease_timeouts\": %llu, ",
 		s->shared_on ? "true" : "false", (unsigned long long)sh->hits,
 		(unsigned long long)sh->misses, rate(sh->hits, sh->misses),
 		(unsigned long long)sh->writes, (unsigned long long)sh->writes_skipped,
 		(unsigned long long)sh->errors, (unsigned long long)sh->verify_failures,
 		(unsigned long long)sh->bytes_down, (unsigned long long)sh->bytes_up,
 		(unsigned long long)sh->queued_bytes, sh->breaker_open ? "true" : "false",
-		(unsigned long long)sh->breaker_opens);
+		(unsigned long long)sh->breaker_opens, sh->leases_state ? sh->leases_state : "off",
+		(unsigned long long)sh->leases, (unsigned long long)sh->lease_waits,
+		(unsigned long long)sh->lease_waited, (unsigned long long)sh->lease_timeouts);
 	json_lat(f, &st->lat[TIER_SHARED]);
 	fprintf(f, "}},\n \"movement\": {\"promotions\": %llu, \"demotions\": %llu, "
 		"\"l1_evictions\": %llu, \"l2_evictions\": %llu, \"l2_writes\": %llu, "
@@ -375,6 +384,13 @@ void ctl_render_metrics(const struct ctl_info *in, const struct policy_snapshot 
 		metric(f, "shared_breaker_opens_total", "counter", "Times the breaker opened.");
 		fprintf(f, "tierfs_shared_breaker_opens_total %llu\n",
 			(unsigned long long)sh->breaker_opens);
+		metric(f, "shared_leases_total", "counter",
+		       "Fetch leases: taken (this machine fetched the chunk for the fleet), waited (another machine was fetching it), by outcome.");
+		fprintf(f, "tierfs_shared_leases_total{outcome=\"taken\"} %llu\n"
+			"tierfs_shared_leases_total{outcome=\"waited_served\"} %llu\n"
+			"tierfs_shared_leases_total{outcome=\"waited_timed_out\"} %llu\n",
+			(unsigned long long)sh->leases, (unsigned long long)sh->lease_waited,
+			(unsigned long long)sh->lease_timeouts);
 	}
 	metric(f, "checksum_failures_total", "counter", "L2 chunks that failed verification.");
 	fprintf(f, "tierfs_checksum_failures_total %llu\n", (unsigned long long)s->checksum_failures);

@@ -80,6 +80,7 @@ struct policy_config {
 	size_t shared_key_len;
 	unsigned shared_breaker_ms;  /* tests: a shorter breaker (0: the default) */
 	unsigned shared_slow_ms;     /* an answer slower than this counts as a failure */
+	unsigned shared_wait_ms;     /* the longest wait for another machine's fetch (0: none) */
 };
 
 /* Latency histograms: fixed buckets, upper bounds in microseconds; the last is +Inf. */

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "chunkobj.h"
 #include "log.h"
@@ -26,12 +28,15 @@ struct shared {
 	size_t key_len;
 	unsigned breaker_errors, breaker_ms, slow_ms;
 	uint64_t queue_max;
-	/* the GETs' buffers (a header, the largest payload, a trailer): pooled, so that a GET
-	 * does not map and fault a fresh megabyte each time (a third of the daemon's time) */
-	struct buf_pool getbufs;
 	struct {
 		_Atomic uint64_t hits, misses, writes, skipped, errors, verify, down, up, opens;
+		_Atomic uint64_t leases, waits, waited, wait_timeouts;
 	} c;
+	/* fetch leases (see shared.h): whether the bucket honours conditional creates, found by
+	 * a probe at the first miss; after a probe that failed, the next one waits */
+	unsigned wait_ms;            /* the longest a reader waits for another machine (0: off) */
+	_Atomic int lease_state;     /* LEASE_* */
+	_Atomic uint64_t probe_after_ms;
 
 	pthread_mutex_t lock;        /* guards everything below but the threads */
 	pthread_cond_t work;         /* a job queued, or stop */
@@ -49,6 +54,8 @@ struct shared {
 	unsigned nwriters;
 	struct tier tier;
 };
+
+enum { LEASE_UNKNOWN, LEASE_PROBING, LEASE_ON, LEASE_OFF };
 
 static struct shared *shared_of(struct tier *t) { return t->impl; }
 
@@ -93,6 +100,114 @@ static void count(_Atomic uint64_t *c, uint64_t n)
 	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
+/* The lease of a chunk object: its name and ".lease". */
+static char *lease_name(const char *name) { return tfs_strdup_printf("%s.lease", name); }
+
+static const char LEASE_BODY[] = "tierfs fetch lease: a machine is fetching this chunk from the "
+				 "source\n";
+
+/* Whether fetch leases are in use: at the first call, a probe finds whether the bucket
+ * honours If-None-Match: * on PUT (a second conditional create of one object must fail); the
+ * callers meanwhile wait for it.  A probe that failed (the bucket down) is made again after
+ * breaker_ms; until then, no leases. */
+static bool leases_on(struct shared *sh)
+{
+	int st = atomic_load_explicit(&sh->lease_state, memory_order_acquire);
+	/* misses during the probe wait for its answer (a few requests): else they would fetch
+	 * from the source what another machine may be fetching */
+	while (st == LEASE_PROBING) {
+		struct timespec ts = { 0, 2000000 };
+		nanosleep(&ts, NULL);
+		st = atomic_load_explicit(&sh->lease_state, memory_order_acquire);
+	}
+	if (st == LEASE_ON)
+		return true;
+	if (st != LEASE_UNKNOWN || !sh->wait_ms ||
+	    tfs_now_ms() < atomic_load_explicit(&sh->probe_after_ms, memory_order_relaxed) ||
+	    !atomic_compare_exchange_strong(&sh->lease_state, &st, LEASE_PROBING))
+		return false;
+	char *name = tfs_strdup_printf("%stierfs-chunks/v1/probe-%016llx", sh->prefix,
+				       (unsigned long long)(tfs_now_ns() ^
+							    ((uint64_t)getpid() << 40)));
+	int a = name ? s3_put_new(sh->s3, name, LEASE_BODY, sizeof(LEASE_BODY) - 1) : -ENOMEM;
+	int b = a == 0 ? s3_put_new(sh->s3, name, LEASE_BODY, sizeof(LEASE_BODY) - 1) : a;
+	if (a == 0)
+		s3_delete(sh->s3, name);
+	free(name);
+	if (a == 0 && b == -EEXIST) {
+		st = LEASE_ON;
+		tfs_info("shared cache: it honours conditional writes: a chunk that several machines "
+			 "miss at once is fetched from the source by one of them");
+	} else if (a == 0 && b == 0) {
+		st = LEASE_OFF;
+		tfs_info("shared cache: it ignores conditional writes (If-None-Match): machines that "
+			 "miss a chunk at the same moment each fetch it from the source");
+	} else {
+		st = LEASE_UNKNOWN; /* asked again later */
+		atomic_store_explicit(&sh->probe_after_ms, tfs_now_ms() + sh->breaker_ms,
+				      memory_order_relaxed);
+	}
+	atomic_store_explicit(&sh->lease_state, st, memory_order_release);
+	return st == LEASE_ON;
+}
+
+/* One request of the breaker's: a GET of the object into g (a 404 is an answer). */
+static int get_obj(struct shared *sh, struct s3_get *g)
+{
+	uint64_t t0 = tfs_now_ms();
+	int ret = s3_get(sh->s3, g);
+	bool slow = sh->slow_ms && tfs_now_ms() - t0 > sh->slow_ms;
+	/* -EFBIG: an answer, an object longer than any chunk of ours (the caller's to judge) */
+	bool answer = ret == 0 || ret == -ENOENT || ret == -EFBIG;
+	breaker_result(sh, answer && !slow, slow ? -ETIMEDOUT : ret);
+	if (!answer)
+		count(&sh->c.errors, 1);
+	return ret;
+}
+
+/* After a miss: take the chunk's lease (-ENOENT: this machine fetches it from the source, and
+ * the fill that follows stores it, see put_one), or, when another machine holds it,
+ * wait up to wait_ms for the object to appear, polling (0 with the object in g, -ENOENT when
+ * it did not appear, another -errno when the bucket failed). */
+static int lease_or_wait(struct shared *sh, const char *name, struct s3_get *g)
+{
+	char *lname = lease_name(name);
+	int ret = lname ? s3_put_new(sh->s3, lname, LEASE_BODY, sizeof(LEASE_BODY) - 1) : -ENOMEM;
+	free(lname);
+	if (ret == 0) {
+		count(&sh->c.leases, 1);
+		return -ENOENT;
+	}
+	if (ret != -EEXIST) {
+		if (ret != -ENOMEM) {
+			breaker_result(sh, false, ret);
+			count(&sh->c.errors, 1);
+		}
+		return ret;
+	}
+	count(&sh->c.waits, 1);
+	uint64_t deadline = tfs_now_ms() + sh->wait_ms, pause = 5;
+	for (;;) {
+		uint64_t now = tfs_now_ms();
+		if (now >= deadline) {
+			count(&sh->c.wait_timeouts, 1);
+			return -ENOENT;
+		}
+		if (pause > deadline - now)
+			pause = deadline - now;
+		struct timespec ts = { 0, (long)pause * 1000000 };
+		nanosleep(&ts, NULL);
+		pause = pause * 3 / 2 > 100 ? 100 : pause * 3 / 2;
+		if (!breaker_allows(sh))
+			return -EIO;
+		if ((ret = get_obj(sh, g)) != -ENOENT) {
+			if (ret == 0)
+				count(&sh->c.waited, 1);
+			return ret;
+		}
+	}
+}
+
 static int shared_get(struct tier *t, struct tier_run *r, int from, int *next)
 {
 	struct shared *sh = shared_of(t);
@@ -101,30 +216,36 @@ static int shared_get(struct tier *t, struct tier_run *r, int from, int *next)
 	struct chunkobj_id id = { sh->source, r->key, r->etag, sh->chunk_size,
 				  r->first + (uint64_t)from };
 	char *name = r->etag[0] ? chunkobj_name(sh->prefix, &id) : NULL;
-	struct tfs_buf *gb = name ? tfs_buf_get(&sh->getbufs, sh->getbufs.size) : NULL;
-	struct s3_get g = { .key = name, .buf = gb ? gb->data : NULL, .cap = sh->getbufs.size,
+	/* the body is read in parts, the payload straight into the chunk's buffer and hashed
+	 * as it arrives (no copy, no second pass): the header where the identity says it ends,
+	 * then the payload, then the trailer */
+	size_t hl = chunkobj_header_len(&id);
+	char hdr[CHUNKOBJ_HDR_MAX], tail[CHUNKOBJ_MAC_LEN];
+	struct iovec iov[3] = { { hdr, hl }, { b->data, b->len }, { tail, sizeof(tail) } };
+	uint64_t sums[3];
+	struct s3_get g = { .key = name, .iov = iov, .iovcnt = 3, .iov_sums = sums,
 			    .quiet_404 = true };
 	/* everything that can fail before the request is done first: a breaker's probe, once
 	 * allowed, always ends in breaker_result */
-	if (!name || !gb || !breaker_allows(sh)) {
+	if (!name || hl > sizeof(hdr) || !breaker_allows(sh)) {
 		free(name);
-		if (gb)
-			tfs_buf_put(gb);
 		count(&sh->c.misses, 1);
 		return 0;
 	}
-	uint64_t t0 = tfs_now_ms();
-	int ret = s3_get(sh->s3, &g);
-	bool slow = sh->slow_ms && tfs_now_ms() - t0 > sh->slow_ms;
-	breaker_result(sh, (ret == 0 || ret == -ENOENT) && !slow, slow ? -ETIMEDOUT : ret);
-	const char *payload = NULL;
-	if (ret == 0) {
+	int ret = get_obj(sh, &g);
+	if (ret == -ENOENT && leases_on(sh))
+		ret = lease_or_wait(sh, name, &g);
+	bool ok = false;
+	if (ret == 0 || ret == -EFBIG) {
 		struct chunkobj_key k = { sh->key, sh->key_len };
-		int v = chunkobj_verify(&id, g.buf, g.len, b->len, &k, &payload);
+		size_t got = g.len, in_hdr = got < hl ? got : hl;
+		size_t in_payload = got - in_hdr < b->len ? got - in_hdr : b->len;
+		int v = ret == -EFBIG ? -EBADMSG : chunkobj_verify_parts(&id, hdr, in_hdr, b->data, in_payload,
+					      in_payload == b->len ? &sums[1] : NULL, b->len, tail,
+					      got - in_hdr - in_payload, &k);
 		if (v < 0) {
 			char kbuf[200];
 			count(&sh->c.verify, 1);
-			payload = NULL;
 			tfs_warn("shared cache: '%s' (chunk %llu of '%s') %s: served from the source%s",
 				 name, (unsigned long long)id.index,
 				 tfs_printable(r->key, kbuf, sizeof(kbuf)),
@@ -136,34 +257,42 @@ static int shared_get(struct tier *t, struct tier_run *r, int from, int *next)
 			if (v == -EBADMSG)
 				s3_delete(sh->s3, name);
 		}
-	} else if (ret != -ENOENT) {
-		count(&sh->c.errors, 1);
+		ok = v == 0;
 	}
-	if (payload) {
-		memcpy(b->data, payload, b->len);
-		b->has_sum = false;
+	if (ok) {
+		b->has_sum = true; /* L2 need not hash it again */
+		b->sum = sums[1];
 		r->done[from] = true;
 		count(&sh->c.hits, 1);
 		count(&sh->c.down, b->len);
 	} else {
-		count(&sh->c.misses, 1);
+		count(&sh->c.misses, 1); /* b's bytes are the source's to write */
 	}
-	tfs_buf_put(gb);
 	free(name);
 	return 0; /* a miss or a failure here is never the reader's: the source serves it */
 }
 
+/* Stores a chunk.  A job without bytes (a write skipped for want of room), or a write that
+ * failed, deletes the chunk's lease instead, with leases on: other machines then fetch the
+ * chunk rather than wait for it in vain.  A stored chunk's lease stays (until the lifecycle
+ * rule takes it with the chunk): a machine that missed the chunk a moment before it landed
+ * then finds the lease taken and the chunk there, rather than a free lease and a second fetch
+ * from the source. */
 static void put_one(struct shared *sh, const struct tier_job *j)
 {
 	struct chunkobj_id id = { sh->source, j->key, j->etag, sh->chunk_size, j->idx };
 	struct chunkobj_key k = { sh->key, sh->key_len };
 	char *name = chunkobj_name(sh->prefix, &id), *body = NULL;
 	size_t len = 0;
-	int ret = name ? chunkobj_encode(&id, j->buf->data, j->buf->len,
+	int ret = !name ? -ENOMEM
+	      : j->buf ? chunkobj_encode(&id, j->buf->data, j->buf->len,
 					 j->buf->has_sum ? &j->buf->sum : NULL, &k, &body, &len)
-		       : -ENOMEM;
-	if (ret == 0 && !breaker_allows(sh)) {
-		count(&sh->c.skipped, 1);
+		       : -ENOSPC;
+	bool leases = atomic_load_explicit(&sh->lease_state, memory_order_acquire) == LEASE_ON;
+	/* a request is made (and a breaker's probe, once allowed, ends in breaker_result) */
+	if ((ret < 0 && !(leases && name)) || !breaker_allows(sh)) {
+		if (j->buf)
+			count(&sh->c.skipped, 1);
 		free(body);
 		free(name);
 		return;
@@ -173,14 +302,23 @@ static void put_one(struct shared *sh, const struct tier_job *j)
 		ret = s3_put(sh->s3, name, body, len);
 		bool slow = sh->slow_ms && tfs_now_ms() - t0 > sh->slow_ms;
 		breaker_result(sh, ret == 0 && !slow, slow ? -ETIMEDOUT : ret);
+		if (ret == 0) {
+			count(&sh->c.writes, 1);
+			count(&sh->c.up, j->buf->len);
+		} else {
+			count(&sh->c.errors, 1);
+		}
 	}
-	if (ret == 0) {
-		count(&sh->c.writes, 1);
-		count(&sh->c.up, j->buf->len);
-	} else {
-		count(&sh->c.errors, 1);
+	if (ret < 0 && j->buf)
 		count(&sh->c.skipped, 1);
+	char *lname = ret < 0 && leases && name ? lease_name(name) : NULL;
+	if (lname) {
+		int d = s3_delete(sh->s3, lname);
+		breaker_result(sh, d == 0, d);
+		if (d < 0)
+			count(&sh->c.errors, 1);
 	}
+	free(lname);
 	free(body);
 	free(name);
 }
@@ -200,7 +338,7 @@ static void *writer_thread(void *arg)
 		sh->writing++;
 		pthread_mutex_unlock(&sh->lock);
 		put_one(sh, j);
-		size_t len = j->buf->len;
+		size_t len = j->buf ? j->buf->len : 0;
 		tier_job_free(j);
 		pthread_mutex_lock(&sh->lock);
 		sh->qbytes -= len;
@@ -217,25 +355,37 @@ static int shared_fill(struct tier *t, const char *key, const char *etag, uint64
 	struct shared *sh = shared_of(t);
 	if (!etag[0])
 		return 0; /* no version to name it by */
-	struct tier_job *j = tier_job_new(key, etag, idx, b, prefetch);
-	if (!j) {
-		count(&sh->c.skipped, 1);
-		return -ENOMEM;
-	}
+	/* never waited for: a full queue or an open breaker skips the write.  The room is
+	 * reserved here.  With leases on, a write skipped for want of room still gives the lease
+	 * back (a job without the bytes), so that other machines do not wait for it in vain. */
 	pthread_mutex_lock(&sh->lock);
-	/* never waited for: a full queue or an open breaker skips the write */
-	if (sh->stopping || sh->open || (sh->qbytes && sh->qbytes + b->len > sh->queue_max)) {
-		pthread_mutex_unlock(&sh->lock);
+	bool up = !sh->stopping && !sh->open;
+	bool room = up && !(sh->qbytes && sh->qbytes + b->len > sh->queue_max);
+	if (room)
+		sh->qbytes += b->len;
+	pthread_mutex_unlock(&sh->lock);
+	if (!room) {
 		count(&sh->c.skipped, 1);
-		tier_job_free(j);
-		return 0;
+		if (!up || atomic_load_explicit(&sh->lease_state, memory_order_acquire) != LEASE_ON)
+			return 0;
+	}
+	struct tier_job *j = tier_job_new(key, etag, idx, room ? b : NULL, prefetch);
+	pthread_mutex_lock(&sh->lock);
+	if (!j || sh->stopping) {
+		if (room)
+			sh->qbytes -= b->len;
+		pthread_mutex_unlock(&sh->lock);
+		if (room)
+			count(&sh->c.skipped, 1);
+		if (j)
+			tier_job_free(j);
+		return j ? 0 : -ENOMEM;
 	}
 	if (sh->qtail)
 		sh->qtail->next = j;
 	else
 		sh->qhead = j;
 	sh->qtail = j;
-	sh->qbytes += b->len;
 	pthread_cond_signal(&sh->work);
 	pthread_mutex_unlock(&sh->lock);
 	return 0;
@@ -264,7 +414,13 @@ void tier_shared_stats(struct tier *t, struct shared_stats *o, bool reset)
 		.bytes_down = tier_count_take(&sh->c.down, reset),
 		.bytes_up = tier_count_take(&sh->c.up, reset),
 		.breaker_opens = tier_count_take(&sh->c.opens, reset),
+		.leases = tier_count_take(&sh->c.leases, reset),
+		.lease_waits = tier_count_take(&sh->c.waits, reset),
+		.lease_waited = tier_count_take(&sh->c.waited, reset),
+		.lease_timeouts = tier_count_take(&sh->c.wait_timeouts, reset),
 	};
+	int st = atomic_load_explicit(&sh->lease_state, memory_order_acquire);
+	o->leases_state = st == LEASE_ON ? "on" : st == LEASE_OFF ? "unsupported" : "unknown";
 	pthread_mutex_lock(&sh->lock);
 	o->breaker_open = sh->open;
 	o->queued_bytes = sh->qbytes;
@@ -291,7 +447,6 @@ static void shared_free(struct shared *sh)
 	pthread_cond_destroy(&sh->work);
 	pthread_cond_destroy(&sh->idle);
 	pthread_mutex_destroy(&sh->lock);
-	buf_pool_destroy(&sh->getbufs);
 	s3_client_free(sh->s3);
 	if (sh->key)
 		memset(sh->key, 0, sh->key_len);
@@ -340,8 +495,8 @@ int tier_shared_new(const struct shared_config *cfg, struct tier **out)
 	sh->breaker_errors = cfg->breaker_errors ? cfg->breaker_errors : SHARED_DEFAULT_BREAKER_ERRORS;
 	sh->breaker_ms = cfg->breaker_ms ? cfg->breaker_ms : SHARED_DEFAULT_BREAKER_MS;
 	sh->slow_ms = cfg->slow_ms;
+	sh->wait_ms = cfg->wait_ms;
 	sh->queue_max = cfg->queue_bytes ? cfg->queue_bytes : SHARED_DEFAULT_QUEUE_BYTES;
-	buf_pool_init(&sh->getbufs, CHUNKOBJ_HDR_MAX + cfg->chunk_size + CHUNKOBJ_MAC_LEN);
 	pthread_mutex_init(&sh->lock, NULL);
 	pthread_cond_init(&sh->work, NULL);
 	pthread_cond_init(&sh->idle, NULL);

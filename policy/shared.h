@@ -11,7 +11,20 @@
  * (or answers slower than slow_ms) in a row it is not asked for breaker_ms (reads go straight to the source, writes are
  * skipped, a log line says so), then one request probes it.  Its errors never reach a reader.
  * Writes wait in a queue of at most queue_bytes; beyond, they are skipped, never waited for.
- * Eviction is the bucket's lifecycle rule: tierfs deletes only objects it found corrupt.
+ * Eviction is the bucket's lifecycle rule: tierfs deletes only objects it found corrupt, and
+ * its own leases.
+ *
+ * Fetch leases: machines that miss the same chunk at the same moment (a job starting on a
+ * fleet) fetch it from the source once.  After a miss, a machine creates the chunk's lease
+ * object (its name and ".lease") with If-None-Match: *.  If that succeeds, it fetches the chunk
+ * from the source; the write that stores the chunk deletes the lease after it (so does a write
+ * skipped for want of room, without storing).  If the lease exists, another machine is
+ * fetching: it polls for the chunk object (5 ms, then half as long again each time, up to
+ * 100 ms) for at most wait_ms, then goes to the source itself: a machine that died holding a
+ * lease costs its successors that wait once, and the one that then stores the chunk deletes
+ * the stale lease.  A bucket that ignores conditional writes (s3rver) would let everyone
+ * take every lease: a probe at the first miss finds which (two conditional creates of one
+ * object), and leases stay off where it does, with a log line.
  * Chunks of an object without an ETag have no version to name: they never go through it.
  *
  * Writes of staged uploads (a later issue) are the same objects, under the new version's ETag.
@@ -30,6 +43,7 @@
 #define SHARED_DEFAULT_QUEUE_BYTES (128ull << 20)
 #define SHARED_WRITERS 4
 #define SHARED_DEFAULT_TIMEOUT_MS 2000 /* shared_cache_timeout */
+#define SHARED_DEFAULT_WAIT_MS 5000    /* shared_cache_wait */
 
 struct shared_config {
 	struct s3_client *s3;        /* the cache bucket's client: owned by the tier once made */
@@ -42,6 +56,8 @@ struct shared_config {
 	unsigned breaker_ms;         /* 0: the default */
 	unsigned slow_ms;            /* an answer slower than this counts as a failure (0: none) */
 	uint64_t queue_bytes;        /* 0: the default */
+	unsigned wait_ms;            /* the longest wait for another machine's fetch (0: leases
+				      * off) */
 };
 
 struct shared_stats {
@@ -53,6 +69,12 @@ struct shared_stats {
 					  * another chunk's, or without the fleet's key) */
 	uint64_t bytes_down, bytes_up;   /* payload bytes served and stored */
 	uint64_t breaker_opens;
+	uint64_t leases;                 /* chunks this machine fetched for the fleet */
+	uint64_t lease_waits;            /* misses another machine was fetching */
+	uint64_t lease_waited;           /* of those, served once its write landed */
+	uint64_t lease_timeouts;         /* of those, not there within wait_ms: the source */
+	const char *leases_state;        /* "on", "unsupported" (the bucket ignores conditional
+					  * writes), "unknown" (not probed yet) */
 	bool breaker_open;               /* gauge */
 	uint64_t queued_bytes;           /* gauge: writes waiting */
 };

@@ -146,13 +146,14 @@ struct tier {
 };
 
 /* A copy-up waiting in a tier's queue for its writer: the chunk's identity and the job's
- * reference of its buffer (taken by tier_job_new, dropped by tier_job_free). */
+ * reference of its buffer (taken by tier_job_new, dropped by tier_job_free; a job about the
+ * chunk without its bytes has none). */
 struct tier_job {
 	struct tier_job *next;
 	char *key;
 	char etag[S3_ETAG_MAX];
 	uint64_t idx;
-	struct tfs_buf *buf;
+	struct tfs_buf *buf;        /* or NULL */
 	bool prefetch;              /* nobody has read it yet */
 };
 /* NULL when out of memory. */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "check.h"
 #include "chunkobj.h"
@@ -95,9 +96,61 @@ static void test_bodies(void)
 	free(longkey);
 }
 
+/* A body read in parts, as the shared tier reads it: header, payload in place (its checksum
+ * taken as it arrived), trailer.  The same verdicts as a body read whole. */
+static void test_parts(void)
+{
+	struct chunkobj_id id = { "http://127.0.0.1:9000/src", "dir/k", "\"e\"", 4096, 3 };
+	static char payload[4096];
+	for (size_t i = 0; i < sizeof(payload); i++)
+		payload[i] = (char)(i * 13 + 1);
+	unsigned char kb[] = "0123456789abcdef-fleet";
+	struct chunkobj_key key = { kb, sizeof(kb) - 1 }, other = { kb, 16 }, none = { NULL, 0 };
+	char *body;
+	size_t len, hl = chunkobj_header_len(&id), n = sizeof(payload);
+	CHECK(chunkobj_encode(&id, payload, n, NULL, &key, &body, &len) == 0);
+	CHECK(len == hl + n + CHUNKOBJ_MAC_LEN);
+	char *pl = body + hl, *tail = body + hl + n;
+	uint64_t sum = XXH3_64bits(pl, n), bad = sum ^ 1;
+	CHECK(chunkobj_verify_parts(&id, body, hl, pl, n, &sum, n, tail, CHUNKOBJ_MAC_LEN, &key) == 0);
+	CHECK(chunkobj_verify_parts(&id, body, hl, pl, n, NULL, n, tail, CHUNKOBJ_MAC_LEN, &key) == 0);
+	CHECK(chunkobj_verify_parts(&id, body, hl, pl, n, &sum, n, tail, CHUNKOBJ_MAC_LEN, &none) == 0);
+	CHECK(chunkobj_verify_parts(&id, body, hl, pl, n, &sum, n, tail, CHUNKOBJ_MAC_LEN, &other) ==
+	      -EKEYREJECTED);
+	/* a checksum taken of what arrived that is not the header's */
+	CHECK(chunkobj_verify_parts(&id, body, hl, pl, n, &bad, n, tail, CHUNKOBJ_MAC_LEN, &none) ==
+	      -EBADMSG);
+	/* a flipped payload byte: its checksum as it arrived differs from the header's */
+	pl[100] ^= 4;
+	uint64_t flipped = XXH3_64bits(pl, n);
+	CHECK(chunkobj_verify_parts(&id, body, hl, pl, n, &flipped, n, tail, CHUNKOBJ_MAC_LEN,
+				    &key) == -EBADMSG);
+	pl[100] ^= 4;
+	/* short parts: the header, the payload, the trailer */
+	CHECK(chunkobj_verify_parts(&id, body, hl - 1, pl, 0, NULL, n, tail, 0, &none) == -EBADMSG);
+	CHECK(chunkobj_verify_parts(&id, body, hl, pl, n - 1, NULL, n, tail, 0, &none) == -EBADMSG);
+	CHECK(chunkobj_verify_parts(&id, body, hl, pl, n, &sum, n, tail, CHUNKOBJ_MAC_LEN - 1,
+				    &none) == -EBADMSG);
+	/* the trailer flipped: refused with the key, ignored without (the header's sum holds) */
+	tail[5] ^= 1;
+	CHECK(chunkobj_verify_parts(&id, body, hl, pl, n, &sum, n, tail, CHUNKOBJ_MAC_LEN, &key) ==
+	      -EKEYREJECTED);
+	CHECK(chunkobj_verify_parts(&id, body, hl, pl, n, &sum, n, tail, CHUNKOBJ_MAC_LEN, &none) ==
+	      0);
+	free(body);
+	/* another identity's header is another length, or says another chunk */
+	struct chunkobj_id next = id;
+	next.index = 4;
+	CHECK(chunkobj_encode(&next, payload, n, NULL, &none, &body, &len) == 0);
+	CHECK(chunkobj_verify_parts(&id, body, hl, body + hl, n, NULL, n, body + hl + n, 0, &none) ==
+	      -EBADMSG);
+	free(body);
+}
+
 int main(void)
 {
 	test_names();
 	test_bodies();
+	test_parts();
 	return CHECK_SUMMARY();
 }
