@@ -26,10 +26,58 @@ struct fetcher {
 	bool stopping;
 };
 
+/* One pass of the tier loop over the chunks of r whose first tier to ask (start[i]) is at or
+ * above each tier: every tier is asked for what the ones above it missed; a tier may defer a
+ * chunk (later[i]), which the tiers below then skip in this pass. */
+static void tier_pass(struct fetcher *f, struct chunk **run, struct tier_run *r,
+		      const int *start, int *later_tier, const bool *prefetch, bool drop_ref)
+{
+	for (int k = 0; k < f->ntiers; k++) {
+		struct tier *t = f->tiers[k];
+		for (int i = 0; i < r->n; i++)
+			r->skip[i] = r->done[i] || !r->bufs[i] || start[i] > k || r->later[i];
+		for (int i = 0, next; i < r->n; i = next) {
+			if (r->skip[i]) {
+				next = i + 1;
+				continue;
+			}
+			uint64_t t0 = tfs_now_ns();
+			t->ops->get(t, r, i, &next);
+			if (next <= i)
+				next = i + 1;
+			bool served = false;
+			for (int j = i; j < next; j++) {
+				if (r->later[j] && later_tier[j] < 0)
+					later_tier[j] = k;
+				if (r->skip[j] || !r->done[j])
+					continue;
+				r->skip[j] = true;
+				served = true;
+				/* the readers first; then copy-up: the tiers above this one keep
+				 * it (a prefetch displaces only colder data there).  A fill may
+				 * wait for a slow disk: that slows this fetch, not the readers of
+				 * this chunk, and loses nothing. */
+				struct tfs_buf *b = r->bufs[j];
+				tfs_buf_ref(b);
+				chunks_complete(f->ct, run[j], 0, b, r->pf_src[j], r->accesses[j],
+						t->is_source, drop_ref);
+				for (int m = 0; m < k; m++)
+					f->tiers[m]->ops->fill(f->tiers[m], r->key, r->etag,
+							       r->first + (uint64_t)j, b,
+							       prefetch[j] && !r->pf_src[j]);
+				tfs_buf_put(b);
+			}
+			if (served)
+				stats_lat_record(f->stats, t->lat_slot, (tfs_now_ns() - t0) / 1000);
+		}
+	}
+}
+
 void fetch_run(struct fetcher *f, struct chunk **run, int n, bool drop_ref)
 {
 	struct tier_run r;
-	bool prefetch[TIER_RUN_MAX];
+	bool prefetch[TIER_RUN_MAX] = { false };
+	int start[TIER_RUN_MAX] = { 0 }, later_tier[TIER_RUN_MAX] = { 0 };
 	memset(&r, 0, offsetof(struct tier_run, bufs));
 	const struct chunk_id *id0 = chunk_id(run[0]);
 	/* the run's identity is copied: run[0] may be completed, and freed, before the others */
@@ -43,45 +91,29 @@ void fetch_run(struct fetcher *f, struct chunk **run, int n, bool drop_ref)
 	r.urgent = !drop_ref;
 	for (int i = 0; i < n; i++) {
 		r.bufs[i] = key ? tfs_buf_get(f->pool, chunk_id(run[i])->len) : NULL;
-		r.done[i] = false;
+		r.done[i] = r.later[i] = false;
 		r.err[i] = r.bufs[i] ? -EIO : -ENOMEM;
 		r.pf_src[i] = 0;
 		r.accesses[i] = 0;
 		prefetch[i] = chunk_prefetched(run[i]);
+		start[i] = 0;
+		later_tier[i] = -1;
 	}
-	for (int k = 0; k < f->ntiers; k++) {
-		struct tier *t = f->tiers[k];
-		for (int i = 0, next; i < n; i = next) {
-			if (r.done[i] || !r.bufs[i]) {
-				next = i + 1;
-				continue;
-			}
-			uint64_t t0 = tfs_now_ns();
-			t->ops->get(t, &r, i, &next);
-			if (next <= i)
-				next = i + 1;
-			bool served = false;
-			for (int j = i; j < next; j++) {
-				if (!r.done[j])
-					continue;
-				served = true;
-				/* the readers first; then copy-up: the tiers above this one keep
-				 * it (a prefetch displaces only colder data there).  A fill may
-				 * wait for a slow disk: that slows this fetch, not the readers of
-				 * this chunk, and loses nothing. */
-				struct tfs_buf *b = r.bufs[j];
-				tfs_buf_ref(b);
-				chunks_complete(f->ct, run[j], 0, b, r.pf_src[j], r.accesses[j],
-						t->is_source, drop_ref);
-				for (int m = 0; m < k; m++)
-					f->tiers[m]->ops->fill(f->tiers[m], r.key, r.etag,
-							       r.first + (uint64_t)j, b,
-							       prefetch[j] && !r.pf_src[j]);
-				tfs_buf_put(b);
-			}
-			if (served)
-				stats_lat_record(f->stats, t->lat_slot, (tfs_now_ns() - t0) / 1000);
+	tier_pass(f, run, &r, start, later_tier, prefetch, drop_ref);
+	/* what a tier deferred (another machine is fetching it into that tier): asked of it
+	 * again, now that the tiers below served the rest; it waits this time */
+	bool again = false;
+	for (int i = 0; i < n; i++) {
+		start[i] = f->ntiers;
+		if (r.later[i] && !r.done[i]) {
+			start[i] = later_tier[i];
+			again = true;
 		}
+		r.later[i] = false;
+	}
+	if (again) {
+		r.again = true;
+		tier_pass(f, run, &r, start, later_tier, prefetch, drop_ref);
 	}
 	for (int i = 0; i < n; i++)
 		if (!r.done[i]) {

@@ -3,7 +3,13 @@
  * chunks by writer threads from a bounded queue; a breaker that stops asking a failing bucket
  * for a while.
  *
- * Locks: sh->lock guards the queue and the breaker; no request is made under it, and no other
+ * Reads: the chunks a run asks of it are asked at once, each by a helper thread (the caller
+ * takes one), and the run returns when all are answered.  A chunk another machine holds the
+ * lease of is deferred (tier_run's later[]): the source serves the rest of the run first, then
+ * the run asks again and waits for it.  So a machine never sits on leases it took while it
+ * waits for another machine's, and waits do not chain from machine to machine.
+ *
+ * Locks: sh->lock guards the queues and the breaker; no request is made under it, and no other
  * lock is taken while it is held (a leaf in policy_i.h's order).  Counters are atomics.
  */
 #include <errno.h>
@@ -39,6 +45,10 @@ struct shared {
 	_Atomic uint64_t probe_after_ms;
 
 	pthread_mutex_t lock;        /* guards everything below but the threads */
+	/* chunks of runs asked at once: the helpers take them in turn */
+	struct ask *ahead, *atail;
+	pthread_cond_t asked;        /* an ask queued, or stop */
+	pthread_cond_t answered;     /* a run's last ask answered */
 	pthread_cond_t work;         /* a job queued, or stop */
 	pthread_cond_t idle;         /* a job done: flushes wait on it */
 	struct tier_job *qhead, *qtail;
@@ -50,12 +60,14 @@ struct shared {
 	bool open, probing;
 	uint64_t open_until_ms;
 
-	pthread_t writers[SHARED_WRITERS];
-	unsigned nwriters;
+	pthread_t writers[SHARED_WRITERS], helpers[SHARED_HELPERS];
+	unsigned nwriters, nhelpers;
 	struct tier tier;
 };
 
 enum { LEASE_UNKNOWN, LEASE_PROBING, LEASE_ON, LEASE_OFF };
+
+struct ask;
 
 static struct shared *shared_of(struct tier *t) { return t->impl; }
 
@@ -165,42 +177,46 @@ static int get_obj(struct shared *sh, struct s3_get *g)
 	return ret;
 }
 
-/* After a miss: take the chunk's lease (-ENOENT: this machine fetches it from the source, and
- * the fill that follows stores it, see put_one), or, when another machine holds it,
- * wait up to wait_ms for the object to appear, polling (0 with the object in g, -ENOENT when
- * it did not appear, another -errno when the bucket failed). */
-static int lease_or_wait(struct shared *sh, const char *name, struct s3_get *g)
+/* Takes the chunk's lease: 0 (this machine fetches it from the source, and the fill that
+ * follows stores it, see put_one), -EEXIST (another machine holds it), another -errno. */
+static int take_lease(struct shared *sh, const char *name)
 {
 	char *lname = lease_name(name);
 	int ret = lname ? s3_put_new(sh->s3, lname, LEASE_BODY, sizeof(LEASE_BODY) - 1) : -ENOMEM;
 	free(lname);
-	if (ret == 0) {
+	if (ret == 0)
 		count(&sh->c.leases, 1);
-		return -ENOENT;
+	else if (ret == -EEXIST)
+		count(&sh->c.waits, 1);
+	else if (ret != -ENOMEM) {
+		breaker_result(sh, false, ret);
+		count(&sh->c.errors, 1);
 	}
-	if (ret != -EEXIST) {
-		if (ret != -ENOMEM) {
-			breaker_result(sh, false, ret);
-			count(&sh->c.errors, 1);
-		}
-		return ret;
-	}
-	count(&sh->c.waits, 1);
+	return ret;
+}
+
+/* Polls for a chunk another machine is fetching, up to wait_ms: 0 with the object in g,
+ * -ENOENT when it did not appear, another -errno when the bucket failed. */
+static int wait_for_chunk(struct shared *sh, struct s3_get *g)
+{
 	uint64_t deadline = tfs_now_ms() + sh->wait_ms, pause = 5;
-	for (;;) {
+	for (bool first = true;; first = false) {
 		uint64_t now = tfs_now_ms();
-		if (now >= deadline) {
-			count(&sh->c.wait_timeouts, 1);
-			return -ENOENT;
+		if (!first) {
+			if (now >= deadline) {
+				count(&sh->c.wait_timeouts, 1);
+				return -ENOENT;
+			}
+			if (pause > deadline - now)
+				pause = deadline - now;
+			struct timespec ts = { 0, (long)pause * 1000000 };
+			nanosleep(&ts, NULL);
+			pause = pause * 3 / 2 > 100 ? 100 : pause * 3 / 2;
 		}
-		if (pause > deadline - now)
-			pause = deadline - now;
-		struct timespec ts = { 0, (long)pause * 1000000 };
-		nanosleep(&ts, NULL);
-		pause = pause * 3 / 2 > 100 ? 100 : pause * 3 / 2;
 		if (!breaker_allows(sh))
 			return -EIO;
-		if ((ret = get_obj(sh, g)) != -ENOENT) {
+		int ret = get_obj(sh, g);
+		if (ret != -ENOENT) {
 			if (ret == 0)
 				count(&sh->c.waited, 1);
 			return ret;
@@ -208,13 +224,14 @@ static int lease_or_wait(struct shared *sh, const char *name, struct s3_get *g)
 	}
 }
 
-static int shared_get(struct tier *t, struct tier_run *r, int from, int *next)
+/* Asks the bucket for chunk i of r: served (done[i]), deferred (later[i]: another machine
+ * holds its lease; asked again, r->again, it waits for it), or a miss (the source serves it;
+ * with the lease taken, this machine stores it for the fleet).  Thread-safe for distinct i. */
+static void ask_chunk(struct shared *sh, struct tier_run *r, int i)
 {
-	struct shared *sh = shared_of(t);
-	*next = from + 1;
-	struct tfs_buf *b = r->bufs[from];
+	struct tfs_buf *b = r->bufs[i];
 	struct chunkobj_id id = { sh->source, r->key, r->etag, sh->chunk_size,
-				  r->first + (uint64_t)from };
+				  r->first + (uint64_t)i };
 	char *name = r->etag[0] ? chunkobj_name(sh->prefix, &id) : NULL;
 	/* the body is read in parts, the payload straight into the chunk's buffer and hashed
 	 * as it arrives (no copy, no second pass): the header where the identity says it ends,
@@ -227,22 +244,25 @@ static int shared_get(struct tier *t, struct tier_run *r, int from, int *next)
 			    .quiet_404 = true };
 	/* everything that can fail before the request is done first: a breaker's probe, once
 	 * allowed, always ends in breaker_result */
-	if (!name || hl > sizeof(hdr) || !breaker_allows(sh)) {
+	if (!name || hl > sizeof(hdr) || (!r->again && !breaker_allows(sh))) {
 		free(name);
 		count(&sh->c.misses, 1);
-		return 0;
+		return;
 	}
-	int ret = get_obj(sh, &g);
-	if (ret == -ENOENT && leases_on(sh))
-		ret = lease_or_wait(sh, name, &g);
+	int ret = r->again ? wait_for_chunk(sh, &g) : get_obj(sh, &g);
+	if (ret == -ENOENT && !r->again && leases_on(sh) && take_lease(sh, name) == -EEXIST) {
+		r->later[i] = true; /* asked again once the source served the rest of the run */
+		free(name);
+		return;
+	}
 	bool ok = false;
 	if (ret == 0 || ret == -EFBIG) {
 		struct chunkobj_key k = { sh->key, sh->key_len };
 		size_t got = g.len, in_hdr = got < hl ? got : hl;
 		size_t in_payload = got - in_hdr < b->len ? got - in_hdr : b->len;
-		int v = ret == -EFBIG ? -EBADMSG : chunkobj_verify_parts(&id, hdr, in_hdr, b->data, in_payload,
-					      in_payload == b->len ? &sums[1] : NULL, b->len, tail,
-					      got - in_hdr - in_payload, &k);
+		int v = ret == -EFBIG ? -EBADMSG : chunkobj_verify_parts(
+			&id, hdr, in_hdr, b->data, in_payload, in_payload == b->len ? &sums[1] : NULL,
+			b->len, tail, got - in_hdr - in_payload, &k);
 		if (v < 0) {
 			char kbuf[200];
 			count(&sh->c.verify, 1);
@@ -262,13 +282,87 @@ static int shared_get(struct tier *t, struct tier_run *r, int from, int *next)
 	if (ok) {
 		b->has_sum = true; /* L2 need not hash it again */
 		b->sum = sums[1];
-		r->done[from] = true;
+		r->done[i] = true;
 		count(&sh->c.hits, 1);
 		count(&sh->c.down, b->len);
 	} else {
 		count(&sh->c.misses, 1); /* b's bytes are the source's to write */
 	}
 	free(name);
+}
+
+/* A chunk handed to a helper thread, and the run it belongs to. */
+struct ask {
+	struct ask *next;
+	struct tier_run *r;
+	int i;
+	unsigned *pending;           /* the run's count of asks not done (under sh->lock) */
+};
+
+static void *helper_thread(void *arg)
+{
+	struct shared *sh = arg;
+	pthread_mutex_lock(&sh->lock);
+	for (;;) {
+		while (!sh->ahead && !sh->stopping)
+			pthread_cond_wait(&sh->asked, &sh->lock);
+		struct ask *a = sh->ahead;
+		if (!a)
+			break;
+		if (!(sh->ahead = a->next))
+			sh->atail = NULL;
+		pthread_mutex_unlock(&sh->lock);
+		ask_chunk(sh, a->r, a->i);
+		pthread_mutex_lock(&sh->lock);
+		if (--*a->pending == 0)
+			pthread_cond_broadcast(&sh->answered);
+	}
+	pthread_mutex_unlock(&sh->lock);
+	return NULL;
+}
+
+/* Every chunk of the run from index from on, at once: the helpers take all but one, the
+ * caller that one; it returns when all are answered. */
+static int shared_get(struct tier *t, struct tier_run *r, int from, int *next)
+{
+	struct shared *sh = shared_of(t);
+	struct ask asks[TIER_RUN_MAX];
+	int mine = -1, n = 0;
+	unsigned pending = 0;
+	*next = r->n;
+	for (int i = from; i < r->n; i++) {
+		if (r->skip[i])
+			continue;
+		if (mine < 0) {
+			mine = i;
+			continue;
+		}
+		asks[n] = (struct ask){ .r = r, .i = i, .pending = &pending };
+		if (n)
+			asks[n - 1].next = &asks[n];
+		n++;
+	}
+	if (n) {
+		pthread_mutex_lock(&sh->lock);
+		pending = (unsigned)n;
+		if (sh->atail)
+			sh->atail->next = &asks[0];
+		else
+			sh->ahead = &asks[0];
+		struct ask *tl = &asks[n - 1];
+		tl->next = NULL;
+		sh->atail = tl;
+		pthread_cond_broadcast(&sh->asked);
+		pthread_mutex_unlock(&sh->lock);
+	}
+	if (mine >= 0)
+		ask_chunk(sh, r, mine);
+	if (n) {
+		pthread_mutex_lock(&sh->lock);
+		while (pending)
+			pthread_cond_wait(&sh->answered, &sh->lock);
+		pthread_mutex_unlock(&sh->lock);
+	}
 	return 0; /* a miss or a failure here is never the reader's: the source serves it */
 }
 
@@ -441,9 +535,14 @@ static void shared_free(struct shared *sh)
 	pthread_mutex_lock(&sh->lock);
 	sh->stopping = true;
 	pthread_cond_broadcast(&sh->work);
+	pthread_cond_broadcast(&sh->asked);
 	pthread_mutex_unlock(&sh->lock);
 	for (unsigned i = 0; i < sh->nwriters; i++)
 		pthread_join(sh->writers[i], NULL); /* after the queue is drained */
+	for (unsigned i = 0; i < sh->nhelpers; i++)
+		pthread_join(sh->helpers[i], NULL); /* no run is asked any more */
+	pthread_cond_destroy(&sh->asked);
+	pthread_cond_destroy(&sh->answered);
 	pthread_cond_destroy(&sh->work);
 	pthread_cond_destroy(&sh->idle);
 	pthread_mutex_destroy(&sh->lock);
@@ -500,6 +599,8 @@ int tier_shared_new(const struct shared_config *cfg, struct tier **out)
 	pthread_mutex_init(&sh->lock, NULL);
 	pthread_cond_init(&sh->work, NULL);
 	pthread_cond_init(&sh->idle, NULL);
+	pthread_cond_init(&sh->asked, NULL);
+	pthread_cond_init(&sh->answered, NULL);
 	sh->tier = (struct tier){ .ops = &shared_ops, .name = "shared", .lat_slot = TIER_SHARED,
 				  .impl = sh };
 	for (unsigned i = 0; i < SHARED_WRITERS; i++) {
@@ -510,6 +611,15 @@ int tier_shared_new(const struct shared_config *cfg, struct tier **out)
 			return ret;
 		}
 		sh->nwriters++;
+	}
+	for (unsigned i = 0; i < SHARED_HELPERS; i++) {
+		int ret = -pthread_create(&sh->helpers[i], NULL, helper_thread, sh);
+		if (ret < 0) {
+			sh->s3 = NULL;
+			shared_free(sh);
+			return ret;
+		}
+		sh->nhelpers++;
 	}
 	sh->s3 = cfg->s3;
 	*out = &sh->tier;

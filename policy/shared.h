@@ -42,6 +42,7 @@
 #define SHARED_DEFAULT_BREAKER_MS 30000
 #define SHARED_DEFAULT_QUEUE_BYTES (128ull << 20)
 #define SHARED_WRITERS 4
+#define SHARED_HELPERS 15 /* with the run's own thread: 16 requests of a run at once */
 #define SHARED_DEFAULT_TIMEOUT_MS 2000 /* shared_cache_timeout */
 #define SHARED_DEFAULT_WAIT_MS 5000    /* shared_cache_wait */
 

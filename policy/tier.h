@@ -78,8 +78,15 @@ struct tier_run {
 	uint64_t chunk_size;        /* the offset of chunk i is (first + i) * chunk_size */
 	int n;
 	bool urgent;                /* a reader waits for chunk 0 now (a tier does not queue it) */
+	bool again;                 /* the second pass, over deferred chunks: no more deferring */
 	struct tfs_buf *bufs[TIER_RUN_MAX];
 	bool done[TIER_RUN_MAX];
+	bool skip[TIER_RUN_MAX];    /* not this tier's to serve now (done, deferred above, or
+				     * not in this pass): a tier serves only chunks not skipped */
+	bool later[TIER_RUN_MAX];   /* set by a tier that defers the chunk: another party (a
+				     * machine of the fleet) is fetching it into that tier.  The
+				     * tiers below skip it; once they served the rest of the run,
+				     * the tier is asked again (again), and then waits for it */
 	int err[TIER_RUN_MAX];      /* the last tier's error for a chunk nobody served */
 	uint8_t pf_src[TIER_RUN_MAX];     /* an unread prefetch the tier held with the chunk */
 	uint64_t accesses[TIER_RUN_MAX];  /* readers' accesses the tier has counted */
@@ -102,9 +109,10 @@ struct tier_stats {
 };
 
 struct tier_ops {
-	/* Serves chunks of r from index from on, those not done: at least the first of them, and
-	 * as many after it as it does in one go (L2: one chunk, S3: one GET for the stretch of
-	 * adjacent missing ones).  *next gets the index after the last one tried. */
+	/* Serves chunks of r from index from on, those not skipped: at least the first of them,
+	 * and as many after it as it does in one go (L2: one chunk, S3: one GET for the stretch
+	 * of adjacent missing ones, the shared tier: all of them at once).  *next gets the index
+	 * after the last one tried.  It may defer chunks (later[], see tier_run). */
 	int (*get)(struct tier *t, struct tier_run *r, int from, int *next);
 	/* Copy-up: queues storing the chunk, off the caller's path; takes a reference of b
 	 * (dropped when written or refused).  prefetch: nobody has read it yet.  When the

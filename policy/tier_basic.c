@@ -108,7 +108,7 @@ static int s3_tier_get(struct tier *t, struct tier_run *r, int from, int *next)
 	struct iovec iov[TIER_RUN_MAX];
 	int b = from;
 	uint64_t total = 0;
-	while (b < r->n && !r->done[b] && r->bufs[b]) {
+	while (b < r->n && !r->skip[b]) {
 		iov[b - from].iov_base = r->bufs[b]->data;
 		iov[b - from].iov_len = r->bufs[b]->len;
 		total += r->bufs[b]->len;

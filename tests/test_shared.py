@@ -104,14 +104,17 @@ def test_second_machine_sends_no_get_to_the_source(s3, bucket, fleet):
     assert sb["tiers"]["s3"]["get"] == 0, sb["tiers"]["s3"]
     assert sb["tiers"]["shared"]["hits"] == 6
     assert sb["tiers"]["shared"]["bytes_served"] == len(body)
-    # a chunk's time is recorded once its readers are woken: it may come a moment after
-    util.wait_for(lambda: stats(b.mnt)["tiers"]["shared"]["latency_ms"]["count"] == 6, 10,
+    # a run's time (its chunks are asked at once) is recorded once its readers are woken: it
+    # may come a moment after
+    util.wait_for(lambda: stats(b.mnt)["tiers"]["shared"]["latency_ms"]["count"] >= 1, 10,
                   "the shared cache's latencies")
+    runs = stats(b.mnt)["tiers"]["shared"]["latency_ms"]["count"]
+    assert runs <= 6
     # what it read from the shared tier went to its own L2: a remount reads from disk
     util.wait_for(lambda: stats(b.mnt)["tiers"]["l2"]["entries"] == 6, 10, "L2 fills")
     metrics = open(os.path.join(b.mnt, ".tierfs", "metrics")).read()
     assert 'tierfs_shared_chunks_total{outcome="hit"} 6' in metrics
-    assert 'tierfs_read_latency_seconds_count{tier="shared"} 6' in metrics
+    assert f'tierfs_read_latency_seconds_count{{tier="shared"}} {runs}' in metrics
     text = open(os.path.join(b.mnt, ".tierfs", "stats")).read()
     assert "shared cache   hits 6 " in text and "breaker closed" in text
     ctl = subprocess.run([os.path.join(util.ROOT, "contrib", "tierfsctl"), "stat", b.mnt],
