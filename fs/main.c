@@ -139,6 +139,9 @@ static int shared_setup(const struct tfs_options *o, const struct s3_config *src
 	const char *bt = getenv("TIERFS_TEST_SHARED_BREAKER_MS"); /* tests: a shorter breaker */
 	if (bt)
 		pcfg->shared_breaker_ms = (unsigned)strtoul(bt, NULL, 10);
+	const char *qb = getenv("TIERFS_TEST_SHARED_QUEUE_BYTES"); /* tests: a short queue */
+	if (qb)
+		pcfg->shared_queue_bytes = strtoull(qb, NULL, 10);
 	s3_config_clear(&c);
 	tfs_info("shared cache: bucket '%s'%s%s at %s%s", o->shared_cache,
 		 o->shared_prefix[0] ? " prefix " : "", o->shared_prefix, ep ? ep : "AWS",
@@ -413,6 +416,7 @@ int main(int argc, char **argv)
 		.shared_key = shared_pc.shared_key,
 		.shared_key_len = shared_pc.shared_key_len,
 		.shared_breaker_ms = shared_pc.shared_breaker_ms,
+		.shared_queue_bytes = shared_pc.shared_queue_bytes,
 		.shared_slow_ms = shared_pc.shared_slow_ms,
 		.shared_wait_ms = shared_pc.shared_wait_ms,
 	};

@@ -209,6 +209,7 @@ void ctl_render_json(const struct ctl_info *in, const struct policy_snapshot *s,
 		"\"hit_rate\": %.4f, \"writes\": %llu, \"writes_skipped\": %llu, \"errors\": %llu, "
 		"\"verify_failures\": %llu, \"bytes_served\": %llu, \"bytes_stored\": %llu, "
 		"\"queued_bytes\": %llu, \"breaker_open\": %s, \"breaker_opens\": %llu, "
+		"\"writes_read_back\": %llu, "
 		"\"leases\": \"%s\", \"leases_taken\": %llu, \"lease_waits\": %llu, "
 		"\"lease_waited\": %llu, \"lease_timeouts\": %llu, ",
 		s->shared_on ? "true" : "false", (unsigned long long)sh->hits,
@@ -217,7 +218,8 @@ void ctl_render_json(const struct ctl_info *in, const struct policy_snapshot *s,
 		(unsigned long long)sh->errors, (unsigned long long)sh->verify_failures,
 		(unsigned long long)sh->bytes_down, (unsigned long long)sh->bytes_up,
 		(unsigned long long)sh->queued_bytes, sh->breaker_open ? "true" : "false",
-		(unsigned long long)sh->breaker_opens, sh->leases_state ? sh->leases_state : "off",
+		(unsigned long long)sh->breaker_opens, (unsigned long long)sh->writes_read_back,
+		sh->leases_state ? sh->leases_state : "off",
 		(unsigned long long)sh->leases, (unsigned long long)sh->lease_waits,
 		(unsigned long long)sh->lease_waited, (unsigned long long)sh->lease_timeouts);
 	json_lat(f, &st->lat[TIER_SHARED]);

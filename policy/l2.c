@@ -429,7 +429,9 @@ static int l2_get(struct tier *t, struct tier_run *r, int from, int *next)
 	struct l2_entry *x = find_locked(l, id.ikey);
 	uint64_t la = wall_ms(), acc = 0;
 	uint8_t src = 0;
-	if (ret == 0 && x) {
+	if (ret == 0 && x && r->quiet) {
+		/* read back for another tier: no access */
+	} else if (ret == 0 && x) {
 		x->last_access = la;
 		acc = ++x->accesses;
 		evict_hit(l->order, x->handle);
@@ -444,10 +446,11 @@ static int l2_get(struct tier *t, struct tier_run *r, int from, int *next)
 		r->done[from] = true;
 		r->accesses[from] = acc; /* what L2 has counted of it, across mounts */
 		r->pf_src[from] = src;
-		atomic_fetch_add_explicit(&l->c.hits, 1, memory_order_relaxed);
+		if (!r->quiet)
+			atomic_fetch_add_explicit(&l->c.hits, 1, memory_order_relaxed);
 		if (acc)
 			ssd_touch(l->ssd, id.ikey, la, acc);
-	} else {
+	} else if (!r->quiet) {
 		atomic_fetch_add_explicit(&l->c.misses, 1, memory_order_relaxed);
 	}
 	return 0; /* a miss or a bad chunk is not an error: the tier below serves it */

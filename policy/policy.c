@@ -65,8 +65,10 @@ static int build_lower_tiers(struct policy *p)
 					      .source = c->shared_source, .chunk_size = c->chunk_size,
 					      .key = c->shared_key, .key_len = c->shared_key_len,
 					      .breaker_ms = c->shared_breaker_ms,
+					      .queue_bytes = c->shared_queue_bytes,
 					      .slow_ms = c->shared_slow_ms,
-					      .wait_ms = c->shared_wait_ms };
+					      .wait_ms = c->shared_wait_ms,
+					      .below = p->tiers[1] };
 		if ((ret = tier_shared_new(&scfg, &p->tiers[p->ntiers])) < 0)
 			return ret;
 		c->shared_s3 = NULL; /* the tier's now */

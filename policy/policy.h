@@ -79,6 +79,7 @@ struct policy_config {
 	const unsigned char *shared_key;
 	size_t shared_key_len;
 	unsigned shared_breaker_ms;  /* tests: a shorter breaker (0: the default) */
+	uint64_t shared_queue_bytes; /* tests: a shorter write queue (0: the default) */
 	unsigned shared_slow_ms;     /* an answer slower than this counts as a failure */
 	unsigned shared_wait_ms;     /* the longest wait for another machine's fetch (0: none) */
 };

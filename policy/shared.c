@@ -33,10 +33,12 @@ struct shared {
 	unsigned char *key;
 	size_t key_len;
 	unsigned breaker_errors, breaker_ms, slow_ms;
-	uint64_t queue_max;
+	uint64_t queue_max, reread_max;
+	struct tier *below;          /* not owned: where writes without their bytes read them */
+	struct buf_pool rbufs;       /* buffers of what is read back */
 	struct {
 		_Atomic uint64_t hits, misses, writes, skipped, errors, verify, down, up, opens;
-		_Atomic uint64_t leases, waits, waited, wait_timeouts;
+		_Atomic uint64_t leases, waits, waited, wait_timeouts, read_back;
 	} c;
 	/* fetch leases (see shared.h): whether the bucket honours conditional creates, found by
 	 * a probe at the first miss; after a probe that failed, the next one waits */
@@ -52,7 +54,8 @@ struct shared {
 	pthread_cond_t work;         /* a job queued, or stop */
 	pthread_cond_t idle;         /* a job done: flushes wait on it */
 	struct tier_job *qhead, *qtail;
-	uint64_t qbytes;
+	uint64_t qbytes;             /* bytes of the jobs that hold them */
+	uint64_t rbytes;             /* chunk bytes of the jobs that read them back */
 	unsigned writing;
 	bool stopping;
 	/* the breaker: closed, or open until open_until (then one probe at a time) */
@@ -378,15 +381,40 @@ static void put_one(struct shared *sh, const struct tier_job *j)
 	struct chunkobj_key k = { sh->key, sh->key_len };
 	char *name = chunkobj_name(sh->prefix, &id), *body = NULL;
 	size_t len = 0;
+	struct tfs_buf *b = j->buf, *rb = NULL;
+	if (!b && j->reread && name && (rb = tfs_buf_get(&sh->rbufs, j->len))) {
+		/* its bytes were not kept: read back from L2, without counting an access */
+		static _Thread_local struct tier_run r;
+		memset(&r, 0, sizeof(r));
+		r.key = j->key;
+		r.etag = j->etag;
+		r.first = j->idx;
+		r.chunk_size = sh->chunk_size;
+		r.n = 1;
+		r.quiet = true;
+		r.bufs[0] = rb;
+		/* L2 may not have written it yet (its own queue): asked again for up to 2 s */
+		for (int tries = 0; tries < 40 && !r.done[0]; tries++) {
+			if (tries) {
+				struct timespec ts = { 0, 50 * 1000000L };
+				nanosleep(&ts, NULL);
+			}
+			int next;
+			sh->below->ops->get(sh->below, &r, 0, &next);
+		}
+		if (r.done[0])
+			b = rb;
+	}
 	int ret = !name ? -ENOMEM
-	      : j->buf ? chunkobj_encode(&id, j->buf->data, j->buf->len,
-					 j->buf->has_sum ? &j->buf->sum : NULL, &k, &body, &len)
-		       : -ENOSPC;
+	      : b ? chunkobj_encode(&id, b->data, b->len, b->has_sum ? &b->sum : NULL, &k, &body,
+				    &len)
+		  : -ENOSPC;
 	bool leases = atomic_load_explicit(&sh->lease_state, memory_order_acquire) == LEASE_ON;
 	/* a request is made (and a breaker's probe, once allowed, ends in breaker_result) */
 	if ((ret < 0 && !(leases && name)) || !breaker_allows(sh)) {
-		if (j->buf)
+		if (j->buf || j->reread)
 			count(&sh->c.skipped, 1);
+		tfs_buf_put(rb);
 		free(body);
 		free(name);
 		return;
@@ -398,13 +426,16 @@ static void put_one(struct shared *sh, const struct tier_job *j)
 		breaker_result(sh, ret == 0 && !slow, slow ? -ETIMEDOUT : ret);
 		if (ret == 0) {
 			count(&sh->c.writes, 1);
-			count(&sh->c.up, j->buf->len);
+			count(&sh->c.up, b->len);
+			if (b == rb)
+				count(&sh->c.read_back, 1);
 		} else {
 			count(&sh->c.errors, 1);
 		}
 	}
-	if (ret < 0 && j->buf)
+	if (ret < 0 && (j->buf || j->reread))
 		count(&sh->c.skipped, 1);
+	tfs_buf_put(rb);
 	char *lname = ret < 0 && leases && name ? lease_name(name) : NULL;
 	if (lname) {
 		int d = s3_delete(sh->s3, lname);
@@ -432,10 +463,11 @@ static void *writer_thread(void *arg)
 		sh->writing++;
 		pthread_mutex_unlock(&sh->lock);
 		put_one(sh, j);
-		size_t len = j->buf ? j->buf->len : 0;
+		size_t len = j->buf ? j->buf->len : 0, rlen = j->reread ? j->len : 0;
 		tier_job_free(j);
 		pthread_mutex_lock(&sh->lock);
 		sh->qbytes -= len;
+		sh->rbytes -= rlen;
 		sh->writing--;
 		pthread_cond_broadcast(&sh->idle);
 	}
@@ -455,21 +487,30 @@ static int shared_fill(struct tier *t, const char *key, const char *etag, uint64
 	pthread_mutex_lock(&sh->lock);
 	bool up = !sh->stopping && !sh->open;
 	bool room = up && !(sh->qbytes && sh->qbytes + b->len > sh->queue_max);
+	bool reread = up && !room && sh->below && sh->rbytes + b->len <= sh->reread_max;
 	if (room)
 		sh->qbytes += b->len;
+	else if (reread)
+		sh->rbytes += b->len;
 	pthread_mutex_unlock(&sh->lock);
-	if (!room) {
+	if (!room && !reread) {
 		count(&sh->c.skipped, 1);
 		if (!up || atomic_load_explicit(&sh->lease_state, memory_order_acquire) != LEASE_ON)
 			return 0;
 	}
 	struct tier_job *j = tier_job_new(key, etag, idx, room ? b : NULL, prefetch);
+	if (j && reread) {
+		j->reread = true;
+		j->len = b->len;
+	}
 	pthread_mutex_lock(&sh->lock);
 	if (!j || sh->stopping) {
 		if (room)
 			sh->qbytes -= b->len;
+		else if (reread)
+			sh->rbytes -= b->len;
 		pthread_mutex_unlock(&sh->lock);
-		if (room)
+		if (room || reread)
 			count(&sh->c.skipped, 1);
 		if (j)
 			tier_job_free(j);
@@ -512,12 +553,13 @@ void tier_shared_stats(struct tier *t, struct shared_stats *o, bool reset)
 		.lease_waits = tier_count_take(&sh->c.waits, reset),
 		.lease_waited = tier_count_take(&sh->c.waited, reset),
 		.lease_timeouts = tier_count_take(&sh->c.wait_timeouts, reset),
+		.writes_read_back = tier_count_take(&sh->c.read_back, reset),
 	};
 	int st = atomic_load_explicit(&sh->lease_state, memory_order_acquire);
 	o->leases_state = st == LEASE_ON ? "on" : st == LEASE_OFF ? "unsupported" : "unknown";
 	pthread_mutex_lock(&sh->lock);
 	o->breaker_open = sh->open;
-	o->queued_bytes = sh->qbytes;
+	o->queued_bytes = sh->qbytes + sh->rbytes;
 	pthread_mutex_unlock(&sh->lock);
 }
 
@@ -546,6 +588,7 @@ static void shared_free(struct shared *sh)
 	pthread_cond_destroy(&sh->work);
 	pthread_cond_destroy(&sh->idle);
 	pthread_mutex_destroy(&sh->lock);
+	buf_pool_destroy(&sh->rbufs);
 	s3_client_free(sh->s3);
 	if (sh->key)
 		memset(sh->key, 0, sh->key_len);
@@ -596,6 +639,10 @@ int tier_shared_new(const struct shared_config *cfg, struct tier **out)
 	sh->slow_ms = cfg->slow_ms;
 	sh->wait_ms = cfg->wait_ms;
 	sh->queue_max = cfg->queue_bytes ? cfg->queue_bytes : SHARED_DEFAULT_QUEUE_BYTES;
+	sh->reread_max = cfg->reread_bytes ? cfg->reread_bytes : 8 * sh->queue_max;
+	sh->below = cfg->below;
+	buf_pool_init(&sh->rbufs, cfg->chunk_size);
+	buf_pool_limit(&sh->rbufs, SHARED_WRITERS);
 	pthread_mutex_init(&sh->lock, NULL);
 	pthread_cond_init(&sh->work, NULL);
 	pthread_cond_init(&sh->idle, NULL);

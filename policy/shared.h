@@ -10,7 +10,10 @@
  * It never makes a read worse: its client has a short deadline; after breaker_errors failures
  * (or answers slower than slow_ms) in a row it is not asked for breaker_ms (reads go straight to the source, writes are
  * skipped, a log line says so), then one request probes it.  Its errors never reach a reader.
- * Writes wait in a queue of at most queue_bytes; beyond, they are skipped, never waited for.
+ * Writes wait in a queue of at most queue_bytes; beyond, they queue without their bytes (up to
+ * reread_bytes more), which the writer reads back from the tier below (L2, quietly: no access
+ * is counted) when their turn comes; beyond that, or when L2 dropped the chunk meanwhile, they
+ * are skipped.  A write is never waited for.
  * Eviction is the bucket's lifecycle rule: tierfs deletes only objects it found corrupt, and
  * its own leases.
  *
@@ -59,12 +62,17 @@ struct shared_config {
 	uint64_t queue_bytes;        /* 0: the default */
 	unsigned wait_ms;            /* the longest wait for another machine's fetch (0: leases
 				      * off) */
+	struct tier *below;          /* where a write whose bytes were not kept reads them back
+				      * (L2), or NULL */
+	uint64_t reread_bytes;       /* the most such writes queue, in chunk bytes (0: 8 times
+				      * queue_bytes) */
 };
 
 struct shared_stats {
 	uint64_t hits, misses;           /* chunks asked of it: served, and not (absent, failed, or
 					  * not asked while the breaker is open) */
 	uint64_t writes, writes_skipped; /* stored; not stored (queue full, breaker open) */
+	uint64_t writes_read_back;       /* of the stored, those read back from L2 */
 	uint64_t errors;                 /* requests that failed (GET and PUT) */
 	uint64_t verify_failures;        /* objects that failed verification (corrupt, truncated,
 					  * another chunk's, or without the fleet's key) */
@@ -77,7 +85,7 @@ struct shared_stats {
 	const char *leases_state;        /* "on", "unsupported" (the bucket ignores conditional
 					  * writes), "unknown" (not probed yet) */
 	bool breaker_open;               /* gauge */
-	uint64_t queued_bytes;           /* gauge: writes waiting */
+	uint64_t queued_bytes;           /* gauge: writes waiting (with or without their bytes) */
 };
 
 /* The tier; -errno when it cannot be made (cfg->s3 is then still the caller's). */

@@ -79,6 +79,9 @@ struct tier_run {
 	int n;
 	bool urgent;                /* a reader waits for chunk 0 now (a tier does not queue it) */
 	bool again;                 /* the second pass, over deferred chunks: no more deferring */
+	bool quiet;                 /* a tier reading back what it holds for another tier (the
+				     * shared tier's write-behind): no reader's access, so no hit
+				     * is counted and nothing moves in the eviction order */
 	struct tfs_buf *bufs[TIER_RUN_MAX];
 	bool done[TIER_RUN_MAX];
 	bool skip[TIER_RUN_MAX];    /* not this tier's to serve now (done, deferred above, or
@@ -162,6 +165,9 @@ struct tier_job {
 	char etag[S3_ETAG_MAX];
 	uint64_t idx;
 	struct tfs_buf *buf;        /* or NULL */
+	size_t len;                 /* without buf: the chunk's length, when its bytes are read
+				     * back from a tier below when the job's turn comes (reread) */
+	bool reread;
 	bool prefetch;              /* nobody has read it yet */
 };
 /* NULL when out of memory. */

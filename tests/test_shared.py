@@ -209,6 +209,27 @@ def test_a_lease_held_by_a_dead_machine_costs_one_wait(s3, bucket, fleet):
     assert sc["s3"]["get"] == 0 and sc["shared"]["hits"] == 2
 
 
+def test_writes_beyond_the_queue_are_read_back_from_l2(s3, bucket, fleet):
+    """A shared cache that takes writes more slowly than the source serves: writes beyond the
+    in-memory queue (here two chunks) wait without their bytes (up to 8 times the queue) and
+    are read back from L2 when their turn comes, quietly (no L2 hit is counted); none is
+    skipped, and the second machine needs no GET."""
+    body = os.urandom(12 * MiB + 17)                 # 13 chunks
+    s3.put_object(Bucket=bucket, Key="q.bin", Body=body)
+    a = fleet(env={"TIERFS_TEST_SHARED_QUEUE_BYTES": str(2 * MiB)})
+    assert read(a.mnt, "q.bin") == body
+    written(a, 13)
+    sa = stats(a.mnt)["tiers"]
+    assert sa["shared"]["writes_skipped"] == 0 and sa["shared"]["queued_bytes"] == 0
+    # a run's chunks arrive together, more than the queue holds
+    assert sa["shared"]["writes_read_back"] >= 1, sa["shared"]
+    assert sa["l2"]["hits"] == 0, sa["l2"]           # the read-backs are not the reader's
+    b = fleet()
+    assert read(b.mnt, "q.bin") == body
+    sb = stats(b.mnt)["tiers"]
+    assert sb["s3"]["get"] == 0 and sb["shared"]["hits"] == 13
+
+
 def test_corrupt_and_truncated_objects_are_caught(s3, bucket, fleet):
     body = os.urandom(4 * MiB)
     s3.put_object(Bucket=bucket, Key="f", Body=body)
