@@ -333,6 +333,16 @@ static int shared_get(struct tier *t, struct tier_run *r, int from, int *next)
 	int mine = -1, n = 0;
 	unsigned pending = 0;
 	*next = r->n;
+	/* while the breaker keeps it closed, the whole run goes to the source at once */
+	pthread_mutex_lock(&sh->lock);
+	bool shut = sh->open && (sh->probing || tfs_now_ms() < sh->open_until_ms);
+	pthread_mutex_unlock(&sh->lock);
+	if (shut && !r->again) {
+		for (int i = from; i < r->n; i++)
+			if (!r->skip[i])
+				count(&sh->c.misses, 1);
+		return 0;
+	}
 	for (int i = from; i < r->n; i++) {
 		if (r->skip[i])
 			continue;
@@ -369,8 +379,32 @@ static int shared_get(struct tier *t, struct tier_run *r, int from, int *next)
 	return 0; /* a miss or a failure here is never the reader's: the source serves it */
 }
 
-/* Stores a chunk.  A job without bytes (a write skipped for want of room), or a write that
- * failed, deletes the chunk's lease instead, with leases on: other machines then fetch the
+/* Reads a chunk back from the tier below (L2) into rb, quietly: no reader's access is
+ * counted.  L2 may not have written it yet (its own queue): it is asked again for up to 2 s. */
+static bool read_back(struct shared *sh, const struct tier_job *j, struct tfs_buf *rb)
+{
+	struct tier_run r;
+	memset(&r, 0, sizeof(r));
+	r.key = j->key;
+	r.etag = j->etag;
+	r.first = j->idx;
+	r.chunk_size = sh->chunk_size;
+	r.n = 1;
+	r.quiet = true;
+	r.bufs[0] = rb;
+	for (int tries = 0; tries < 40 && !r.done[0]; tries++) {
+		if (tries) {
+			struct timespec ts = { 0, 50 * 1000000L };
+			nanosleep(&ts, NULL);
+		}
+		int next;
+		sh->below->ops->get(sh->below, &r, 0, &next);
+	}
+	return r.done[0];
+}
+
+/* Stores a chunk (its bytes held by the job, or read back from L2).  A job without bytes (a
+ * write skipped for want of room), or a write that failed, deletes the chunk's lease instead, with leases on: other machines then fetch the
  * chunk rather than wait for it in vain.  A stored chunk's lease stays (until the lifecycle
  * rule takes it with the chunk): a machine that missed the chunk a moment before it landed
  * then finds the lease taken and the chunk there, rather than a free lease and a second fetch
@@ -382,29 +416,8 @@ static void put_one(struct shared *sh, const struct tier_job *j)
 	char *name = chunkobj_name(sh->prefix, &id), *body = NULL;
 	size_t len = 0;
 	struct tfs_buf *b = j->buf, *rb = NULL;
-	if (!b && j->reread && name && (rb = tfs_buf_get(&sh->rbufs, j->len))) {
-		/* its bytes were not kept: read back from L2, without counting an access */
-		static _Thread_local struct tier_run r;
-		memset(&r, 0, sizeof(r));
-		r.key = j->key;
-		r.etag = j->etag;
-		r.first = j->idx;
-		r.chunk_size = sh->chunk_size;
-		r.n = 1;
-		r.quiet = true;
-		r.bufs[0] = rb;
-		/* L2 may not have written it yet (its own queue): asked again for up to 2 s */
-		for (int tries = 0; tries < 40 && !r.done[0]; tries++) {
-			if (tries) {
-				struct timespec ts = { 0, 50 * 1000000L };
-				nanosleep(&ts, NULL);
-			}
-			int next;
-			sh->below->ops->get(sh->below, &r, 0, &next);
-		}
-		if (r.done[0])
-			b = rb;
-	}
+	if (!b && j->reread && name && (rb = tfs_buf_get(&sh->rbufs, j->len)) && read_back(sh, j, rb))
+		b = rb;
 	int ret = !name ? -ENOMEM
 	      : b ? chunkobj_encode(&id, b->data, b->len, b->has_sum ? &b->sum : NULL, &k, &body,
 				    &len)
