@@ -88,6 +88,16 @@ def written(m, n):
                   f"{n} chunks written to the shared cache")
 
 
+def first_machine(s3, bucket, fleet, key, body):
+    """Stores body as key in the source; a first machine reads it and stores all of its chunks
+    in the shared cache; returns that machine."""
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    a = fleet()
+    assert read(a.mnt, key) == body
+    written(a, (len(body) + MiB - 1) // MiB)
+    return a
+
+
 def test_second_machine_sends_no_get_to_the_source(s3, bucket, fleet):
     body = os.urandom(5 * MiB + 123)                 # 6 chunks
     s3.put_object(Bucket=bucket, Key="data.bin", Body=body)
@@ -187,10 +197,7 @@ def test_a_lease_held_by_a_dead_machine_costs_one_wait(s3, bucket, fleet):
         pytest.skip("leases need conditional writes, which s3rver ignores; the RGW run checks")
     import time
     body = os.urandom(2 * MiB)
-    s3.put_object(Bucket=bucket, Key="d.bin", Body=body)
-    a = fleet()
-    assert read(a.mnt, "d.bin") == body
-    written(a, 2)
+    first_machine(s3, bucket, fleet, "d.bin", body)
     names = shared_objects(fleet)
     assert len(shared_objects(fleet, True)) == 2
     # as if a machine had taken chunk 1's lease and died before storing it
@@ -232,10 +239,7 @@ def test_writes_beyond_the_queue_are_read_back_from_l2(s3, bucket, fleet):
 
 def test_corrupt_and_truncated_objects_are_caught(s3, bucket, fleet):
     body = os.urandom(4 * MiB)
-    s3.put_object(Bucket=bucket, Key="f", Body=body)
-    a = fleet()
-    assert read(a.mnt, "f") == body
-    written(a, 4)
+    first_machine(s3, bucket, fleet, "f", body)
     names = shared_objects(fleet)
     assert len(names) == 4
     flipped = bytearray(fleet.s3.get_object(Bucket=fleet.bucket, Key=names[1])["Body"].read())
