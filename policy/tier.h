@@ -9,7 +9,9 @@
  *
  * The read path (fetch.c) is one loop over the tiers below memory, top down: each is asked for
  * the chunks the ones above it missed; a chunk served by tier k is filled into tiers 0..k-1
- * (copy-up), off the reader's path.  The model is CernVM-FS's TieredCacheManager.
+ * (copy-up), off the reader's path.  The model is CernVM-FS's TieredCacheManager.  A tier may
+ * defer a chunk another party is fetching into it (tier_run.later): the loop serves the rest of
+ * the run first, then asks that tier again, once.
  *
  * Contract of every function in tier_ops:
  *  - returns 0 or -errno (counts are returned through pointers); thread-safe;
