@@ -8,7 +8,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
-#include <openssl/hmac.h>
 #include <openssl/params.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,11 +85,22 @@ static size_t header_len(const struct chunkobj_id *id)
 	return FIXED_LEN + 6 + strlen(id->source) + strlen(id->key) + strlen(id->etag);
 }
 
-static void mac(const struct chunkobj_key *k, const char *data, size_t n,
+/* HMAC-SHA256 under k of a then b (either may be empty). */
+static int mac(const struct chunkobj_key *k, const char *a, size_t an, const char *b, size_t bn,
 		unsigned char out[CHUNKOBJ_MAC_LEN])
 {
-	unsigned int len = CHUNKOBJ_MAC_LEN;
-	HMAC(EVP_sha256(), k->bytes, (int)k->len, (const unsigned char *)data, n, out, &len);
+	EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
+	OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+				OSSL_PARAM_construct_end() };
+	size_t len = 0;
+	int ok = ctx && EVP_MAC_init(ctx, k->bytes, k->len, params) &&
+		 EVP_MAC_update(ctx, (const unsigned char *)a, an) &&
+		 EVP_MAC_update(ctx, (const unsigned char *)b, bn) &&
+		 EVP_MAC_final(ctx, out, &len, CHUNKOBJ_MAC_LEN) && len == CHUNKOBJ_MAC_LEN;
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(m);
+	return ok ? 0 : -ENOMEM;
 }
 
 int chunkobj_encode(const struct chunkobj_id *id, const char *payload, size_t len,
@@ -121,8 +131,10 @@ int chunkobj_encode(const struct chunkobj_id *id, const char *payload, size_t le
 		p += 2 + n;
 	}
 	memcpy(b + hl, payload, len);
-	if (keyed)
-		mac(fkey, (const char *)b, hl + len, b + hl + len);
+	if (keyed && mac(fkey, (const char *)b, hl + len, "", 0, b + hl + len) < 0) {
+		free(b);
+		return -ENOMEM;
+	}
 	*body = (char *)b;
 	*body_len = total;
 	return 0;
@@ -130,23 +142,6 @@ int chunkobj_encode(const struct chunkobj_id *id, const char *payload, size_t le
 
 size_t chunkobj_header_len(const struct chunkobj_id *id) { return header_len(id); }
 
-/* HMAC-SHA256 under k of a then b (either may be empty). */
-static int mac2(const struct chunkobj_key *k, const char *a, size_t an, const char *b, size_t bn,
-		unsigned char out[CHUNKOBJ_MAC_LEN])
-{
-	EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
-	OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
-				OSSL_PARAM_construct_end() };
-	size_t len = 0;
-	int ok = ctx && EVP_MAC_init(ctx, k->bytes, k->len, params) &&
-		 EVP_MAC_update(ctx, (const unsigned char *)a, an) &&
-		 EVP_MAC_update(ctx, (const unsigned char *)b, bn) &&
-		 EVP_MAC_final(ctx, out, &len, CHUNKOBJ_MAC_LEN) && len == CHUNKOBJ_MAC_LEN;
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(m);
-	return ok ? 0 : -ENOMEM;
-}
 
 int chunkobj_verify_parts(const struct chunkobj_id *id, const char *hdr, size_t hdr_len,
 			  const char *payload, size_t len, const uint64_t *sum, size_t expect_len,
@@ -178,7 +173,7 @@ int chunkobj_verify_parts(const struct chunkobj_id *id, const char *hdr, size_t 
 		unsigned char want[CHUNKOBJ_MAC_LEN];
 		if (!has_mac)
 			return -EKEYREJECTED;
-		int r = mac2(fkey, hdr, hl, payload, len, want);
+		int r = mac(fkey, hdr, hl, payload, len, want);
 		if (r < 0)
 			return r;
 		if (CRYPTO_memcmp(want, tail, CHUNKOBJ_MAC_LEN) != 0)

@@ -75,12 +75,17 @@ struct ask;
 static struct shared *shared_of(struct tier *t) { return t->impl; }
 
 /* Whether to send a request now: the breaker is closed, or open long enough for one probe. */
+static bool breaker_shut_locked(const struct shared *sh)
+{
+	return sh->open && (sh->probing || tfs_now_ms() < sh->open_until_ms);
+}
+
 static bool breaker_allows(struct shared *sh)
 {
 	pthread_mutex_lock(&sh->lock);
-	bool ok = !sh->open;
-	if (!ok && !sh->probing && tfs_now_ms() >= sh->open_until_ms)
-		ok = sh->probing = true;
+	bool ok = !breaker_shut_locked(sh);
+	if (ok && sh->open)
+		sh->probing = true; /* the one probe */
 	pthread_mutex_unlock(&sh->lock);
 	return ok;
 }
@@ -335,7 +340,7 @@ static int shared_get(struct tier *t, struct tier_run *r, int from, int *next)
 	*next = r->n;
 	/* while the breaker keeps it closed, the whole run goes to the source at once */
 	pthread_mutex_lock(&sh->lock);
-	bool shut = sh->open && (sh->probing || tfs_now_ms() < sh->open_until_ms);
+	bool shut = breaker_shut_locked(sh);
 	pthread_mutex_unlock(&sh->lock);
 	if (shut && !r->again) {
 		for (int i = from; i < r->n; i++)
@@ -403,9 +408,9 @@ static bool read_back(struct shared *sh, const struct tier_job *j, struct tfs_bu
 	return r.done[0];
 }
 
-/* Stores a chunk (its bytes held by the job, or read back from L2).  A job without bytes (a
- * write skipped for want of room), or a write that failed, deletes the chunk's lease instead, with leases on: other machines then fetch the
- * chunk rather than wait for it in vain.  A stored chunk's lease stays (until the lifecycle
+/* Stores a chunk (its bytes held by the job, or read back from L2).  With leases on, a job
+ * without bytes (a write skipped for want of room), or a write that failed, deletes the
+ * chunk's lease instead: other machines then fetch the chunk rather than wait for it in vain.  A stored chunk's lease stays (until the lifecycle
  * rule takes it with the chunk): a machine that missed the chunk a moment before it landed
  * then finds the lease taken and the chunk there, rather than a free lease and a second fetch
  * from the source. */
@@ -494,48 +499,44 @@ static int shared_fill(struct tier *t, const char *key, const char *etag, uint64
 	struct shared *sh = shared_of(t);
 	if (!etag[0])
 		return 0; /* no version to name it by */
-	/* never waited for: a full queue or an open breaker skips the write.  The room is
-	 * reserved here.  With leases on, a write skipped for want of room still gives the lease
-	 * back (a job without the bytes), so that other machines do not wait for it in vain. */
+	struct tier_job *j = tier_job_new(key, etag, idx, NULL, prefetch);
+	if (!j) {
+		count(&sh->c.skipped, 1);
+		return -ENOMEM;
+	}
+	/* never waited for.  The job holds the bytes while the queue has room; beyond, it reads
+	 * them back from L2 (up to reread_max); beyond that, or with the breaker open, the write
+	 * is skipped.  With leases on, a write skipped for want of room still gives the lease back
+	 * (the job without bytes), so that other machines do not wait for it in vain. */
 	pthread_mutex_lock(&sh->lock);
 	bool up = !sh->stopping && !sh->open;
-	bool room = up && !(sh->qbytes && sh->qbytes + b->len > sh->queue_max);
-	bool reread = up && !room && sh->below && sh->rbytes + b->len <= sh->reread_max;
-	if (room)
+	bool queued = true;
+	if (up && !(sh->qbytes && sh->qbytes + b->len > sh->queue_max)) {
+		j->buf = b;
+		tfs_buf_ref(b);
 		sh->qbytes += b->len;
-	else if (reread)
-		sh->rbytes += b->len;
-	pthread_mutex_unlock(&sh->lock);
-	if (!room && !reread) {
-		count(&sh->c.skipped, 1);
-		if (!up || atomic_load_explicit(&sh->lease_state, memory_order_acquire) != LEASE_ON)
-			return 0;
-	}
-	struct tier_job *j = tier_job_new(key, etag, idx, room ? b : NULL, prefetch);
-	if (j && reread) {
+	} else if (up && sh->below && sh->rbytes + b->len <= sh->reread_max) {
 		j->reread = true;
 		j->len = b->len;
+		sh->rbytes += b->len;
+	} else {
+		queued = up && atomic_load_explicit(&sh->lease_state, memory_order_acquire) ==
+				       LEASE_ON;
 	}
-	pthread_mutex_lock(&sh->lock);
-	if (!j || sh->stopping) {
-		if (room)
-			sh->qbytes -= b->len;
-		else if (reread)
-			sh->rbytes -= b->len;
-		pthread_mutex_unlock(&sh->lock);
-		if (room || reread)
-			count(&sh->c.skipped, 1);
-		if (j)
-			tier_job_free(j);
-		return j ? 0 : -ENOMEM;
+	if (queued) {
+		if (sh->qtail)
+			sh->qtail->next = j;
+		else
+			sh->qhead = j;
+		sh->qtail = j;
+		pthread_cond_signal(&sh->work);
 	}
-	if (sh->qtail)
-		sh->qtail->next = j;
-	else
-		sh->qhead = j;
-	sh->qtail = j;
-	pthread_cond_signal(&sh->work);
+	bool skipped = !j->buf && !j->reread; /* read before a writer may take the job */
 	pthread_mutex_unlock(&sh->lock);
+	if (skipped)
+		count(&sh->c.skipped, 1);
+	if (!queued)
+		tier_job_free(j);
 	return 0;
 }
 
