@@ -71,7 +71,9 @@ struct request {
 	const struct iovec *iov; /* scatter target instead of buf, when set */
 	int iovcnt, iov_i;
 	size_t iov_off;
-	XXH3_state_t *sums;      /* [iovcnt], when the caller wants each buffer's checksum */
+	XXH3_state_t *sum;       /* the checksum of buffer iov_i so far, when the caller wants
+				 * each buffer's (they fill in order: one state serves them all) */
+	uint64_t *sums;          /* [iovcnt]: the caller's, set as each buffer fills */
 	char *err;
 	size_t errlen;
 	struct s3_object obj;
@@ -282,12 +284,16 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 			if (take > left)
 				take = left;
 			memcpy((char *)v->iov_base + r->iov_off, data + (n - left), take);
-			if (r->sums) /* while the bytes are in the cache */
-				XXH3_64bits_update_dispatch(&r->sums[r->iov_i],
-							    (char *)v->iov_base + r->iov_off, take);
+			if (r->sum) /* while the bytes are in the cache */
+				XXH3_64bits_update_dispatch(r->sum, (char *)v->iov_base + r->iov_off,
+							    take);
 			r->iov_off += take;
 			left -= take;
 			if (r->iov_off == v->iov_len) {
+				if (r->sum) {
+					r->sums[r->iov_i] = XXH3_64bits_digest(r->sum);
+					XXH3_64bits_reset(r->sum);
+				}
 				r->iov_i++;
 				r->iov_off = 0;
 			}
@@ -521,8 +527,8 @@ static void reset_response(struct request *r)
 	r->iov_off = 0;
 	r->overflow = false;
 	r->errlen = 0;
-	for (int i = 0; r->sums && i < r->iovcnt; i++)
-		XXH3_64bits_reset(&r->sums[i]);
+	if (r->sum)
+		XXH3_64bits_reset(r->sum);
 	r->have_length = r->have_total = false;
 	memset(&r->obj, 0, sizeof(r->obj));
 	r->s3_code[0] = r->s3_msg[0] = '\0';
@@ -688,7 +694,7 @@ static void request_clear(struct request *r)
 	free(r->url);
 	curl_slist_free_all(r->headers);
 	free(r->err);
-	free(r->sums);
+	free(r->sum);
 }
 
 static bool etag_matches(const char *want, const char *got)
@@ -769,10 +775,12 @@ int s3_get(struct s3_client *c, struct s3_get *g)
 		r.max_body += g->iov[i].iov_len;
 	r.iov = g->iov;
 	r.iovcnt = g->iovcnt;
-	if (g->iov_sums && g->iovcnt > 0 &&
-	    !(r.sums = aligned_alloc(64, sizeof(*r.sums) * (size_t)g->iovcnt))) {
-		ret = -ENOMEM;
-		goto out;
+	if (g->iov_sums && g->iovcnt > 0) {
+		if (!(r.sum = aligned_alloc(64, sizeof(*r.sum)))) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		r.sums = g->iov_sums;
 	}
 	r.buf = g->buf;
 	r.cap = g->buf ? g->cap : 0;
@@ -797,8 +805,11 @@ int s3_get(struct s3_client *c, struct s3_get *g)
 	}
 	if (ret == 0) {
 		atomic_fetch_add_explicit(&c->stats.get_bytes, r.len, memory_order_relaxed);
-		for (int i = 0; r.sums && i < r.iovcnt; i++)
-			g->iov_sums[i] = XXH3_64bits_digest(&r.sums[i]);
+		/* a buffer not filled to its end (a whole GET's last): what it got */
+		for (int i = r.iov_i; r.sum && i < r.iovcnt; i++) {
+			g->iov_sums[i] = XXH3_64bits_digest(r.sum);
+			XXH3_64bits_reset(r.sum);
+		}
 		g->obj = r.obj;
 		g->len = r.len;
 		if (r.own_buf)

@@ -24,13 +24,14 @@
 #include "util.h"
 
 #define FORMAT_KEY "Fformat"
-#define FORMAT_NAME "tierfs-l2-slab 1" /* followed by " chunk=N" */
+#define FORMAT_BASE "tierfs-l2-slab " /* + the format's number + " chunk=N" */
+#define FORMAT_NUM 2                  /* 1: one checksum per chunk; 2: per block */
 #define SLOT_MAGIC 0x43534654u /* "TFSC" */
-#define SLOT_VERSION 1u
+#define SLOT_VERSION 2u
 #define VALUE_VERSION 2u
 #define HDR_BLOCK 4096u        /* the header block before each payload */
-#define KEY_MAX 3000           /* S3 keys are at most 1024 bytes */
-#define ETAG_MAX 256
+#define KEY_MAX 2048           /* S3 keys are at most 1024 bytes */
+#define ETAG_MAX 256           /* the header's largest: 40 + 2048 + 256 + 128 * 8 + 8 < 4096 */
 
 struct ssd_store {
 	char *dir;              /* immutable */
@@ -38,6 +39,9 @@ struct ssd_store {
 	uint64_t slot_size;     /* immutable: HDR_BLOCK + chunk_size */
 	int lock_fd, slab_fd;
 	int direct_fd;          /* the slab opened O_DIRECT for fills, -1 where unsupported */
+	int rdirect_fd;         /* and for reads of a chunk's blocks, -1 where unsupported */
+	int hdr_fd;             /* the slab for reads of a header alone: no readahead */
+	size_t block;           /* immutable: ssd_block_size(chunk_size) */
 	rocksdb_t *db;          /* thread-safe */
 	rocksdb_options_t *opts;
 	rocksdb_readoptions_t *ropts;
@@ -145,9 +149,32 @@ static void fill_entry(struct ssd_entry *e, const unsigned char *ikey, const str
 }
 
 /* Slot header (within the 4 KiB header block): magic u32, version u32, header_len u32,
- * payload_len u32, index u64, payload checksum u64, keylen u16, etaglen u16, pad u32, key,
- * etag, header checksum u64 (of everything before it). */
-static size_t header_len(size_t kl, size_t el) { return 40 + kl + el + 8; }
+ * payload_len u32, index u64, root u64, keylen u16, etaglen u16, block size u32, key, etag,
+ * the blocks' checksums u64 each, header checksum u64 (of everything before it).  The root is
+ * the XXH3-64 of the blocks' checksums: the index entry holds it too, which ties the slot's
+ * header to the entry that names it. */
+static size_t nblocks(size_t block, size_t len) { return (len + block - 1) / block; }
+static size_t header_len(size_t kl, size_t el, size_t nb) { return 40 + kl + el + 8 * nb + 8; }
+
+size_t ssd_block_size(uint64_t chunk_size)
+{
+	return chunk_size / SSD_MAX_BLOCKS > SSD_BLOCK_MIN ? (size_t)(chunk_size / SSD_MAX_BLOCKS)
+							   : SSD_BLOCK_MIN;
+}
+
+void ssd_block_sums(uint64_t chunk_size, const char *data, size_t len, uint64_t *out)
+{
+	size_t b = ssd_block_size(chunk_size);
+	/* the dispatching entry point: the same hash, with the widest vector unit this CPU has
+	 * (AVX2: 4x the library's default SSE2 path, measured) */
+	for (size_t i = 0, off = 0; off < len; i++, off += b)
+		out[i] = XXH3_64bits_dispatch(data + off, len - off < b ? len - off : b);
+}
+
+static uint64_t root_of(const uint64_t *sums, size_t nb)
+{
+	return XXH3_64bits(sums, nb * sizeof(*sums));
+}
 
 /* ---- index helpers ---- */
 
@@ -370,8 +397,9 @@ int ssd_open(const char *dir, uint64_t chunk_size, struct ssd_store **out)
 	pthread_mutex_init(&s->lock, NULL);
 	s->chunk_size = chunk_size;
 	s->slot_size = HDR_BLOCK + chunk_size;
-	s->lock_fd = s->slab_fd = s->direct_fd = -1;
-	snprintf(format, sizeof(format), "%s chunk=%llu", FORMAT_NAME,
+	s->block = ssd_block_size(chunk_size);
+	s->lock_fd = s->slab_fd = s->direct_fd = s->rdirect_fd = s->hdr_fd = -1;
+	snprintf(format, sizeof(format), "%s%d chunk=%llu", FORMAT_BASE, FORMAT_NUM,
 		 (unsigned long long)chunk_size);
 	if ((ret = mkdir_p_0700(dir)) < 0) {
 		tfs_err("cache: cannot create '%s': %s", dir, strerror(-ret));
@@ -400,6 +428,15 @@ int ssd_open(const char *dir, uint64_t chunk_size, struct ssd_store **out)
 	 * read on a small machine needs elsewhere.  Reads stay buffered (and coherent: a direct
 	 * write drops the cached pages it covers). */
 	s->direct_fd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	/* A read of some blocks of a chunk goes to the disk too: the page cache would keep a
+	 * second copy of what the kernel's cache of the file above may hold already. */
+	s->rdirect_fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	/* A header is read alone: the kernel's readahead would read the payload after it too. */
+	if ((s->hdr_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	posix_fadvise(s->hdr_fd, 0, 0, POSIX_FADV_RANDOM);
 
 	s->opts = rocksdb_options_create();
 	rocksdb_options_set_create_if_missing(s->opts, 1);
@@ -424,16 +461,29 @@ int ssd_open(const char *dir, uint64_t chunk_size, struct ssd_store **out)
 		goto fail;
 	if (ret == 0) {
 		bool same = vlen == strlen(format) && memcmp(fmt, format, vlen) == 0;
-		bool ours = vlen >= strlen(FORMAT_NAME) &&
-			    memcmp(fmt, FORMAT_NAME, strlen(FORMAT_NAME)) == 0;
+		size_t bl = strlen(FORMAT_BASE);
+		int num = 0;
+		if (vlen > bl && vlen < 64 && memcmp(fmt, FORMAT_BASE, bl) == 0) {
+			char nb[64];
+			memcpy(nb, fmt + bl, vlen - bl);
+			nb[vlen - bl] = '\0';
+			num = atoi(nb);
+		}
 		rocksdb_free(fmt);
-		if (!ours) {
+		if (num < 1 || num > FORMAT_NUM) {
 			tfs_err("cache: '%s' holds an unknown cache format; remove it or use "
 				"another cache_dir=", dir);
 			ret = -EPROTO;
 			goto fail;
 		}
-		if (!same) {
+		if (num != FORMAT_NUM) {
+			/* format 1 checked whole chunks only: its slots cannot serve a part */
+			tfs_info("cache: '%s' holds cache format %d (a checksum per chunk); emptying "
+				 "it for format %d (a checksum per block): its chunks will be "
+				 "fetched again", dir, num, FORMAT_NUM);
+			if ((ret = drop_all_chunks(s)) < 0)
+				goto fail;
+		} else if (!same) {
 			tfs_info("cache: '%s' was made for another chunk size; emptying it", dir);
 			if ((ret = drop_all_chunks(s)) < 0)
 				goto fail;
@@ -486,6 +536,10 @@ void ssd_close(struct ssd_store *s)
 		close(s->slab_fd);
 	if (s->direct_fd >= 0)
 		close(s->direct_fd);
+	if (s->rdirect_fd >= 0)
+		close(s->rdirect_fd);
+	if (s->hdr_fd >= 0)
+		close(s->hdr_fd);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd); /* releases the flock */
 	pthread_mutex_destroy(&s->lock);
@@ -513,68 +567,148 @@ uint64_t ssd_disk_bytes(struct ssd_store *s)
 
 /* ---- chunks ---- */
 
-/* Checks a slot's header block and payload against the entry v of id; NULL when they agree,
- * else why not. */
-static const char *verify(const struct ssd_id *id, const struct value *v, const unsigned char *hdr,
-			  const char *payload)
+/* Checks a slot's header block against the entry v of id: NULL when they agree, else why not;
+ * *sums gets where the blocks' checksums are in hdr. */
+static const char *verify_header(const struct ssd_store *s, const struct ssd_id *id,
+				 const struct value *v, const unsigned char *hdr,
+				 const unsigned char **sums)
 {
-	size_t kl = strlen(id->key), el = strlen(id->etag), hl = header_len(kl, el);
-	if (get_u32(hdr) != SLOT_MAGIC || get_u32(hdr + 4) != SLOT_VERSION || get_u32(hdr + 8) != hl)
+	size_t kl = strlen(id->key), el = strlen(id->etag), nb = nblocks(s->block, v->len);
+	size_t hl = header_len(kl, el, nb);
+	if (hl > HDR_BLOCK || get_u32(hdr) != SLOT_MAGIC || get_u32(hdr + 4) != SLOT_VERSION ||
+	    get_u32(hdr + 8) != hl)
 		return "bad header";
 	if (XXH3_64bits(hdr, hl - 8) != get_u64(hdr + hl - 8))
 		return "header checksum";
 	if (get_u32(hdr + 12) != v->len || get_u64(hdr + 16) != id->idx ||
-	    get_u16(hdr + 32) != kl || get_u16(hdr + 34) != el || memcmp(hdr + 40, id->key, kl) != 0 ||
-	    memcmp(hdr + 40 + kl, id->etag, el) != 0)
+	    get_u16(hdr + 32) != kl || get_u16(hdr + 34) != el || get_u32(hdr + 36) != s->block ||
+	    memcmp(hdr + 40, id->key, kl) != 0 || memcmp(hdr + 40 + kl, id->etag, el) != 0)
 		return "slot holds another chunk";
-	if (get_u64(hdr + 24) != v->sum || XXH3_64bits_dispatch(payload, v->len) != v->sum)
-		return "payload checksum";
+	*sums = hdr + 40 + kl + el;
+	if (get_u64(hdr + 24) != v->sum || XXH3_64bits(*sums, 8 * nb) != v->sum)
+		return "slot holds another version of the chunk";
 	return NULL;
+}
+
+/* Checks blocks b0..b1 of a payload of len bytes against their checksums; data holds them,
+ * from block b0's first byte. */
+static const char *verify_blocks(const struct ssd_store *s, const unsigned char *sums,
+				 size_t len, size_t b0, size_t b1, const char *data)
+{
+	for (size_t b = b0; b <= b1 && b * s->block < len; b++) {
+		size_t off = b * s->block, n = len - off < s->block ? len - off : s->block;
+		if (XXH3_64bits_dispatch(data + (off - b0 * s->block), n) != get_u64(sums + 8 * b))
+			return "payload checksum";
+	}
+	return NULL;
+}
+
+/* The entry of id, when it is id's and its payload fits: 0, else -ENOENT (another chunk's entry
+ * under the same digest, or an unreadable one: a miss) or -EIO. */
+static int lookup(struct ssd_store *s, const struct ssd_id *id, struct value *v,
+		  struct ssd_entry *e)
+{
+	char *raw = NULL;
+	size_t rawlen;
+	int ret = db_get(s, id->ikey, SSD_IKEY_LEN, &raw, &rawlen);
+	if (ret < 0)
+		return ret;
+	size_t kl = strlen(id->key), el = strlen(id->etag);
+	if (decode_value((unsigned char *)raw, rawlen, v) < 0 || v->keylen != kl ||
+	    v->etaglen != el || memcmp(v->key, id->key, kl) != 0 ||
+	    memcmp(v->etag, id->etag, el) != 0 || v->len > s->chunk_size)
+		ret = -ENOENT;
+	else if (e)
+		fill_entry(e, id->ikey, v);
+	v->key = v->etag = NULL; /* they pointed into raw */
+	rocksdb_free(raw);
+	return ret;
+}
+
+/* A chunk whose slot failed verification: counted, logged and removed (if its entry still names
+ * that slot).  Returns -ENOENT, a miss: the chunk will be fetched again. */
+static int drop_bad(struct ssd_store *s, const struct ssd_id *id, uint64_t slot, const char *why)
+{
+	char kbuf[200];
+	atomic_fetch_add_explicit(&s->stats.checksum_failures, 1, memory_order_relaxed);
+	tfs_warn("cache: dropping chunk %llu of '%s' (%s): it will be fetched again",
+		 (unsigned long long)id->idx, tfs_printable(id->key, kbuf, sizeof(kbuf)), why);
+	pthread_mutex_lock(&s->lock);
+	remove_locked(s, id->ikey, slot);
+	pthread_mutex_unlock(&s->lock);
+	return -ENOENT;
 }
 
 int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap, size_t *len,
 	    struct ssd_entry *e)
 {
-	char *raw = NULL;
-	size_t rawlen;
 	struct value v;
-	int ret = db_get(s, id->ikey, SSD_IKEY_LEN, &raw, &rawlen);
+	int ret = lookup(s, id, &v, e);
 	if (ret < 0)
 		return ret;
-	size_t kl = strlen(id->key), el = strlen(id->etag);
-	if (decode_value((unsigned char *)raw, rawlen, &v) < 0 || v.keylen != kl ||
-	    v.etaglen != el || memcmp(v.key, id->key, kl) != 0 || memcmp(v.etag, id->etag, el) != 0 ||
-	    v.len > s->chunk_size) {
-		/* another chunk's entry under the same digest, or an unreadable one: a miss */
-		rocksdb_free(raw);
-		return -ENOENT;
-	}
-	if (v.len > cap) {
-		rocksdb_free(raw);
+	if (v.len > cap)
 		return -EINVAL;
-	}
-	if (e)
-		fill_entry(e, id->ikey, &v);
-	rocksdb_free(raw);
 
 	unsigned char hdr[HDR_BLOCK];
+	const unsigned char *sums = NULL;
 	struct iovec iov[2] = { { hdr, HDR_BLOCK }, { buf, v.len } };
 	ssize_t n = preadv(s->slab_fd, iov, 2, (off_t)(v.slot * s->slot_size));
 	const char *why = n < 0				  ? "read error"
 			  : (size_t)n != HDR_BLOCK + v.len ? "short slot"
-							   : verify(id, &v, hdr, buf);
-	if (why) {
-		char kbuf[200];
-		atomic_fetch_add_explicit(&s->stats.checksum_failures, 1, memory_order_relaxed);
-		tfs_warn("cache: dropping chunk %llu of '%s' (%s): it will be fetched again",
-			 (unsigned long long)id->idx, tfs_printable(id->key, kbuf, sizeof(kbuf)), why);
-		pthread_mutex_lock(&s->lock);
-		remove_locked(s, id->ikey, v.slot);
-		pthread_mutex_unlock(&s->lock);
-		return -ENOENT;
-	}
+							   : verify_header(s, id, &v, hdr, &sums);
+	if (!why)
+		why = verify_blocks(s, sums, v.len, 0, SIZE_MAX, buf);
+	if (why)
+		return drop_bad(s, id, v.slot, why);
 	*len = v.len;
 	return 0;
+}
+
+int ssd_read_part(struct ssd_store *s, const struct ssd_id *id, uint64_t off, size_t len,
+		  char *buf, size_t *got, struct ssd_entry *e)
+{
+	struct value v;
+	int ret = lookup(s, id, &v, e);
+	if (ret < 0)
+		return ret;
+	*got = 0;
+	if (off >= v.len || len == 0)
+		return 0;
+	if (len > v.len - off)
+		len = (size_t)(v.len - off);
+	size_t b0 = (size_t)off / s->block, b1 = ((size_t)off + len - 1) / s->block;
+	size_t from = b0 * s->block, want = (b1 + 1) * s->block;
+	if (want > v.len)
+		want = v.len;
+	want -= from;
+	size_t io = (want + 4095) & ~(size_t)4095; /* O_DIRECT: whole 4 KiB blocks */
+	char *blocks = aligned_alloc(4096, io);
+	if (!blocks)
+		return -ENOMEM;
+
+	/* The header from the page cache (a hot chunk's stays there: 4 KiB for each), the blocks
+	 * from the disk. */
+	unsigned char hdr[HDR_BLOCK];
+	const unsigned char *sums = NULL;
+	off_t at = (off_t)(v.slot * s->slot_size);
+	ssize_t nh = pread(s->hdr_fd, hdr, HDR_BLOCK, at), nb = -1;
+	if (nh == HDR_BLOCK) {
+		int fd = s->rdirect_fd >= 0 ? s->rdirect_fd : s->slab_fd;
+		nb = pread(fd, blocks, io, at + HDR_BLOCK + (off_t)from);
+		if (nb < 0 && errno == EINVAL && fd != s->slab_fd)
+			nb = pread(s->slab_fd, blocks, io, at + HDR_BLOCK + (off_t)from);
+	}
+	const char *why = nh < 0 || nb < 0			 ? "read error"
+			  : nh != HDR_BLOCK || (size_t)nb < want ? "short slot"
+								 : verify_header(s, id, &v, hdr, &sums);
+	if (!why)
+		why = verify_blocks(s, sums, v.len, b0, b1, blocks);
+	if (!why) {
+		memcpy(buf, blocks + (off - from), len);
+		*got = len;
+	}
+	free(blocks);
+	return why ? drop_bad(s, id, v.slot, why) : 0;
 }
 
 void ssd_will_read(struct ssd_store *s, const struct ssd_id *ids, size_t n)
@@ -593,15 +727,18 @@ void ssd_will_read(struct ssd_store *s, const struct ssd_id *ids, size_t n)
 }
 
 int ssd_put(struct ssd_store *s, const struct ssd_id *id, const char *data, size_t len,
-	    const uint64_t *sum_in, uint64_t last_access, uint64_t accesses, struct ssd_entry *e)
+	    const uint64_t *sums_in, uint64_t last_access, uint64_t accesses, struct ssd_entry *e)
 {
-	size_t kl = strlen(id->key), el = strlen(id->etag), vlen;
+	size_t kl = strlen(id->key), el = strlen(id->etag), vlen, nb = nblocks(s->block, len);
 	if (kl > KEY_MAX || el > ETAG_MAX || len > s->chunk_size)
 		return -EINVAL;
-	size_t hl = header_len(kl, el);
-	/* the dispatching entry point: the same hash, with the widest vector unit this CPU has
-	 * (AVX2: 4x the library's default SSE2 path, measured) */
-	uint64_t sum = sum_in ? *sum_in : XXH3_64bits_dispatch(data, len), slot;
+	size_t hl = header_len(kl, el, nb);
+	uint64_t sums[SSD_MAX_BLOCKS], slot;
+	if (!sums_in) {
+		ssd_block_sums(s->chunk_size, data, len, sums);
+		sums_in = sums;
+	}
+	uint64_t root = root_of(sums_in, nb);
 	unsigned char hdr[HDR_BLOCK] __attribute__((aligned(4096)));
 	int ret;
 
@@ -611,11 +748,13 @@ int ssd_put(struct ssd_store *s, const struct ssd_id *id, const char *data, size
 	put_u32(hdr + 8, (uint32_t)hl);
 	put_u32(hdr + 12, (uint32_t)len);
 	put_u64(hdr + 16, id->idx);
-	put_u64(hdr + 24, sum);
+	put_u64(hdr + 24, root);
 	put_u16(hdr + 32, (uint16_t)kl);
 	put_u16(hdr + 34, (uint16_t)el);
+	put_u32(hdr + 36, (uint32_t)s->block);
 	memcpy(hdr + 40, id->key, kl);
 	memcpy(hdr + 40 + kl, id->etag, el);
+	memcpy(hdr + 40 + kl + el, sums_in, 8 * nb);
 	put_u64(hdr + hl - 8, XXH3_64bits(hdr, hl - 8));
 
 	pthread_mutex_lock(&s->lock);
@@ -623,7 +762,8 @@ int ssd_put(struct ssd_store *s, const struct ssd_id *id, const char *data, size
 	pthread_mutex_unlock(&s->lock);
 	if (ret < 0)
 		return ret;
-	unsigned char *val = encode_value(id, (uint32_t)len, sum, last_access, accesses, slot, &vlen);
+	unsigned char *val = encode_value(id, (uint32_t)len, root, last_access, accesses, slot,
+					  &vlen);
 	if (!val) {
 		ret = -ENOMEM;
 		goto fail_slot;
@@ -880,6 +1020,7 @@ static int check_one(void *arg, const unsigned char *k, const char *v, size_t vl
 	struct check_ctx *c = arg;
 	struct value val;
 	unsigned char hdr[HDR_BLOCK];
+	const unsigned char *sums = NULL;
 	if (decode_value((const unsigned char *)v, vl, &val) < 0 || val.len > c->s->chunk_size) {
 		c->bad++;
 		return 0;
@@ -896,7 +1037,8 @@ static int check_one(void *arg, const unsigned char *k, const char *v, size_t vl
 		good = memcmp(id.ikey, k, SSD_IKEY_LEN) == 0 &&
 		       preadv(c->s->slab_fd, iov, 2, (off_t)(val.slot * c->s->slot_size)) ==
 			       (ssize_t)(HDR_BLOCK + val.len) &&
-		       verify(&id, &val, hdr, c->buf) == NULL;
+		       verify_header(c->s, &id, &val, hdr, &sums) == NULL &&
+		       verify_blocks(c->s, sums, val.len, 0, SIZE_MAX, c->buf) == NULL;
 	}
 	free(key);
 	free(etag);

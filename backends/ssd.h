@@ -6,14 +6,20 @@
  *   lock            flock'ed by the one tierfs that uses the directory
  *   index/          RocksDB: chunk index, object versions, persisted listings and attributes
  *   slab            slot i at i * (4 KiB + chunk_size): a 4 KiB header block (magic, format,
- *                   key, ETag, index, length, checksums), then the payload; a free slot is a hole
+ *                   key, ETag, index, length, a checksum per block of the payload, their root,
+ *                   the header's own checksum), then the payload; a free slot is a hole
  *
  * Crash safety without fsync: a fill writes a free slot, then adds the index entry that names
  * it; a removal deletes the index entry, then punches the slot's hole.  A kill -9 (or power
  * loss) at any point leaves at worst a slot with data but no index entry (reclaimed by
  * ssd_reclaim_orphans) or an index entry whose slot is torn or empty: every read checks the
- * header and the xxHash3 checksum of the payload, so such an entry is dropped and reported as a
- * miss, never served.
+ * header and the xxHash3 checksums of the payload's blocks it reads, so such an entry is dropped
+ * and reported as a miss, never served.
+ *
+ * Checksums per block (ssd_block_size: 16 KiB for chunks up to 2 MiB, at most SSD_MAX_BLOCKS a
+ * chunk): a read of part of a chunk reads and checks the header and only the blocks it needs.
+ * The index entry holds the root (the XXH3-64 of the blocks' checksums), which the header must
+ * match.  A cache of format 1 (one checksum per chunk) is emptied at open, with a log line.
  *
  * Identity: a chunk is (object key, ETag, index).  Names and index keys use 128-bit and 64-bit
  * xxHash3 digests of key and ETag for fixed sizes; the header and the index value carry the full
@@ -51,6 +57,14 @@ struct ssd_entry {
 	uint64_t accesses;
 };
 
+#define SSD_BLOCK_MIN (16u << 10)
+#define SSD_MAX_BLOCKS 128u
+/* The bytes a block checksum covers in a store of chunk_size chunks (the last block of a
+ * payload is shorter). */
+size_t ssd_block_size(uint64_t chunk_size);
+/* The XXH3-64 of each block of data (len bytes): out has room for SSD_MAX_BLOCKS. */
+void ssd_block_sums(uint64_t chunk_size, const char *data, size_t len, uint64_t *out);
+
 struct ssd_stats {
 	_Atomic uint64_t checksum_failures, write_errors, orphans_reclaimed;
 };
@@ -69,14 +83,19 @@ const char *ssd_dir(const struct ssd_store *s);
  * entry's index data. */
 int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap, size_t *len,
 	    struct ssd_entry *e);
+/* Reads bytes [off, off + len) of id's payload (clipped at its end) into buf: the header block
+ * and only the blocks that hold them, which are checked (the blocks with O_DIRECT where the
+ * file system allows it).  *got gets the bytes read.  -ENOENT as ssd_get. */
+int ssd_read_part(struct ssd_store *s, const struct ssd_id *id, uint64_t off, size_t len,
+		  char *buf, size_t *got, struct ssd_entry *e);
 /* Tells the kernel that these chunks will be read soon (their slots are read ahead
  * asynchronously), so that reading a run of them does not wait for the disk chunk by chunk. */
 void ssd_will_read(struct ssd_store *s, const struct ssd_id *ids, size_t n);
-/* Stores a chunk (replacing any).  sum: the XXH3-64 of data when the caller has it (taken as
- * the bytes arrived), else NULL and it is computed; a wrong one is caught at the first read,
- * like any corruption.  *e (may be NULL) gets its index data. */
+/* Stores a chunk (replacing any).  sums: its blocks' checksums (ssd_block_sums) when the caller
+ * has them (taken as the bytes arrived), else NULL and they are computed; a wrong one is caught
+ * at the first read of its block, like any corruption.  *e (may be NULL) gets its index data. */
 int ssd_put(struct ssd_store *s, const struct ssd_id *id, const char *data, size_t len,
-	    const uint64_t *sum, uint64_t last_access, uint64_t accesses, struct ssd_entry *e);
+	    const uint64_t *sums, uint64_t last_access, uint64_t accesses, struct ssd_entry *e);
 /* Records access statistics in the index entry. */
 int ssd_touch(struct ssd_store *s, const unsigned char ikey[SSD_IKEY_LEN], uint64_t last_access,
 	      uint64_t accesses);

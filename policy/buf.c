@@ -88,7 +88,7 @@ struct tfs_buf *tfs_buf_get(struct buf_pool *bp, size_t len)
 	b->pool = bp;
 	b->len = len;
 	b->data = d;
-	b->has_sum = false;
+	b->has_bsums = false;
 	return b;
 }
 

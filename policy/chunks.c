@@ -513,6 +513,29 @@ int chunks_acquire(struct chunks *ct, const struct policy_object *o, uint64_t id
 	return c ? 0 : -ENOMEM;
 }
 
+int chunks_find(struct chunks *ct, const struct policy_object *o, uint64_t idx, struct chunk **out)
+{
+	uint64_t h = chunk_hash(o->key, o->etag, idx);
+	pthread_mutex_lock(&ct->lock);
+	struct chunk *c = find_locked(ct, o->key, o->etag, idx, h);
+	int ret = !c ? -ENOENT : c->state == CH_READY ? 0 : -EBUSY;
+	if (ret == 0) {
+		c->refs++;
+		atomic_fetch_add_explicit(&ct->stats->chunk_hits, 1, memory_order_relaxed);
+		*out = c;
+	}
+	pthread_mutex_unlock(&ct->lock);
+	return ret;
+}
+
+bool chunks_l1_room(struct chunks *ct, size_t len)
+{
+	pthread_mutex_lock(&ct->lock);
+	bool room = ct->cfg.l1_size && ct->l1_used + len <= ct->cfg.l1_size;
+	pthread_mutex_unlock(&ct->lock);
+	return room;
+}
+
 int chunks_ready(struct chunks *ct, struct chunk *c, bool count, bool from_memory, uint64_t t0_ns)
 {
 	struct chunk *victims = NULL;
@@ -783,6 +806,7 @@ static const struct tier_ops mem_ops = {
 	.has = mem_has,
 	.touch = mem_touch,
 	.keep_unread = mem_keep_unread,
+	.read_part = tier_nop_read_part, /* readers take parts from memory themselves */
 	.drop_version = mem_drop_version,
 	.drop_matching = mem_drop_matching,
 	.flush = mem_flush,

@@ -68,6 +68,12 @@ enum chunk_got {
 /* A reader wants chunk idx of o: a referenced chunk in *out, found as *got says. */
 int chunks_acquire(struct chunks *ct, const struct policy_object *o, uint64_t idx,
 		   struct chunk **out, enum chunk_got *got);
+/* chunks_acquire for a reader that can do without the chunk: when it is READY in memory, a
+ * referenced chunk in *out (a hit, as chunks_acquire's; end it with chunks_ready), else -ENOENT
+ * (absent) or -EBUSY (on its way), and nothing changes. */
+int chunks_find(struct chunks *ct, const struct policy_object *o, uint64_t idx, struct chunk **out);
+/* Whether L1 has room for len more bytes (false without L1). */
+bool chunks_l1_room(struct chunks *ct, size_t len);
 /* The reader's chunk is loaded: 0 when READY (counting the access toward promotion when count,
  * t0_ns the time the read asked), else its error, and the reference is dropped. */
 int chunks_ready(struct chunks *ct, struct chunk *c, bool count, bool from_memory, uint64_t t0_ns);

@@ -108,11 +108,13 @@ void ctl_render_text(const struct ctl_info *in, const struct policy_snapshot *s,
 			     : 0));
 	fprintf(f, "movement       promotions %llu  demotions %llu  L1 evictions %llu  "
 		"L2 evictions %llu\n"
-		"L2 fills       written %llu  no room %llu  failed %llu  waited for the disk %llu\n",
+		"L2 fills       written %llu  no room %llu  failed %llu  waited for the disk %llu\n"
+		"L2 reads       parts of chunks %llu (of its hits: the blocks a read needs)\n",
 		(unsigned long long)st->promotions, (unsigned long long)st->demotions,
 		(unsigned long long)st->l1_evictions, (unsigned long long)s->l2.evictions,
 		(unsigned long long)s->l2.fills, (unsigned long long)s->l2.fills_no_room,
-		(unsigned long long)s->l2.fills_failed, (unsigned long long)s->l2.fills_waited);
+		(unsigned long long)s->l2.fills_failed, (unsigned long long)s->l2.fills_waited,
+		(unsigned long long)s->l2.part_hits);
 	if (s->shared_on) {
 		const struct shared_stats *sh = &s->shared;
 		const struct policy_lat *lat = &st->lat[TIER_SHARED];
@@ -225,11 +227,13 @@ void ctl_render_json(const struct ctl_info *in, const struct policy_snapshot *s,
 	json_lat(f, &st->lat[TIER_SHARED]);
 	fprintf(f, "}},\n \"movement\": {\"promotions\": %llu, \"demotions\": %llu, "
 		"\"l1_evictions\": %llu, \"l2_evictions\": %llu, \"l2_writes\": %llu, "
-		"\"l2_fills_no_room\": %llu, \"l2_fills_failed\": %llu, \"l2_fills_waited\": %llu},\n",
+		"\"l2_fills_no_room\": %llu, \"l2_fills_failed\": %llu, \"l2_fills_waited\": %llu, "
+		"\"l2_part_reads\": %llu},\n",
 		(unsigned long long)st->promotions, (unsigned long long)st->demotions,
 		(unsigned long long)st->l1_evictions, (unsigned long long)s->l2.evictions,
 		(unsigned long long)s->l2.fills, (unsigned long long)s->l2.fills_no_room,
-		(unsigned long long)s->l2.fills_failed, (unsigned long long)s->l2.fills_waited);
+		(unsigned long long)s->l2.fills_failed, (unsigned long long)s->l2.fills_waited,
+		(unsigned long long)s->l2.part_hits);
 	fprintf(f, " \"background\": {\"queued\": %llu, \"queued_low\": %llu, "
 		"\"demote_passes\": %llu, \"l2_upkeep_passes\": %llu},\n",
 		(unsigned long long)s->queued, (unsigned long long)s->queued_low,
@@ -363,6 +367,9 @@ void ctl_render_metrics(const struct ctl_info *in, const struct policy_snapshot 
 		(unsigned long long)s->l2.fills_failed);
 	metric(f, "l2_fill_waits_total", "counter", "L2 fills that waited for the disk (backpressure).");
 	fprintf(f, "tierfs_l2_fill_waits_total %llu\n", (unsigned long long)s->l2.fills_waited);
+	metric(f, "l2_part_reads_total", "counter",
+	       "L2 hits that read only the blocks of a chunk a random read needs.");
+	fprintf(f, "tierfs_l2_part_reads_total %llu\n", (unsigned long long)s->l2.part_hits);
 	if (s->shared_on) {
 		const struct shared_stats *sh = &s->shared;
 		metric(f, "shared_chunks_total", "counter",

@@ -46,6 +46,7 @@ struct l2 {
 	struct policy_stats *stats;  /* the policy's: prefetch accounting */
 	struct {                     /* this tier's counters (tier_stats) */
 		_Atomic uint64_t hits, misses, writes, no_room, failed, waited, evictions, upkeep;
+		_Atomic uint64_t part_hits; /* of hits: parts of a chunk (read_part) */
 	} c;
 
 	pthread_mutex_t lock;        /* guards everything below but the threads */
@@ -284,7 +285,8 @@ static void *writer_thread(void *arg)
 				atomic_fetch_add_explicit(&l->c.no_room, 1, memory_order_relaxed);
 			} else {
 				int put = ssd_put(l->ssd, &id, j->buf->data, j->buf->len,
-						  j->buf->has_sum ? &j->buf->sum : NULL, wall_ms(), 1, &e);
+						  j->buf->has_bsums ? j->buf->bsums : NULL,
+						  wall_ms(), 1, &e);
 				int r = put;
 				pthread_mutex_lock(&l->lock);
 				l->reserved -= need;
@@ -399,6 +401,65 @@ static int l2_has(struct tier *t, const char *key, const char *etag, uint64_t id
 	return 0;
 }
 
+/* Whether a reader's access to a chunk goes to its index entry: the first ones, then at every
+ * doubling of the count, and after a minute without access.  The order at the next start needs
+ * no more, and a random reader's every read is then not an index write. */
+static bool save_access(uint64_t prev_ms, uint64_t now_ms, uint64_t accesses)
+{
+	return (accesses & (accesses - 1)) == 0 || now_ms - prev_ms >= 60000;
+}
+
+/* A reader's access to x (L2's lock held): counted, and the unread prefetch it held is used.
+ * Returns the accesses to save in the index, 0 for none. */
+static uint64_t access_locked(struct l2 *l, struct l2_entry *x, uint64_t now)
+{
+	uint64_t prev = x->last_access;
+	x->last_access = now;
+	x->accesses++;
+	evict_hit(l->order, x->handle);
+	return save_access(prev, now, x->accesses) ? x->accesses : 0;
+}
+
+static int l2_read_part(struct tier *t, const char *key, const char *etag, uint64_t idx,
+			uint64_t off, size_t len, char *buf, size_t *got, uint64_t *accesses)
+{
+	struct l2 *l = l2_of(t);
+	struct ssd_id id;
+	ssd_id_init(&id, key, etag, idx);
+	pthread_mutex_lock(&l->lock);
+	bool have = find_locked(l, id.ikey) != NULL;
+	pthread_mutex_unlock(&l->lock);
+	if (!have)
+		return -ENOENT; /* not counted: the whole chunk's load asks get, which counts */
+	int ret = ssd_read_part(l->ssd, &id, off, len, buf, got, NULL);
+	uint64_t la = wall_ms(), save = 0;
+	pthread_mutex_lock(&l->lock);
+	struct l2_entry *x = find_locked(l, id.ikey);
+	*accesses = 0;
+	if (ret == 0 && x) {
+		save = access_locked(l, x, la);
+		*accesses = x->accesses;
+		if (x->pf_src) { /* a predictor brought it, and now a reader used it */
+			atomic_fetch_add_explicit(&l->stats->pf[x->pf_src].used, 1,
+						  memory_order_relaxed);
+			atomic_fetch_sub_explicit(&l->stats->pf_unread_bytes, x->pf_len,
+						  memory_order_relaxed);
+			x->pf_src = 0;
+			x->pf_len = 0;
+		}
+	} else if (ret < 0 && x) {
+		remove_locked(l, x, false); /* dropped by the store (failed verification) */
+	}
+	pthread_mutex_unlock(&l->lock);
+	if (ret < 0)
+		return ret;
+	atomic_fetch_add_explicit(&l->c.hits, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&l->c.part_hits, 1, memory_order_relaxed);
+	if (save)
+		ssd_touch(l->ssd, id.ikey, la, save);
+	return 0;
+}
+
 /* Reads one chunk, verified; a run of several is announced to the store first, so that the
  * disk reads ahead while the first chunks are handed to their readers. */
 static int l2_get(struct tier *t, struct tier_run *r, int from, int *next)
@@ -427,14 +488,13 @@ static int l2_get(struct tier *t, struct tier_run *r, int from, int *next)
 	}
 	pthread_mutex_lock(&l->lock);
 	struct l2_entry *x = find_locked(l, id.ikey);
-	uint64_t la = wall_ms(), acc = 0;
+	uint64_t la = wall_ms(), acc = 0, save = 0;
 	uint8_t src = 0;
 	if (ret == 0 && x && r->quiet) {
 		/* read back for another tier: no access */
 	} else if (ret == 0 && x) {
-		x->last_access = la;
-		acc = ++x->accesses;
-		evict_hit(l->order, x->handle);
+		save = access_locked(l, x, la);
+		acc = x->accesses;
 		src = x->pf_src; /* the unread prefetch goes with the data */
 		x->pf_src = 0;
 		x->pf_len = 0;
@@ -448,8 +508,8 @@ static int l2_get(struct tier *t, struct tier_run *r, int from, int *next)
 		r->pf_src[from] = src;
 		if (!r->quiet)
 			atomic_fetch_add_explicit(&l->c.hits, 1, memory_order_relaxed);
-		if (acc)
-			ssd_touch(l->ssd, id.ikey, la, acc);
+		if (save)
+			ssd_touch(l->ssd, id.ikey, la, save);
 	} else if (!r->quiet) {
 		atomic_fetch_add_explicit(&l->c.misses, 1, memory_order_relaxed);
 	}
@@ -532,6 +592,7 @@ static int l2_stats(struct tier *t, struct tier_stats *out, bool reset)
 	memset(out, 0, sizeof(*out));
 	out->hits = tier_count_take(&l->c.hits, reset);
 	out->misses = tier_count_take(&l->c.misses, reset);
+	out->part_hits = tier_count_take(&l->c.part_hits, reset);
 	out->fills = tier_count_take(&l->c.writes, reset);
 	out->fills_no_room = tier_count_take(&l->c.no_room, reset);
 	out->fills_failed = tier_count_take(&l->c.failed, reset);
@@ -593,6 +654,7 @@ static const struct tier_ops l2_ops = {
 	.has = l2_has,
 	.touch = l2_touch,
 	.keep_unread = l2_keep_unread,
+	.read_part = l2_read_part,
 	.drop_version = l2_drop_version,
 	.drop_matching = l2_drop_matching,
 	.flush = l2_flush,

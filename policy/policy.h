@@ -325,6 +325,7 @@ void policy_stream_destroy(struct policy_stream *s);
 struct policy_read {
 	struct iovec iov[POLICY_READ_MAX_CHUNKS];
 	void *chunks[POLICY_READ_MAX_CHUNKS];
+	char *parts[POLICY_READ_MAX_CHUNKS]; /* or: a part of a chunk read for this read alone */
 	bool behind[POLICY_READ_MAX_CHUNKS]; /* a sequential reader is done with it: drop-behind */
 	int n;
 	size_t bytes;

@@ -288,8 +288,6 @@ static void ask_chunk(struct shared *sh, struct tier_run *r, int i)
 		ok = v == 0;
 	}
 	if (ok) {
-		b->has_sum = true; /* L2 need not hash it again */
-		b->sum = sums[1];
 		r->done[i] = true;
 		count(&sh->c.hits, 1);
 		count(&sh->c.down, b->len);
@@ -424,8 +422,7 @@ static void put_one(struct shared *sh, const struct tier_job *j)
 	if (!b && j->reread && name && (rb = tfs_buf_get(&sh->rbufs, j->len)) && read_back(sh, j, rb))
 		b = rb;
 	int ret = !name ? -ENOMEM
-	      : b ? chunkobj_encode(&id, b->data, b->len, b->has_sum ? &b->sum : NULL, &k, &body,
-				    &len)
+	      : b ? chunkobj_encode(&id, b->data, b->len, NULL, &k, &body, &len)
 		  : -ENOSPC;
 	bool leases = atomic_load_explicit(&sh->lease_state, memory_order_acquire) == LEASE_ON;
 	/* a request is made (and a breaker's probe, once allowed, ends in breaker_result) */
@@ -623,6 +620,7 @@ static const struct tier_ops shared_ops = {
 	.has = tier_nop_has,
 	.touch = tier_nop_touch,
 	.keep_unread = tier_nop_keep_unread,
+	.read_part = tier_nop_read_part,
 	.drop_version = tier_nop_drop_version,
 	.drop_matching = tier_nop_drop_matching,
 	.flush = shared_flush,

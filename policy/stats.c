@@ -49,7 +49,7 @@ void stats_line(const struct policy_snapshot *s, char *buf, size_t n)
 	snprintf(buf, n,
 		 "stats: s3 get=%llu head=%llu list=%llu bytes=%llu get_bytes=%llu errors=%llu "
 		 "retries=%llu; "
-		 "l2 hits=%llu misses=%llu writes=%llu no_room=%llu failed=%llu waited=%llu "
+		 "l2 hits=%llu parts=%llu misses=%llu writes=%llu no_room=%llu failed=%llu waited=%llu "
 		 "evictions=%llu "
 		 "checksum_failures=%llu orphans_reclaimed=%llu used=%llu entries=%llu; "
 		 "memory hits=%llu misses=%llu waits=%llu; prefetch readahead=%llu/%llu "
@@ -60,7 +60,8 @@ void stats_line(const struct policy_snapshot *s, char *buf, size_t n)
 		 (unsigned long long)s->s3_list, (unsigned long long)s->s3_bytes,
 		 (unsigned long long)s->s3_get_bytes,
 		 (unsigned long long)s->s3_errors, (unsigned long long)s->s3_retries,
-		 (unsigned long long)s->l2.hits, (unsigned long long)s->l2.misses,
+		 (unsigned long long)s->l2.hits, (unsigned long long)s->l2.part_hits,
+		 (unsigned long long)s->l2.misses,
 		 (unsigned long long)s->l2.fills, (unsigned long long)s->l2.fills_no_room,
 		 (unsigned long long)s->l2.fills_failed, (unsigned long long)s->l2.fills_waited,
 		 (unsigned long long)s->l2.evictions,

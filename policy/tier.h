@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "s3.h"
+#include "ssd.h"
 
 /* ---- chunk buffers (buf.c) ---- */
 
@@ -50,8 +51,9 @@ struct tfs_buf {
 	struct buf_pool *pool;
 	size_t len;             /* payload bytes */
 	char *data;             /* page-aligned, len bytes (at least 1) */
-	bool has_sum;           /* sum is the XXH3-64 of data (taken as it arrived) */
-	uint64_t sum;
+	bool has_bsums;         /* bsums are the checksums of data's blocks (ssd_block_sums of
+				 * the chunk size), taken as it arrived */
+	uint64_t bsums[SSD_MAX_BLOCKS];
 };
 
 void buf_pool_init(struct buf_pool *bp, size_t size);
@@ -103,6 +105,7 @@ typedef bool (*tier_match_fn)(void *ctx, const char *key);
 /* What a tier has counted (counters since start or the last reset) and holds (gauges). */
 struct tier_stats {
 	uint64_t hits, misses;          /* chunks asked of it: served, and not */
+	uint64_t part_hits;             /* of hits: parts of a chunk served (read_part) */
 	uint64_t fills;                 /* copy-ups stored */
 	uint64_t fills_no_room;         /* refused: no room could be made for it */
 	uint64_t fills_failed;          /* lost: a disk error, no memory, or the writer stalled
@@ -119,6 +122,13 @@ struct tier_ops {
 	 * of adjacent missing ones, the shared tier: all of them at once).  *next gets the index
 	 * after the last one tried.  It may defer chunks (later[], see tier_run). */
 	int (*get)(struct tier *t, struct tier_run *r, int from, int *next);
+	/* Serves bytes [off, off + len) of one chunk without loading all of it (L2: the blocks
+	 * that hold them, checked), into buf; *got gets the bytes (clipped at the chunk's end).
+	 * A reader's access, counted as get counts one; *accesses gets what the tier has
+	 * counted of the chunk.  -ENOENT when the tier does not hold the chunk (or cannot serve
+	 * a part of it): the caller then loads it whole through get. */
+	int (*read_part)(struct tier *t, const char *key, const char *etag, uint64_t idx,
+			 uint64_t off, size_t len, char *buf, size_t *got, uint64_t *accesses);
 	/* Copy-up: queues storing the chunk, off the caller's path; takes a reference of b
 	 * (dropped when written or refused).  prefetch: nobody has read it yet.  When the
 	 * tier's queue is full the caller waits for room (backpressure: a disk slower than the
@@ -185,13 +195,15 @@ static inline uint64_t tier_count_take(_Atomic uint64_t *v, bool reset)
 }
 
 /* Operations for a tier that has nothing to do for them (the do-nothing tier's, S3's, the
- * shared tier's): holds nothing, tracks no access, keeps no unread prefetch (-ENOENT), drops
- * nothing, uses nothing. */
+ * shared tier's): holds nothing, tracks no access, keeps no unread prefetch and serves no part
+ * of a chunk (-ENOENT), drops nothing, uses nothing. */
 int tier_nop_has(struct tier *t, const char *key, const char *etag, uint64_t idx,
 		 uint64_t *bytes);
 int tier_nop_touch(struct tier *t, const char *key, const char *etag, uint64_t idx);
 int tier_nop_keep_unread(struct tier *t, const char *key, const char *etag, uint64_t idx,
 			 uint8_t src, size_t len);
+int tier_nop_read_part(struct tier *t, const char *key, const char *etag, uint64_t idx,
+		       uint64_t off, size_t len, char *buf, size_t *got, uint64_t *accesses);
 int tier_nop_drop_version(struct tier *t, const char *key, const char *etag, bool changed);
 int tier_nop_drop_matching(struct tier *t, tier_match_fn match, void *ctx, uint64_t *n);
 int tier_nop_usage(struct tier *t, uint64_t *used, uint64_t *entries, uint64_t *capacity);

@@ -42,6 +42,12 @@ int tier_nop_keep_unread(struct tier *t, const char *key, const char *etag, uint
 	return -ENOENT;
 }
 
+int tier_nop_read_part(struct tier *t, const char *key, const char *etag, uint64_t idx,
+		       uint64_t off, size_t len, char *buf, size_t *got, uint64_t *accesses)
+{
+	return -ENOENT;
+}
+
 int tier_nop_drop_version(struct tier *t, const char *key, const char *etag, bool changed)
 {
 	return 0;
@@ -75,6 +81,7 @@ static const struct tier_ops null_ops = {
 	.has = tier_nop_has,
 	.touch = tier_nop_touch,
 	.keep_unread = tier_nop_keep_unread,
+	.read_part = tier_nop_read_part,
 	.drop_version = tier_nop_drop_version,
 	.drop_matching = tier_nop_drop_matching,
 	.flush = null_flush,
@@ -105,18 +112,31 @@ struct s3_tier {
 static int s3_tier_get(struct tier *t, struct tier_run *r, int from, int *next)
 {
 	struct s3_tier *st = t->impl;
-	struct iovec iov[TIER_RUN_MAX];
 	int b = from;
 	uint64_t total = 0;
+	size_t bs = ssd_block_size(r->chunk_size), niov = 0;
 	while (b < r->n && !r->skip[b]) {
-		iov[b - from].iov_base = r->bufs[b]->data;
-		iov[b - from].iov_len = r->bufs[b]->len;
 		total += r->bufs[b]->len;
+		niov += (r->bufs[b]->len + bs - 1) / bs;
 		b++;
 	}
 	*next = b;
 	if (b == from)
 		return 0;
+	/* One buffer for each block of each chunk, so that the client hands back the blocks'
+	 * checksums (L2 stores the chunks with these: no second pass over the bytes). */
+	struct iovec *iov = malloc(niov * (sizeof(*iov) + sizeof(uint64_t)));
+	if (!iov) {
+		for (int i = from; i < b; i++)
+			r->err[i] = -ENOMEM;
+		return -ENOMEM;
+	}
+	uint64_t *sums = (uint64_t *)(iov + niov);
+	for (int i = from, k = 0; i < b; i++)
+		for (size_t off = 0; off < r->bufs[i]->len; off += bs, k++) {
+			iov[k].iov_base = r->bufs[i]->data + off;
+			iov[k].iov_len = r->bufs[i]->len - off < bs ? r->bufs[i]->len - off : bs;
+		}
 	struct s3_get g = {
 		.key = r->key,
 		.ranged = true,
@@ -124,23 +144,25 @@ static int s3_tier_get(struct tier *t, struct tier_run *r, int from, int *next)
 		.length = total,
 		.if_match = r->etag[0] ? r->etag : NULL, /* a chunk never lands under another version */
 		.iov = iov,
-		.iovcnt = b - from,
+		.iovcnt = (int)niov,
+		.iov_sums = sums,
 	};
-	uint64_t sums[TIER_RUN_MAX];
-	g.iov_sums = sums; /* L2 stores the chunks with these: no second pass over the bytes */
 	conc_enter(&st->gate, r->urgent && from == 0);
 	int ret = s3_get(st->s3, &g);
 	conc_leave(&st->gate, ret == 0 && g.throttled ? -EAGAIN : ret);
 	if (ret == 0 && st->xmeta && g.obj.etag[0])
 		xmeta_put_object(st->xmeta, r->key, &g.obj);
-	for (int i = from; i < b; i++) {
+	for (int i = from, k = 0; i < b; i++) {
+		size_t nb = (r->bufs[i]->len + bs - 1) / bs;
 		r->done[i] = ret == 0;
 		r->err[i] = ret;
 		if (ret == 0) {
-			r->bufs[i]->sum = sums[i - from];
-			r->bufs[i]->has_sum = true;
+			memcpy(r->bufs[i]->bsums, sums + k, nb * sizeof(*sums));
+			r->bufs[i]->has_bsums = true;
 		}
+		k += (int)nb;
 	}
+	free(iov);
 	return ret;
 }
 
@@ -169,6 +191,7 @@ static const struct tier_ops s3_ops = {
 	.has = tier_nop_has,
 	.touch = tier_nop_touch,
 	.keep_unread = tier_nop_keep_unread,
+	.read_part = tier_nop_read_part,
 	.drop_version = tier_nop_drop_version,
 	.drop_matching = tier_nop_drop_matching,
 	.flush = null_flush,

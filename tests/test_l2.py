@@ -233,6 +233,82 @@ def test_corruption_is_caught_and_refetched(own_server, tmpdir_short):
     assert st["s3.get"] == 0 and st["l2.checksum_failures"] == 0
 
 
+def direct_reads(path, ranges):
+    """The bytes of each (offset, length) of path, read with O_DIRECT (the page cache bypassed,
+    so each read reaches the daemon as it is), through one open file."""
+    import mmap
+    out = []
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        for off, n in ranges:
+            buf = mmap.mmap(-1, n)        # page-aligned, as O_DIRECT wants
+            got = os.preadv(fd, [buf], off)
+            out.append(bytes(buf[:got]))
+    finally:
+        os.close(fd)
+    return out
+
+
+def test_part_reads_checked_per_block(own_server, tmpdir_short):
+    """A random reader's 4 KiB reads are served from L2 by reading only the blocks they need
+    (checksummed per 16 KiB block): the right bytes, no S3 GET; a flipped byte is not noticed by
+    a read of another block of its chunk, and is caught (dropped, counted, refetched) by the
+    read that covers it."""
+    s3 = util.s3_client(own_server.endpoint)
+    s3.create_bucket(Bucket="parts")
+    ck = 256 * 1024
+    body = os.urandom(4 * ck)
+    s3.put_object(Bucket="parts", Key="rand.bin", Body=body)
+    cache, mnt = os.path.join(tmpdir_short, "cache"), os.path.join(tmpdir_short, "m")
+    opts = ["ttl=1h", f"chunk_size={ck // 1024}K", "l1_size=0"]
+    with mount_at(own_server, "parts", mnt, cache, opts):
+        assert read_file(os.path.join(mnt, "rand.bin")) == body
+    slots = dict((k_idx, off) for off, k_idx in slab_slots_idx(cache, ck))
+    assert len(slots) == 4
+    flip = 5 * 16384 + 300                     # in block 5 of chunk 1
+    with open(os.path.join(cache, "slab"), "r+b") as f:
+        f.seek(slots[1] + 4096 + flip)
+        b = f.read(1)
+        f.seek(slots[1] + 4096 + flip)
+        f.write(bytes([b[0] ^ 0x40]))
+    # each read jumps more than a chunk from the last one's end: a random reader
+    reads = [(3 * ck + 8192, 4096),            # chunk 3
+             (1 * ck, 4096),                   # chunk 1, block 0: intact
+             (3 * ck + 100000, 4096),          # chunk 3
+             (1 * ck + 5 * 16384, 4096),       # chunk 1, block 5: the flipped byte
+             (3 * ck + 200704, 4096)]          # chunk 3
+    with mount_at(own_server, "parts", mnt, cache, opts,
+                  expect_log=[r"cache: dropping chunk 1 of 'rand.bin' \(payload checksum\)"]) as m:
+        got = direct_reads(os.path.join(mnt, "rand.bin"), reads)
+        for (off, n), g in zip(reads, got):
+            assert g == body[off:off + n], off
+    st = stats_of(m.log())
+    assert st["l2.checksum_failures"] == 1, st
+    assert st["l2.parts"] == 4, st             # all but the read of the flipped block
+    assert st["s3.get"] == 1, st               # that chunk, refetched whole
+    # the refetched chunk went back to L2: every block of it now reads without S3
+    with mount_at(own_server, "parts", mnt, cache, opts) as m:
+        reads = []
+        for b in (5, 0, 15):                   # chunk 1's blocks, chunk 3 between them
+            reads += [(3 * ck + 16384 * b, 4096), (ck + b * 16384, 4096)]
+        got = direct_reads(os.path.join(mnt, "rand.bin"), reads)
+        for (off, n), g in zip(reads, got):
+            assert g == body[off:off + n], off
+    st = stats_of(m.log())
+    assert st["s3.get"] == 0 and st["l2.checksum_failures"] == 0 and st["l2.parts"] == 6, st
+
+
+def slab_slots_idx(cache, chunk):
+    """(offset, chunk index) of every slot header in the slab file."""
+    out = []
+    with open(os.path.join(cache, "slab"), "rb") as f:
+        data = f.read()
+    for off in range(0, len(data), 4096 + chunk):
+        if data[off:off + 4] == b"TFSC":
+            out.append((off, int.from_bytes(data[off + 16:off + 24], "little")))
+    return out
+
+
 def test_capacity_keeps_hot_data(own_server, tmpdir_short):
     """Past l2_size the cache stays within its cap (plus one chunk), and the recently and
     frequently read file survives a stream of data read once."""

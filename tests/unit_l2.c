@@ -1,7 +1,8 @@
 /*
  * unit_l2.c - the L2 store and tier, driven directly (no mount, no S3): put/get round trips,
  * corruption caught and dropped, versions dropped, slots reused, orphaned slots reclaimed, the
- * eviction order's state across a restart, a format from another chunk size emptied, and opening a
+ * eviction order's state across a restart, a format from another chunk size emptied, reads of
+ * part of a chunk (checksums per block), a cache of format 1 emptied, and opening a
  * store whose index holds 100,000 chunks (the time it takes is printed, not asserted), and the
  * L2 side of prefetch: a prefetched fill displaces only HIR chunks (evict.h), unread prefetches
  * are used by a read or counted wasted when evicted.  The order itself: unit_evict.c.
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <rocksdb/c.h>
 #include <xxhash.h>
 
 #include "check.h"
@@ -71,17 +73,25 @@ static void test_store(void)
 	CHECK(ssd_get(s, &a2, out, CS, &len, NULL) == -ENOENT); /* another version: a miss */
 	CHECK(ssd_put(s, &a2, data, 1000, NULL, 1, 1, NULL) == 0);
 
-	/* a checksum the caller took as the bytes arrived: the right one is kept, a wrong one
-	 * is caught at the first read like any corruption (a miss), never served */
+	/* checksums the caller took as the bytes arrived: right ones are kept, a wrong one is
+	 * caught at the first read of its block like any corruption (a miss), never served */
 	struct ssd_id p1, p2;
 	ssd_id_init(&p1, "presummed", "\"e\"", 0);
 	ssd_id_init(&p2, "presummed", "\"e\"", 1);
 	fill(data, CS, 7);
-	uint64_t good = XXH3_64bits(data, CS), bad = good ^ 1;
-	CHECK(ssd_put(s, &p1, data, CS, &good, 1, 1, NULL) == 0);
+	uint64_t good[SSD_MAX_BLOCKS], bad[SSD_MAX_BLOCKS];
+	CHECK(ssd_block_size(CS) == 16384);
+	ssd_block_sums(CS, data, CS, good);
+	CHECK(good[0] == XXH3_64bits(data, 16384) && good[3] == XXH3_64bits(data + 49152, 16384));
+	memcpy(bad, good, sizeof(bad));
+	bad[2] ^= 1;
+	CHECK(ssd_put(s, &p1, data, CS, good, 1, 1, NULL) == 0);
 	CHECK(ssd_get(s, &p1, out, CS, &len, NULL) == 0 && len == CS && memcmp(out, data, CS) == 0);
-	CHECK(ssd_put(s, &p2, data, CS, &bad, 1, 1, NULL) == 0);
-	CHECK(ssd_get(s, &p2, out, CS, &len, NULL) == -ENOENT);
+	CHECK(ssd_put(s, &p2, data, CS, bad, 1, 1, NULL) == 0);
+	CHECK(ssd_read_part(s, &p2, 100, 4096, out, &len, NULL) == 0 && len == 4096 &&
+	      memcmp(out, data + 100, 4096) == 0);  /* block 0 is right */
+	CHECK(ssd_read_part(s, &p2, 32768, 10, out, &len, NULL) == -ENOENT); /* block 2 */
+	CHECK(ssd_get(s, &p2, out, CS, &len, NULL) == -ENOENT); /* dropped */
 
 	/* a new version: the old one's chunks go */
 	CHECK(ssd_remove_other_versions(s, "dir/obj", "\"v2\"", NULL, NULL) == 0);
@@ -168,6 +178,145 @@ static void test_store(void)
 	CHECK(ssd_open(dir, 2 * CS, &s) == 0);
 	CHECK(ssd_get(s, &a2, out, CS, &len, NULL) == -ENOENT);
 	ssd_close(s);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* The byte at off of the slot that holds key (found by its header), XORed with x; 1 when found. */
+static int flip_in_slot(const char *dir, uint64_t chunk_size, const char *key, uint64_t off,
+			unsigned char x)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/slab", dir);
+	int fd = open(path, O_RDWR), found = 0;
+	uint64_t slot_size = 4096 + chunk_size, nslots;
+	if (fd < 0)
+		return 0;
+	nslots = (uint64_t)lseek(fd, 0, SEEK_END) / slot_size + 1;
+	size_t kl = strlen(key);
+	for (uint64_t i = 0; i < nslots && !found; i++) {
+		char hdr[64];
+		unsigned char b;
+		if (pread(fd, hdr, sizeof(hdr), (off_t)(i * slot_size)) != sizeof(hdr) ||
+		    (unsigned char)hdr[32] != kl || memcmp(hdr + 40, key, kl) != 0)
+			continue;
+		if (pread(fd, &b, 1, (off_t)(i * slot_size + off)) == 1) {
+			b ^= x;
+			found = pwrite(fd, &b, 1, (off_t)(i * slot_size + off)) == 1;
+		}
+	}
+	close(fd);
+	return found;
+}
+
+/* Reads of part of a chunk: the right bytes for every range (within a block, across blocks, to
+ * the end, past it, in a short last chunk); a flipped byte is caught by the read that covers
+ * its block (dropped, counted, a miss), and not by one that does not need that block. */
+static void test_parts(void)
+{
+	char *dir = mkdtemp_dir();
+	struct ssd_store *s;
+	static char data[CS], out[CS];
+	size_t got;
+	struct ssd_id full, shrt;
+	CHECK(ssd_open(dir, CS, &s) == 0);
+	ssd_id_init(&full, "parts/full", "\"e\"", 0);
+	ssd_id_init(&shrt, "parts/short", "\"e\"", 3);
+	fill(data, CS, 11);
+	CHECK(ssd_put(s, &full, data, CS, NULL, 1, 1, NULL) == 0);
+	const struct { uint64_t off; size_t len, want; } r[] = {
+		{ 0, 4096, 4096 },         /* the first page */
+		{ 16384 - 100, 200, 200 }, /* across blocks 0 and 1 */
+		{ 5, 1, 1 },
+		{ 20000, 40000, 40000 },   /* blocks 1..3 */
+		{ CS - 10, 4096, 10 },     /* clipped at the end */
+		{ 0, CS, CS },
+		{ CS, 10, 0 },             /* past the end */
+	};
+	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
+		memset(out, 0, sizeof(out));
+		CHECK(ssd_read_part(s, &full, r[i].off, r[i].len, out, &got, NULL) == 0 &&
+		      got == r[i].want && memcmp(out, data + r[i].off, got) == 0);
+	}
+	/* a short chunk whose end is not page-aligned: 20,000 bytes, two blocks */
+	CHECK(ssd_put(s, &shrt, data, 20000, NULL, 1, 1, NULL) == 0);
+	CHECK(ssd_read_part(s, &shrt, 19990, 100, out, &got, NULL) == 0 && got == 10 &&
+	      memcmp(out, data + 19990, 10) == 0);
+	CHECK(ssd_read_part(s, &shrt, 0, 20000, out, &got, NULL) == 0 && got == 20000 &&
+	      memcmp(out, data, 20000) == 0);
+
+	/* a flipped byte in block 3 (the payload starts 4 KiB into the slot) */
+	CHECK(flip_in_slot(dir, CS, "parts/full", 4096 + 3 * 16384 + 77, 0x20));
+	uint64_t before = ssd_stats(s)->checksum_failures;
+	CHECK(ssd_read_part(s, &full, 0, 4096, out, &got, NULL) == 0 && got == 4096 &&
+	      memcmp(out, data, 4096) == 0);
+	CHECK(ssd_stats(s)->checksum_failures == before);
+	CHECK(ssd_read_part(s, &full, 3 * 16384 + 4000, 100, out, &got, NULL) == -ENOENT);
+	CHECK(ssd_stats(s)->checksum_failures == before + 1);
+	CHECK(ssd_read_part(s, &full, 0, 4096, out, &got, NULL) == -ENOENT); /* gone */
+	/* a flipped byte in the blocks' checksums in the header: every read of it fails */
+	CHECK(flip_in_slot(dir, CS, "parts/short", 40 + strlen("parts/short") + 3 + 1, 0x01));
+	CHECK(ssd_read_part(s, &shrt, 0, 10, out, &got, NULL) == -ENOENT);
+	CHECK(ssd_stats(s)->checksum_failures == before + 2);
+	uint64_t ok, bad;
+	CHECK(ssd_check(s, &ok, &bad) == 0 && ok == 0 && bad == 0);
+	ssd_close(s);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* A cache of format 1 (a checksum per chunk) is emptied at open, with a log line saying so. */
+static void test_format1(void)
+{
+	char *dir = mkdtemp_dir(), path[600], logp[600], *err = NULL;
+	struct ssd_store *s;
+	static char data[CS], out[CS];
+	size_t len;
+	struct ssd_id a;
+	ssd_id_init(&a, "old/format", "\"e\"", 0);
+	fill(data, CS, 5);
+	CHECK(ssd_open(dir, CS, &s) == 0);
+	CHECK(ssd_put(s, &a, data, CS, NULL, 1, 1, NULL) == 0);
+	CHECK(ssd_meta_put(s, 'o', "old/format", "\"e\"", 3) == 0);
+	ssd_close(s);
+	/* the format record as format 1 wrote it */
+	snprintf(path, sizeof(path), "%s/index", dir);
+	rocksdb_options_t *o = rocksdb_options_create();
+	rocksdb_t *db = rocksdb_open(o, path, &err);
+	CHECK(db != NULL);
+	if (db) {
+		rocksdb_writeoptions_t *w = rocksdb_writeoptions_create();
+		const char *v1 = "tierfs-l2-slab 1 chunk=65536";
+		rocksdb_put(db, w, "Fformat", 7, v1, strlen(v1), &err);
+		CHECK(err == NULL);
+		rocksdb_writeoptions_destroy(w);
+		rocksdb_close(db);
+	}
+	rocksdb_options_destroy(o);
+	snprintf(logp, sizeof(logp), "%s.log", dir);
+	CHECK(tfs_log_to_file(logp) == 0);
+	tfs_log_set_level(TFS_LOG_INFO);
+	CHECK(ssd_open(dir, CS, &s) == 0);
+	tfs_log_set_level(TFS_LOG_ERROR); /* the log stays in that file: this test runs last */
+	CHECK(ssd_get(s, &a, out, CS, &len, NULL) == -ENOENT); /* its chunks are gone */
+	void *v;
+	size_t vl;
+	CHECK(ssd_meta_get(s, 'o', "old/format", &v, &vl) == 0); /* the metadata kept */
+	free(v);
+	CHECK(ssd_put(s, &a, data, CS, NULL, 1, 1, NULL) == 0);
+	ssd_close(s);
+	CHECK(ssd_open(dir, CS, &s) == 0); /* now of format 2: kept */
+	CHECK(ssd_get(s, &a, out, CS, &len, NULL) == 0 && len == CS);
+	ssd_close(s);
+	FILE *f = fopen(logp, "r");
+	char line[512];
+	bool said = false;
+	while (f && fgets(line, sizeof(line), f))
+		said |= strstr(line, "holds cache format 1") != NULL;
+	if (f)
+		fclose(f);
+	CHECK(said);
+	unlink(logp);
 	rm_rf(dir);
 	free(dir);
 }
@@ -481,10 +630,12 @@ int main(int argc, char **argv)
 		startup = strtoul(argv[2], NULL, 10);
 	tfs_log_set_level(TFS_LOG_ERROR);
 	test_store();
+	test_parts();
 	test_ttl_persist();
 	test_prefetch_in_l2();
 	test_order_across_restart();
 	test_upkeep_interval();
 	test_startup(startup);
+	test_format1();
 	return CHECK_SUMMARY();
 }
