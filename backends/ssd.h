@@ -73,6 +73,16 @@ struct ssd_stats {
  * its lock (-EBUSY when another process holds it).  A store made for another chunk size is
  * emptied (its chunks cannot be reused).  -EPROTO when the directory holds an unknown format. */
 int ssd_open(const char *dir, uint64_t chunk_size, struct ssd_store **out);
+/* ssd_open without reading the index: which slots are used is learnt by ssd_load, which the
+ * owner runs (in the background: a mount serves at once, however many chunks the index holds).
+ * Until it is done every chunk stored takes a new slot past the slab's end, and
+ * ssd_reclaim_orphans refuses (-EAGAIN). */
+int ssd_open_deferred(const char *dir, uint64_t chunk_size, struct ssd_store **out);
+/* The one pass over the index a deferred store needs: marks the slots in use, and calls cb
+ * (may be NULL; it returns 0 to go on) for every chunk.  Stops with -ECANCELED once *stop (may
+ * be NULL) is true; the store is then still not loaded. */
+int ssd_load(struct ssd_store *s, int (*cb)(void *ctx, const struct ssd_entry *e), void *ctx,
+	     const _Atomic bool *stop);
 void ssd_close(struct ssd_store *s);
 const struct ssd_stats *ssd_stats(const struct ssd_store *s);
 void ssd_reset_stats(struct ssd_store *s);
@@ -84,8 +94,8 @@ const char *ssd_dir(const struct ssd_store *s);
 int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap, size_t *len,
 	    struct ssd_entry *e);
 /* Reads bytes [off, off + len) of id's payload (clipped at its end) into buf: the header block
- * and only the blocks that hold them, which are checked (the blocks with O_DIRECT where the
- * file system allows it).  *got gets the bytes read.  -ENOENT as ssd_get. */
+ * and only the blocks that hold them (through the page cache, without readahead), which are
+ * checked.  *got gets the bytes read.  -ENOENT as ssd_get. */
 int ssd_read_part(struct ssd_store *s, const struct ssd_id *id, uint64_t off, size_t len,
 		  char *buf, size_t *got, struct ssd_entry *e);
 /* Tells the kernel that these chunks will be read soon (their slots are read ahead
@@ -119,7 +129,7 @@ void ssd_meta_remove_matching(struct ssd_store *s, char ns,
  * counts those that agree and those that do not.  For checkers and tests. */
 int ssd_check(struct ssd_store *s, uint64_t *ok, uint64_t *bad);
 /* Punches the holes of slots that hold data but are free (left by a crash); stops early when
- * *stop becomes true.  Returns the number of slots reclaimed or -errno. */
+ * *stop becomes true.  Returns the number of slots reclaimed or -errno (-EAGAIN: not loaded). */
 long ssd_reclaim_orphans(struct ssd_store *s, const _Atomic bool *stop);
 /* Bytes the slab file takes on disk (allocated blocks). */
 uint64_t ssd_disk_bytes(struct ssd_store *s);

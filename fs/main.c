@@ -350,7 +350,7 @@ int main(int argc, char **argv)
 	if (opts.l2_size) {
 		cache_dir = opts.cache_dir ? strdup(opts.cache_dir)
 					   : default_cache_dir(opts.bucket, s3cfg.endpoint);
-		if (!cache_dir || (ret = ssd_open(cache_dir, opts.chunk_size, &ssd)) < 0) {
+		if (!cache_dir || (ret = ssd_open_deferred(cache_dir, opts.chunk_size, &ssd)) < 0) {
 			tfs_err("cannot use the cache directory '%s': %s",
 				cache_dir ? cache_dir : "?", strerror(cache_dir ? -ret : ENOMEM));
 			goto out_s3;

@@ -1,6 +1,8 @@
 /*
  * l2.c - the L2 tier (tier.h): which chunks the SSD store holds (an in-memory table loaded from
- * the index at start, without reading any data), reads with access accounting, fills off the
+ * the index in the background at start, without reading any data: a mount serves at once, and
+ * until the table is complete L2 serves what the index names, while fills wait), reads with
+ * access accounting, fills off the
  * reader's path (two writer threads), capacity (l2_size and the free-space floor) enforced before
  * every fill by evicting in the order of evict.h, and background upkeep every
  * upkeep_interval_ms (orphaned slots once, then the floor when other programs fill the disk).
@@ -29,16 +31,22 @@
 #define FILL_DEADLINE_MS 30000       /* a fill waits this long for room, then the disk is failing */
 #define L2_WRITERS 2                 /* one hashes and indexes while the other's write is on the disk */
 
+/* What L2 keeps in memory of a chunk: 56 bytes, in pages of ENTRY_PAGE by the order's handle
+ * (no allocation per chunk).  The order's own node and table slot come on top (evict.h). */
 struct l2_entry {
-	unsigned char ikey[SSD_IKEY_LEN];
+	unsigned char ikey[SSD_IKEY_LEN - 1]; /* the index key but its first byte, 'c' */
 	uint32_t handle;             /* in the order */
-	uint64_t disk_bytes, last_access, accesses;
+	uint32_t disk_bytes;         /* 0: no chunk has this handle (a ghost's, or unused) */
+	uint32_t last_access;        /* wall-clock seconds */
+	uint32_t accesses;           /* (at most UINT32_MAX) */
 	/* An unread prefetch (chunks.c hands it over when the chunk leaves memory unread): the
 	 * predictor, and the payload bytes counted in pf_unread_bytes.  Read by a reader: used;
 	 * removed: wasted. */
-	uint8_t pf_src;
 	uint32_t pf_len;
+	uint8_t pf_src;
 };
+
+#define ENTRY_PAGE 4096u             /* entries per page of the table */
 
 struct l2 {
 	struct ssd_store *ssd;       /* not owned */
@@ -53,8 +61,8 @@ struct l2 {
 	pthread_cond_t work;         /* a job queued, or stop: the writers wait on it */
 	pthread_cond_t room;         /* a job done (room in the queue), or stop: fills and flushes */
 	struct evict_order *order;   /* the eviction order, and the table through its handles */
-	struct l2_entry **ents;      /* by handle (nents slots), NULL where no chunk is */
-	uint32_t nents;
+	struct l2_entry **pages;     /* entry h is pages[h / ENTRY_PAGE][h % ENTRY_PAGE] */
+	uint32_t npages;             /* (a page is NULL until a handle in it is used) */
 	uint64_t used, entries;
 	uint64_t reserved;           /* room made for chunks being written (make_room) */
 	struct tier_job *qhead, *qtail; /* a prefetch's job evicts only HIR chunks */
@@ -62,6 +70,10 @@ struct l2 {
 	unsigned writing;            /* jobs the writers hold */
 	_Atomic bool stopping;
 
+	bool load_done;              /* the loader is done: loaded, or not (stopped, or failed) */
+	bool loaded;                 /* the table holds every chunk of the index: fills may go */
+	pthread_t loader;
+	bool has_loader;
 	pthread_t writers[L2_WRITERS];
 	unsigned nwriters;
 	bool reclaimed;
@@ -79,11 +91,40 @@ static uint64_t wall_ms(void)
 
 static uint64_t digest(const unsigned char *ikey) { return tfs_hash64(ikey, SSD_IKEY_LEN, 0); }
 
+static uint32_t sat32(uint64_t v) { return v < UINT32_MAX ? (uint32_t)v : UINT32_MAX; }
+
+/* The entry of handle h, chunk or not; NULL when its page was never made. */
+static struct l2_entry *entry_of(const struct l2 *l, uint32_t h)
+{
+	uint32_t p = h / ENTRY_PAGE;
+	return h != EVICT_NONE && p < l->npages && l->pages[p] ? &l->pages[p][h % ENTRY_PAGE]
+							       : NULL;
+}
+
 static struct l2_entry *find_locked(struct l2 *l, const unsigned char *ikey)
 {
-	uint32_t h = evict_find(l->order, digest(ikey));
-	struct l2_entry *x = h != EVICT_NONE && h < l->nents ? l->ents[h] : NULL;
-	return x && memcmp(x->ikey, ikey, SSD_IKEY_LEN) == 0 ? x : NULL;
+	struct l2_entry *x = entry_of(l, evict_find(l->order, digest(ikey)));
+	return x && x->disk_bytes && memcmp(x->ikey, ikey + 1, SSD_IKEY_LEN - 1) == 0 ? x : NULL;
+}
+
+/* The entry of handle h, its page made if needed; NULL when out of memory. */
+static struct l2_entry *entry_make(struct l2 *l, uint32_t h)
+{
+	uint32_t p = h / ENTRY_PAGE;
+	if (p >= l->npages) {
+		uint32_t n = l->npages ? l->npages : 16;
+		while (n <= p)
+			n *= 2; /* handles are below EVICT_NONE / 2 */
+		struct l2_entry **np = realloc(l->pages, n * sizeof(*np));
+		if (!np)
+			return NULL;
+		memset(np + l->npages, 0, (n - l->npages) * sizeof(*np));
+		l->pages = np;
+		l->npages = n;
+	}
+	if (!l->pages[p] && !(l->pages[p] = calloc(ENTRY_PAGE, sizeof(struct l2_entry))))
+		return NULL;
+	return &l->pages[p][h % ENTRY_PAGE];
 }
 
 /* Adds what the store holds of a chunk to the table (how: evict_admit's, or EVICT_RESTORE at
@@ -102,31 +143,18 @@ static int insert_locked(struct l2 *l, const struct ssd_entry *e, enum evict_how
 						&h);
 		if (ret < 0)
 			return ret;
-		if (h >= l->nents) {
-			size_t n = l->nents ? l->nents : 1024;
-			while (n <= h)
-				n *= 2;
-			struct l2_entry **ne = realloc(l->ents, n * sizeof(*ne));
-			if (!ne) {
-				evict_drop(l->order, h);
-				return -ENOMEM;
-			}
-			memset(ne + l->nents, 0, (n - l->nents) * sizeof(*ne));
-			l->ents = ne;
-			l->nents = (uint32_t)n; /* handles are below EVICT_NONE / 2 */
-		}
-		if (!(x = calloc(1, sizeof(*x)))) {
+		if (!(x = entry_make(l, h))) {
 			evict_drop(l->order, h);
 			return -ENOMEM;
 		}
-		memcpy(x->ikey, e->ikey, SSD_IKEY_LEN);
+		memset(x, 0, sizeof(*x));
+		memcpy(x->ikey, e->ikey + 1, SSD_IKEY_LEN - 1);
 		x->handle = h;
-		l->ents[h] = x;
 		l->entries++;
 	}
-	x->disk_bytes = e->disk_bytes;
-	x->last_access = e->last_access;
-	x->accesses = e->accesses;
+	x->disk_bytes = (uint32_t)e->disk_bytes;
+	x->last_access = (uint32_t)(e->last_access / 1000);
+	x->accesses = sat32(e->accesses);
 	l->used += x->disk_bytes;
 	return 0;
 }
@@ -142,10 +170,9 @@ static void remove_locked(struct l2 *l, struct l2_entry *x, bool evicted)
 	}
 	if (!evicted)
 		evict_drop(l->order, x->handle);
-	l->ents[x->handle] = NULL;
 	l->used -= x->disk_bytes;
 	l->entries--;
-	free(x);
+	memset(x, 0, sizeof(*x)); /* disk_bytes 0: no chunk */
 }
 
 /* At start: the index's entries, loaded oldest last access first into the order. */
@@ -175,22 +202,60 @@ static int by_last_access(const void *a, const void *b)
 	return x->last_access < y->last_access ? -1 : x->last_access > y->last_access;
 }
 
+#define LOAD_BATCH 4096 /* entries put in the table per hold of the lock while loading */
+
 static int load_table(struct l2 *l)
 {
 	struct load ld = { 0 };
-	int ret = ssd_foreach(l->ssd, load_one, &ld);
+	/* the store's one pass over its index: it learns its used slots, the table its chunks */
+	int ret = ssd_load(l->ssd, load_one, &ld, &l->stopping);
 	if (ret == 0 && ld.n)
 		qsort(ld.e, ld.n, sizeof(*ld.e), by_last_access);
-	for (size_t i = 0; ret == 0 && i < ld.n; i++) {
-		/* single-threaded at start */
-		int r = insert_locked(l, &ld.e[i], EVICT_RESTORE);
-		if (r == -EEXIST)
-			ssd_remove(l->ssd, ld.e[i].ikey); /* its digest collides: unreachable */
-		else
-			ret = r;
+	for (size_t i = 0; ret == 0 && i < ld.n; i += LOAD_BATCH) {
+		size_t end = i + LOAD_BATCH < ld.n ? i + LOAD_BATCH : ld.n;
+		unsigned char (*collide)[SSD_IKEY_LEN] = NULL;
+		size_t ncollide = 0;
+		pthread_mutex_lock(&l->lock);
+		for (size_t k = i; ret == 0 && k < end; k++) {
+			int r = insert_locked(l, &ld.e[k], EVICT_RESTORE);
+			if (r != -EEXIST) {
+				ret = r;
+			} else if ((collide || (collide = malloc(LOAD_BATCH * SSD_IKEY_LEN)))) {
+				memcpy(collide[ncollide++], ld.e[k].ikey, SSD_IKEY_LEN);
+			}
+		}
+		pthread_mutex_unlock(&l->lock);
+		for (size_t k = 0; k < ncollide; k++)
+			ssd_remove(l->ssd, collide[k]); /* its digest collides: unreachable */
+		free(collide);
+		if (ret == 0 && atomic_load_explicit(&l->stopping, memory_order_relaxed))
+			ret = -ECANCELED;
 	}
 	free(ld.e);
 	return ret;
+}
+
+static void *loader_thread(void *arg)
+{
+	struct l2 *l = arg;
+	uint64_t t0 = tfs_now_ms();
+	int ret = load_table(l);
+	pthread_mutex_lock(&l->lock);
+	l->load_done = true;
+	l->loaded = ret == 0;
+	uint64_t n = l->entries, used = l->used;
+	pthread_cond_broadcast(&l->work); /* the writers may go */
+	pthread_mutex_unlock(&l->lock);
+	if (ret == 0) {
+		tfs_info("cache: %llu chunks (%llu MiB) in L2, index loaded in %llu ms",
+			 (unsigned long long)n, (unsigned long long)(used >> 20),
+			 (unsigned long long)(tfs_now_ms() - t0));
+		tfs_worker_kick(&l->upkeep); /* the orphans first */
+	} else if (ret != -ECANCELED) {
+		tfs_err("cache: cannot load L2's index (%s): L2 serves what it holds and stores "
+			"nothing until the next mount", strerror(-ret));
+	}
+	return NULL;
 }
 
 #define EVICT_BATCH 64 /* victims taken from the table per hold of the lock */
@@ -226,8 +291,9 @@ static int make_room(struct l2 *l, uint64_t need, bool hir_only)
 			uint32_t h = evict_next(l->order, hir_only);
 			if (h == EVICT_NONE)
 				break;
-			struct l2_entry *x = l->ents[h];
-			memcpy(victims[n++], x->ikey, SSD_IKEY_LEN);
+			struct l2_entry *x = entry_of(l, h);
+			victims[n][0] = 'c';
+			memcpy(victims[n++] + 1, x->ikey, SSD_IKEY_LEN - 1);
 			freed += x->disk_bytes;
 			remove_locked(l, x, true); /* the table first: nothing finds it after this */
 		}
@@ -257,8 +323,9 @@ static void *writer_thread(void *arg)
 	struct l2 *l = arg;
 	pthread_mutex_lock(&l->lock);
 	for (;;) {
-		/* the queue is drained before the writer stops: an unmount keeps what was read */
-		while (!l->qhead && !l->stopping)
+		/* the queue is drained before the writer stops: an unmount keeps what was read;
+		 * nothing is written before the table is loaded (or the loader gave up) */
+		while ((!l->qhead && !l->stopping) || !l->load_done)
 			pthread_cond_wait(&l->work, &l->lock);
 		struct tier_job *j = l->qhead;
 		if (!j)
@@ -269,8 +336,13 @@ static void *writer_thread(void *arg)
 		l->writing++;
 		struct ssd_id id;
 		ssd_id_init(&id, j->key, j->etag, j->idx);
-		bool have = find_locked(l, id.ikey) != NULL;
+		bool have = find_locked(l, id.ikey) != NULL, loaded = l->loaded;
 		pthread_mutex_unlock(&l->lock);
+
+		if (!loaded) { /* the table is not all there: room cannot be counted */
+			atomic_fetch_add_explicit(&l->c.failed, 1, memory_order_relaxed);
+			have = true;
+		}
 
 		if (!have && l->cfg.write_delay_ms) {
 			struct timespec d = { (time_t)(l->cfg.write_delay_ms / 1000),
@@ -321,6 +393,11 @@ static void *writer_thread(void *arg)
 static void upkeep_pass(void *arg)
 {
 	struct l2 *l = arg;
+	pthread_mutex_lock(&l->lock);
+	bool loaded = l->loaded;
+	pthread_mutex_unlock(&l->lock);
+	if (!loaded)
+		return; /* the loader kicks it when done */
 	if (!l->reclaimed) {
 		long n = ssd_reclaim_orphans(l->ssd, &l->stopping);
 		if (n > 0)
@@ -339,12 +416,18 @@ static void l2_destroy(struct l2 *l)
 	pthread_cond_broadcast(&l->work);
 	pthread_cond_broadcast(&l->room);
 	pthread_mutex_unlock(&l->lock);
+	if (l->has_loader)
+		pthread_join(l->loader, NULL); /* it stops at its next batch */
+	pthread_mutex_lock(&l->lock);
+	l->load_done = true; /* (it never started) */
+	pthread_cond_broadcast(&l->work);
+	pthread_mutex_unlock(&l->lock);
 	tfs_worker_stop(&l->upkeep);
 	for (unsigned i = 0; i < l->nwriters; i++)
 		pthread_join(l->writers[i], NULL); /* after draining the queue */
-	for (uint32_t h = 0; h < l->nents; h++)
-		free(l->ents[h]);
-	free(l->ents);
+	for (uint32_t p = 0; p < l->npages; p++)
+		free(l->pages[p]);
+	free(l->pages);
 	evict_free(l->order);
 	pthread_cond_destroy(&l->work);
 	pthread_cond_destroy(&l->room);
@@ -362,8 +445,8 @@ static int l2_touch(struct tier *t, const char *key, const char *etag, uint64_t 
 	pthread_mutex_lock(&l->lock);
 	struct l2_entry *x = find_locked(l, id.ikey);
 	if (x) {
-		x->last_access = wall_ms();
-		x->accesses++;
+		x->last_access = (uint32_t)(wall_ms() / 1000);
+		x->accesses = sat32((uint64_t)x->accesses + 1);
 		evict_hit(l->order, x->handle);
 	}
 	pthread_mutex_unlock(&l->lock);
@@ -413,9 +496,9 @@ static bool save_access(uint64_t prev_ms, uint64_t now_ms, uint64_t accesses)
  * Returns the accesses to save in the index, 0 for none. */
 static uint64_t access_locked(struct l2 *l, struct l2_entry *x, uint64_t now)
 {
-	uint64_t prev = x->last_access;
-	x->last_access = now;
-	x->accesses++;
+	uint64_t prev = (uint64_t)x->last_access * 1000;
+	x->last_access = (uint32_t)(now / 1000);
+	x->accesses = sat32((uint64_t)x->accesses + 1);
 	evict_hit(l->order, x->handle);
 	return save_access(prev, now, x->accesses) ? x->accesses : 0;
 }
@@ -537,8 +620,13 @@ static int l2_fill(struct tier *t, const char *key, const char *etag, uint64_t i
 		atomic_fetch_add_explicit(&l->c.waited, 1, memory_order_relaxed);
 		struct timespec dl = tfs_deadline_in(FILL_DEADLINE_MS);
 		int w = 0;
-		while (!l->stopping && queue_full_locked(l, b->len) && w != ETIMEDOUT)
+		while (!l->stopping && queue_full_locked(l, b->len) && w != ETIMEDOUT) {
 			w = pthread_cond_timedwait(&l->room, &l->lock, &dl);
+			if (w == ETIMEDOUT && !l->load_done) { /* not the disk: the table loads */
+				dl = tfs_deadline_in(FILL_DEADLINE_MS);
+				w = 0;
+			}
+		}
 		if (w == ETIMEDOUT && queue_full_locked(l, b->len)) {
 			pthread_mutex_unlock(&l->lock);
 			atomic_fetch_add_explicit(&l->c.failed, 1, memory_order_relaxed);
@@ -569,6 +657,8 @@ static int l2_flush(struct tier *t)
 {
 	struct l2 *l = l2_of(t);
 	pthread_mutex_lock(&l->lock);
+	while (!l->load_done) /* the table first: the writers wait for it */
+		pthread_cond_wait(&l->work, &l->lock);
 	while (l->qhead || l->writing)
 		pthread_cond_wait(&l->room, &l->lock);
 	pthread_mutex_unlock(&l->lock);
@@ -686,12 +776,6 @@ int tier_l2_new(struct ssd_store *ssd, const struct l2_config *cfg, struct polic
 	pthread_condattr_destroy(&ca);
 	if ((ret = evict_new(cfg->cap, &l->order)) < 0)
 		goto fail;
-	uint64_t t0 = tfs_now_ms();
-	if ((ret = load_table(l)) < 0)
-		goto fail;
-	tfs_info("cache: %llu chunks (%llu MiB) in L2, index loaded in %llu ms",
-		 (unsigned long long)l->entries, (unsigned long long)(l->used >> 20),
-		 (unsigned long long)(tfs_now_ms() - t0));
 	for (unsigned i = 0; i < L2_WRITERS; i++) {
 		if ((ret = -pthread_create(&l->writers[i], NULL, writer_thread, l)) < 0)
 			goto fail;
@@ -699,7 +783,9 @@ int tier_l2_new(struct ssd_store *ssd, const struct l2_config *cfg, struct polic
 	}
 	if ((ret = tfs_worker_start(&l->upkeep, l->cfg.upkeep_interval_ms, upkeep_pass, l)) < 0)
 		goto fail;
-	tfs_worker_kick(&l->upkeep); /* the orphans first */
+	if ((ret = -pthread_create(&l->loader, NULL, loader_thread, l)) < 0)
+		goto fail;
+	l->has_loader = true;
 	*out = &l->tier;
 	return 0;
 fail:
