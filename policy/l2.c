@@ -492,8 +492,8 @@ static bool save_access(uint64_t prev_ms, uint64_t now_ms, uint64_t accesses)
 	return (accesses & (accesses - 1)) == 0 || now_ms - prev_ms >= 60000;
 }
 
-/* A reader's access to x (L2's lock held): counted, and the unread prefetch it held is used.
- * Returns the accesses to save in the index, 0 for none. */
+/* A reader's access to x (L2's lock held): counted, and the order learns it.  Returns the
+ * accesses to save in the index, 0 for none. */
 static uint64_t access_locked(struct l2 *l, struct l2_entry *x, uint64_t now)
 {
 	uint64_t prev = (uint64_t)x->last_access * 1000;
@@ -530,7 +530,7 @@ static int l2_read_part(struct tier *t, const char *key, const char *etag, uint6
 			x->pf_src = 0;
 			x->pf_len = 0;
 		}
-	} else if (ret < 0 && x) {
+	} else if (ret == -ENOENT && x) {
 		remove_locked(l, x, false); /* dropped by the store (failed verification) */
 	}
 	pthread_mutex_unlock(&l->lock);
@@ -581,7 +581,7 @@ static int l2_get(struct tier *t, struct tier_run *r, int from, int *next)
 		src = x->pf_src; /* the unread prefetch goes with the data */
 		x->pf_src = 0;
 		x->pf_len = 0;
-	} else if (ret < 0 && x) {
+	} else if (ret == -ENOENT && x) {
 		remove_locked(l, x, false); /* dropped by the store (failed verification) */
 	}
 	pthread_mutex_unlock(&l->lock);

@@ -22,31 +22,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "evict.h"
 #include "util.h"
 
 #define SLOT ((1u << 20) + 4096)
 #define BATCH 64 /* as l2.c's EVICT_BATCH */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t rss_kib(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	uint64_t kib = 0;
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %" SCNu64, &kib) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kib;
-}
 
 static uint64_t key_of(uint64_t i) { return tfs_hash64(&i, sizeof(i), 42); }
 
@@ -67,13 +48,13 @@ static void *reader(void *arg)
 	for (size_t i = 0; !atomic_load(&sh->done) && i < sh->cap; i++) {
 		x = x * 6364136223846793005ull + 1442695040888963407ull;
 		uint64_t k = key_of((x >> 33) % sh->n);
-		uint64_t t0 = now_ns();
+		uint64_t t0 = tfs_now_ns();
 		pthread_mutex_lock(&sh->lock);
 		uint32_t h = evict_find(sh->o, k);
 		if (h != EVICT_NONE)
 			evict_hit(sh->o, h);
 		pthread_mutex_unlock(&sh->lock);
-		sh->lat[i] = now_ns() - t0;
+		sh->lat[i] = tfs_now_ns() - t0;
 		atomic_store(&sh->nlat, i + 1);
 	}
 	return NULL;
@@ -109,12 +90,12 @@ int main(int argc, char **argv)
 		return 1;
 
 	/* start: the index's entries, oldest first, a third read more than once */
-	uint64_t t0 = now_ns();
+	uint64_t t0 = tfs_now_ns();
 	uint32_t h;
 	for (uint64_t i = 0; i < n; i++)
 		if (evict_restore(sh.o, key_of(i), SLOT, i % 3 == 0 ? 4 : 1, &h) < 0)
 			return 1;
-	uint64_t restore_ns = now_ns() - t0;
+	uint64_t restore_ns = tfs_now_ns() - t0;
 
 	/* reads: hits on a skewed set, and fills of new chunks that evict (ghosts build up) */
 	uint64_t x = 99, used = n * SLOT, next = n;
@@ -148,21 +129,21 @@ int main(int argc, char **argv)
 		;
 	size_t from = atomic_load(&sh.nlat);
 	uint64_t want = n * pct / 100, got = 0, max_hold = 0;
-	t0 = now_ns();
+	t0 = tfs_now_ns();
 	while (got < want) {
-		uint64_t a = now_ns();
+		uint64_t a = tfs_now_ns();
 		pthread_mutex_lock(&sh.lock);
 		size_t k = 0;
 		while (k < BATCH && got < want && evict_next(sh.o, false) != EVICT_NONE)
 			k++, got++;
 		pthread_mutex_unlock(&sh.lock);
-		uint64_t hold = now_ns() - a;
+		uint64_t hold = tfs_now_ns() - a;
 		if (hold > max_hold)
 			max_hold = hold;
 		if (k == 0)
 			break;
 	}
-	uint64_t evict_ns = now_ns() - t0;
+	uint64_t evict_ns = tfs_now_ns() - t0;
 	size_t to = atomic_load(&sh.nlat);
 	atomic_store(&sh.done, true);
 	pthread_join(rd, NULL);

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "l2.h"
 #include "log.h"
 #include "policy.h"
@@ -37,26 +38,6 @@
 #define CHUNK (64u << 10)
 #define PAYLOAD 4096u
 #define ETAG "\"0123456789abcdef0123456789abcdef\""
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t rss_kib(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	uint64_t kib = 0;
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %" SCNu64, &kib) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kib;
-}
 
 static void key_of(uint64_t i, char *key, size_t n)
 {
@@ -78,9 +59,38 @@ static void punch_from(const char *dir, off_t *from)
 		close(fd);
 }
 
+struct builder {
+	struct ssd_store *s;
+	uint64_t total, end, first, step; /* chunks first, first + step, ... below end */
+	int ret;
+};
+
+static void *build_thread(void *arg)
+{
+	struct builder *b = arg;
+	char key[128], *data = aligned_alloc(4096, PAYLOAD);
+	if (!data) {
+		b->ret = -ENOMEM;
+		return NULL;
+	}
+	memset(data, 7, PAYLOAD);
+	for (uint64_t i = b->first; i < b->end && b->ret == 0; i += b->step) {
+		struct ssd_id id;
+		key_of(i, key, sizeof(key));
+		ssd_id_init(&id, key, ETAG, 0);
+		/* last access: spread over a day, so that the order restored has an age to follow */
+		b->ret = ssd_put(b->s, &id, data, PAYLOAD, NULL,
+				 1700000000000ull + i * 86400000ull / b->total, 1 + i % 3, NULL);
+	}
+	free(data);
+	return NULL;
+}
+
+#define BUILDERS 4 /* the puts wait on the disk: a few at once */
+
 static int build(const char *dir, uint64_t n)
 {
-	char mark[4096], key[128];
+	char mark[4096];
 	snprintf(mark, sizeof(mark), "%s/built-%" PRIu64, dir, n);
 	if (access(mark, F_OK) == 0)
 		return 0;
@@ -88,26 +98,29 @@ static int build(const char *dir, uint64_t n)
 	int ret = ssd_open(dir, CHUNK, &s);
 	if (ret < 0)
 		return ret;
-	char *data = aligned_alloc(4096, PAYLOAD);
 	off_t punched = 0;
-	memset(data, 7, PAYLOAD);
-	uint64_t t0 = now_ns();
-	for (uint64_t i = 0; i < n && ret == 0; i++) {
-		struct ssd_id id;
-		key_of(i, key, sizeof(key));
-		ssd_id_init(&id, key, ETAG, 0);
-		/* last access: spread over a day, so that the order restored has an age to follow */
-		ret = ssd_put(s, &id, data, PAYLOAD, NULL, 1700000000000ull + i * 86400000ull / n,
-			      1 + i % 3, NULL);
-		if (i % 65536 == 65535) {
-			punch_from(dir, &punched);
-			fprintf(stderr, "\rbuilding: %" PRIu64 " of %" PRIu64, i + 1, n);
+	uint64_t t0 = tfs_now_ns();
+	/* in rounds of 65,536 chunks, the slab punched after each */
+	for (uint64_t done = 0; done < n && ret == 0;) {
+		uint64_t end = done + 65536 < n ? done + 65536 : n;
+		struct builder b[BUILDERS];
+		pthread_t th[BUILDERS];
+		for (int k = 0; k < BUILDERS; k++) {
+			b[k] = (struct builder){ s, n, end, done + (uint64_t)k, BUILDERS, 0 };
+			pthread_create(&th[k], NULL, build_thread, &b[k]);
 		}
+		for (int k = 0; k < BUILDERS; k++) {
+			pthread_join(th[k], NULL);
+			if (b[k].ret < 0)
+				ret = b[k].ret;
+		}
+		punch_from(dir, &punched);
+		done = end;
+		fprintf(stderr, "\rbuilding: %" PRIu64 " of %" PRIu64, done, n);
 	}
 	ssd_close(s);
 	punch_from(dir, &punched);
-	free(data);
-	fprintf(stderr, "\rbuilt %" PRIu64 " chunks in %.1f s\n", n, (now_ns() - t0) / 1e9);
+	fprintf(stderr, "\rbuilt %" PRIu64 " chunks in %.1f s\n", n, (tfs_now_ns() - t0) / 1e9);
 	if (ret == 0) {
 		FILE *f = fopen(mark, "w");
 		if (f)
@@ -133,9 +146,9 @@ static void *reader_thread(void *arg)
 		x = x * 6364136223846793005ull + 1442695040888963407ull;
 		uint64_t i = (x >> 17) % r->n, bytes;
 		key_of(i, key, sizeof(key));
-		uint64_t t0 = now_ns();
+		uint64_t t0 = tfs_now_ns();
 		r->t->ops->has(r->t, key, ETAG, 0, &bytes);
-		r->lat[r->nlat++] = now_ns() - t0;
+		r->lat[r->nlat++] = tfs_now_ns() - t0;
 	}
 	return NULL;
 }
@@ -176,7 +189,7 @@ int main(int argc, char **argv)
 	}
 
 	/* start-up, as fs/main.c and policy.c do it */
-	uint64_t rss0 = rss_kib(), t0 = now_ns();
+	uint64_t rss0 = rss_kib(), t0 = tfs_now_ns();
 	struct ssd_store *s;
 	if ((ret = ssd_open_deferred(dir, CHUNK, &s)) < 0) {
 		fprintf(stderr, "open: %s\n", strerror(-ret));
@@ -191,9 +204,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tier: %s\n", strerror(-ret));
 		return 1;
 	}
-	uint64_t ready = now_ns();
+	uint64_t ready = tfs_now_ns();
 	t->ops->flush(t); /* returns once the table is loaded (and nothing is queued) */
-	uint64_t loaded = now_ns(), rss1 = rss_kib(), used, entries, capacity;
+	uint64_t loaded = tfs_now_ns(), rss1 = rss_kib(), used, entries, capacity;
 	t->ops->usage(t, &used, &entries, &capacity);
 	printf("chunks %" PRIu64 ": ready in %.1f ms, table loaded in %.0f ms; %" PRIu64
 	       " in the table, RSS %.0f bytes per chunk\n",
@@ -208,7 +221,7 @@ int main(int argc, char **argv)
 	struct buf_pool pool;
 	buf_pool_init(&pool, CHUNK);
 	char key[128];
-	uint64_t f0 = now_ns();
+	uint64_t f0 = tfs_now_ns();
 	for (uint64_t i = 0; i < fills; i++) {
 		struct tfs_buf *b = tfs_buf_get(&pool, PAYLOAD);
 		if (!b)
@@ -219,7 +232,7 @@ int main(int argc, char **argv)
 		tfs_buf_put(b);
 	}
 	t->ops->flush(t);
-	uint64_t f1 = now_ns();
+	uint64_t f1 = tfs_now_ns();
 	atomic_store(&r.done, true);
 	pthread_join(th, NULL);
 	struct tier_stats ts;

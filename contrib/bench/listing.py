@@ -1,0 +1,82 @@
+#!/usr/bin/python3
+"""Listings at scale: `ls -l` of one directory of N entries and `find` over a tree of M keys in
+many directories, through a tierfs mount on s3rver: time, cold (fresh mount and cache) and again
+(same mount), and the daemon's peak RSS above what it takes mounted and idle.  A benchmark,
+not a test: it prints figures and asserts nothing but that every name is listed.  Run as root.
+
+    contrib/bench/listing.py [--entries 100000] [--tree-keys 0] [--tree-dirs 1000]
+
+Seeding goes through S3 PUTs (about a minute per 100,000 keys on this machine kind)."""
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+from benchlib import drop_caches, util
+
+
+def vm_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def seed(s3, bucket, keys):
+    from concurrent.futures import ThreadPoolExecutor
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(32) as ex:
+        list(ex.map(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=b"x"), keys))
+    print(f"  seeded {len(keys)} keys in {time.monotonic() - t0:.0f} s", flush=True)
+
+
+def timed(cmd):
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
+    return time.monotonic() - t0, r.stdout.count(b"\n")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--entries", type=int, default=100000)
+    ap.add_argument("--tree-keys", type=int, default=0)
+    ap.add_argument("--tree-dirs", type=int, default=1000)
+    ap.add_argument("--dir", default="/var/tmp")
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="tierfs-list-", dir=a.dir)
+    srv = util.S3Server().start()
+    try:
+        s3 = util.s3_client(srv.endpoint)
+        s3.create_bucket(Bucket="listing")
+        keys = [f"big/f{i:07d}" for i in range(a.entries)]
+        keys += [f"tree/d{i % a.tree_dirs:05d}/k{i:08d}" for i in range(a.tree_keys)]
+        seed(s3, "listing", keys)
+        cache, mnt = os.path.join(work, "cache"), os.path.join(work, "mnt")
+        os.makedirs(mnt)
+        drop_caches()
+        with util.Mount("listing", mnt, srv.endpoint,
+                        [f"cache_dir={cache}", "l2_min_free=0", "ttl=1h"]) as m:
+            pid = m.proc.pid
+            idle = vm_kib(pid, "VmRSS")
+            runs = [("ls -l big/", ["ls", "-l", os.path.join(mnt, "big")], a.entries + 1)]
+            if a.tree_keys:
+                runs.append(("find tree/", ["find", os.path.join(mnt, "tree")],
+                             a.tree_keys + a.tree_dirs + 1))
+            for name, cmd, want in runs:
+                cold, n = timed(cmd)
+                again, n2 = timed(cmd)
+                assert n >= want - 1 and n2 == n, (name, n, n2, want)
+                print(f"  {name:12s} {want - 1:>9,} entries: cold {cold:6.2f} s, again "
+                      f"{again:6.2f} s; daemon peak RSS {vm_kib(pid, 'VmHWM') / 1024:.0f} MiB "
+                      f"({(vm_kib(pid, 'VmHWM') - idle) / 1024:.0f} MiB above idle)", flush=True)
+    finally:
+        srv.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
