@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdatomic.h>
@@ -16,7 +17,11 @@
 
 static _Atomic int log_level = TFS_LOG_INFO;
 static _Atomic bool log_syslog;
-static _Atomic int log_fd = STDERR_FILENO;  /* where lines go when not to syslog */
+/* Where lines go when not to syslog.  Writers hold fd_lock for reading across their one write,
+ * a reopen holds it for writing across the change and the close: a line never goes to a closed
+ * descriptor, nor to another file that reused its number. */
+static int log_fd = STDERR_FILENO;
+static pthread_rwlock_t fd_lock = PTHREAD_RWLOCK_INITIALIZER;
 static char *log_path;                      /* set once, before any thread runs */
 
 static const char *const level_names[] = { "error", "warning", "info", "debug" };
@@ -38,9 +43,12 @@ int tfs_log_to_file(const char *path)
 		return -errno;
 	free(log_path);
 	log_path = strdup(path);
-	int old = atomic_exchange(&log_fd, fd);
+	pthread_rwlock_wrlock(&fd_lock);
+	int old = log_fd;
+	log_fd = fd;
 	if (old != STDERR_FILENO)
 		close(old);
+	pthread_rwlock_unlock(&fd_lock);
 	log_syslog = false;
 	return 0;
 }
@@ -52,9 +60,12 @@ int tfs_log_reopen(void)
 	int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	int old = atomic_exchange(&log_fd, fd);
+	pthread_rwlock_wrlock(&fd_lock);
+	int old = log_fd;
+	log_fd = fd;
 	if (old != STDERR_FILENO)
-		close(old); /* a racing writer may lose one line to the closed descriptor */
+		close(old);
+	pthread_rwlock_unlock(&fd_lock);
 	return 0;
 }
 
@@ -100,6 +111,8 @@ void tfs_log(enum tfs_log_level level, const char *fmt, ...)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
 	/* One write per line so that lines from threads never interleave. */
+	pthread_rwlock_rdlock(&fd_lock);
 	ssize_t w = write(log_fd, line, (size_t)n);
+	pthread_rwlock_unlock(&fd_lock);
 	(void)w;
 }
