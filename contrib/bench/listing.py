@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Listings at scale: `ls -l` of one directory of N entries and `find` over a tree of M keys in
 many directories, through a tierfs mount on s3rver: time, cold (fresh mount and cache) and again
-(same mount), and the daemon's peak RSS above what it takes mounted and idle.  A benchmark,
+(same mount), and the daemon's peak RSS above what it takes mounted and idle, beside the limit:
+the same listing's LIST requests straight to the server (boto3, 1,000 keys a page).  A benchmark,
 not a test: it prints figures and asserts nothing but that every name is listed.  Run as root.
 
     contrib/bench/listing.py [--entries 100000] [--tree-keys 0] [--tree-dirs 1000]
@@ -34,6 +35,16 @@ def seed(s3, bucket, keys):
     print(f"  seeded {len(keys)} keys in {time.monotonic() - t0:.0f} s", flush=True)
 
 
+def list_limit(s3, bucket, prefix, delimiter):
+    """Seconds to LIST every name under prefix straight from the server, and how many."""
+    t0 = time.monotonic()
+    n = 0
+    kw = {"Delimiter": "/"} if delimiter else {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **kw):
+        n += len(page.get("Contents", [])) + len(page.get("CommonPrefixes", []))
+    return time.monotonic() - t0, n
+
+
 def timed(cmd):
     t0 = time.monotonic()
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
@@ -62,17 +73,20 @@ def main():
                         [f"cache_dir={cache}", "l2_min_free=0", "ttl=1h"]) as m:
             pid = m.proc.pid
             idle = vm_kib(pid, "VmRSS")
-            runs = [("ls -l big/", ["ls", "-l", os.path.join(mnt, "big")], a.entries + 1)]
+            runs = [("ls -l big/", ["ls", "-l", os.path.join(mnt, "big")], a.entries + 1,
+                     "big/", True)]
             if a.tree_keys:
                 runs.append(("find tree/", ["find", os.path.join(mnt, "tree")],
-                             a.tree_keys + a.tree_dirs + 1))
-            for name, cmd, want in runs:
+                             a.tree_keys + a.tree_dirs + 1, "tree/", False))
+            for name, cmd, want, prefix, delim in runs:
                 cold, n = timed(cmd)
                 again, n2 = timed(cmd)
                 assert n >= want - 1 and n2 == n, (name, n, n2, want)
+                lim, ln = list_limit(s3, "listing", prefix, delim)
                 print(f"  {name:12s} {want - 1:>9,} entries: cold {cold:6.2f} s, again "
                       f"{again:6.2f} s; daemon peak RSS {vm_kib(pid, 'VmHWM') / 1024:.0f} MiB "
-                      f"({(vm_kib(pid, 'VmHWM') - idle) / 1024:.0f} MiB above idle)", flush=True)
+                      f"({(vm_kib(pid, 'VmHWM') - idle) / 1024:.0f} MiB above idle); the "
+                      f"server's LIST of them alone: {lim:.2f} s ({ln:,} names)", flush=True)
     finally:
         srv.cleanup()
         shutil.rmtree(work, ignore_errors=True)

@@ -220,7 +220,9 @@ int main(int argc, char **argv)
 	pthread_create(&th, NULL, reader_thread, &r);
 	struct buf_pool pool;
 	buf_pool_init(&pool, CHUNK);
-	char key[128];
+	char key[128], etag[64];
+	/* new chunks at every run (the store keeps the last run's) */
+	snprintf(etag, sizeof(etag), "\"run-%llx\"", (unsigned long long)tfs_now_ns());
 	uint64_t f0 = tfs_now_ns();
 	for (uint64_t i = 0; i < fills; i++) {
 		struct tfs_buf *b = tfs_buf_get(&pool, PAYLOAD);
@@ -228,7 +230,7 @@ int main(int argc, char **argv)
 			break;
 		memset(b->data, 9, PAYLOAD);
 		key_of(n + i, key, sizeof(key));
-		t->ops->fill(t, key, ETAG, 0, b, false);
+		t->ops->fill(t, key, etag, 0, b, false);
 		tfs_buf_put(b);
 	}
 	t->ops->flush(t);
