@@ -482,8 +482,6 @@ static int open_store(const char *dir, uint64_t chunk_size, bool deferred,
 	 * read on a small machine needs elsewhere.  Reads stay buffered (and coherent: a direct
 	 * write drops the cached pages it covers). */
 	s->direct_fd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
-	/* A read of some blocks of a chunk goes to the disk too: the page cache would keep a
-	 * second copy of what the kernel's cache of the file above may hold already. */
 	/* Reads of part of a chunk (a header, some blocks) go through the page cache, but without
 	 * the kernel's readahead, which would read the rest of the chunk too. */
 	if ((s->part_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
