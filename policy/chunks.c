@@ -530,6 +530,8 @@ int chunks_find(struct chunks *ct, const struct policy_object *o, uint64_t idx, 
 
 bool chunks_l1_room(struct chunks *ct, size_t len)
 {
+	if (!ct->cfg.l1_size)
+		return false; /* no L1: no lock taken on a reader's path */
 	pthread_mutex_lock(&ct->lock);
 	bool room = ct->cfg.l1_size && ct->l1_used + len <= ct->cfg.l1_size;
 	pthread_mutex_unlock(&ct->lock);

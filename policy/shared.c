@@ -408,10 +408,10 @@ static bool read_back(struct shared *sh, const struct tier_job *j, struct tfs_bu
 
 /* Stores a chunk (its bytes held by the job, or read back from L2).  With leases on, a job
  * without bytes (a write skipped for want of room), or a write that failed, deletes the
- * chunk's lease instead: other machines then fetch the chunk rather than wait for it in vain.  A stored chunk's lease stays (until the lifecycle
- * rule takes it with the chunk): a machine that missed the chunk a moment before it landed
- * then finds the lease taken and the chunk there, rather than a free lease and a second fetch
- * from the source. */
+ * chunk's lease instead: other machines then fetch the chunk rather than wait for it in vain.
+ * A stored chunk's lease stays (until the lifecycle rule takes it with the chunk): a machine
+ * that missed the chunk a moment before it landed then finds the lease taken and the chunk
+ * there, rather than a free lease and a second fetch from the source. */
 static void put_one(struct shared *sh, const struct tier_job *j)
 {
 	struct chunkobj_id id = { sh->source, j->key, j->etag, sh->chunk_size, j->idx };

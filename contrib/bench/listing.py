@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Listings at scale: `ls -l` of one directory of N entries and `find` over a tree of M keys in
-many directories, through a tierfs mount on s3rver: time, cold (fresh mount and cache) and again
-(same mount), and the daemon's peak RSS above what it takes mounted and idle, beside the limit:
-the same listing's LIST requests straight to the server (boto3, 1,000 keys a page).  A benchmark,
-not a test: it prints figures and asserts nothing but that every name is listed.  Run as root.
+many directories, through a tierfs mount on s3rver (or Ceph RGW with TIERFS_S3_SERVER=rgw):
+time, cold (fresh mount and cache) and again (same mount), and the daemon's peak RSS above what
+it takes mounted and idle, beside the limit: the same listing's LIST requests straight to the
+server (boto3, 1,000 keys a page).  A benchmark, not a test: it prints figures and asserts
+nothing but that every name is listed.  Run as root.
 
     contrib/bench/listing.py [--entries 100000] [--tree-keys 0] [--tree-dirs 1000]
 
@@ -59,7 +60,7 @@ def main():
     ap.add_argument("--dir", default="/var/tmp")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="tierfs-list-", dir=a.dir)
-    srv = util.S3Server().start()
+    srv = util.new_server().start()   # TIERFS_S3_SERVER=rgw: Ceph RGW (contrib/rgw.sh)
     try:
         s3 = util.s3_client(srv.endpoint)
         s3.create_bucket(Bucket="listing")
