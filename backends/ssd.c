@@ -59,6 +59,10 @@ struct ssd_store {
 	bool loaded;            /* the map of used slots is complete (ssd_load): until then
 				 * new slots are taken past the slab's end at open */
 	uint64_t hwm;           /* immutable: the slots the slab file held at open */
+	/* Slots freed so far: bumped under lock before a slot is punched or can be reused, read
+	 * without it by a reader whose slot failed verification, to tell a slot replaced under
+	 * its read (a retry) from a corrupt one (a drop). */
+	_Atomic uint64_t frees;
 };
 
 /* ---- encoding ---- */
@@ -292,6 +296,7 @@ static void slot_free_locked(struct ssd_store *s, uint64_t slot)
 {
 	if (slot >= s->nslots || !s->used[slot])
 		return;
+	atomic_fetch_add(&s->frees, 1);
 	punch(s, slot);
 	s->used[slot] = 0;
 	if (s->nfree == s->free_cap) {
@@ -695,71 +700,114 @@ static int drop_bad(struct ssd_store *s, const struct ssd_id *id, uint64_t slot,
 	return -ENOENT;
 }
 
+#define READ_ATTEMPTS 4
+
+/* A read of slot v->slot for id failed verification (why), on its attempt-th try, which
+ * began when s->frees was gen (and after the slot's cached pages were dropped when dropped).
+ * Returns -EAGAIN to read again, or -ENOENT: a miss (the chunk dropped if its slot is bad).
+ *
+ * Not every failure is a corrupt slot: a slot freed meanwhile may be the one read, punched or
+ * refilled under the read (its chunk replaced or evicted); and pages a buffered read cached
+ * while an O_DIRECT fill wrote the slot may be stale (the kernel's coherence of the two is
+ * best effort).  So the slot's cached pages are dropped and it is read again; it is dropped
+ * only when a read that began after that, with no slot freed during it, fails too. */
+static int read_failed(struct ssd_store *s, const struct ssd_id *id, const struct value *v,
+		       const char *why, uint64_t gen, int attempt, bool *dropped)
+{
+	char kbuf[200];
+	bool raced = atomic_load(&s->frees) != gen;
+	if (!raced && *dropped)
+		return drop_bad(s, id, v->slot, why);
+	if (attempt + 1 >= READ_ATTEMPTS) { /* slots keep changing: a miss, not a verdict */
+		tfs_debug("cache: chunk %llu of '%s' (%s) changed under %d reads: a miss",
+			  (unsigned long long)id->idx, tfs_printable(id->key, kbuf, sizeof(kbuf)),
+			  why, READ_ATTEMPTS);
+		return -ENOENT;
+	}
+	posix_fadvise(s->slab_fd, (off_t)(v->slot * s->slot_size), (off_t)s->slot_size,
+		      POSIX_FADV_DONTNEED);
+	*dropped = true;
+	return -EAGAIN;
+}
+
 int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap, size_t *len,
 	    struct ssd_entry *e)
 {
-	struct value v;
-	int ret = lookup(s, id, &v, e);
-	if (ret < 0)
-		return ret;
-	if (v.len > cap)
-		return -EINVAL;
+	bool dropped = false;
+	for (int attempt = 0;; attempt++) {
+		struct value v;
+		uint64_t gen = atomic_load(&s->frees);
+		int ret = lookup(s, id, &v, e);
+		if (ret < 0)
+			return ret;
+		if (v.len > cap)
+			return -EINVAL;
 
-	unsigned char hdr[HDR_BLOCK];
-	const unsigned char *sums = NULL;
-	struct iovec iov[2] = { { hdr, HDR_BLOCK }, { buf, v.len } };
-	ssize_t n = preadv(s->slab_fd, iov, 2, (off_t)(v.slot * s->slot_size));
-	const char *why = n < 0				  ? "read error"
-			  : (size_t)n != HDR_BLOCK + v.len ? "short slot"
-							   : verify_header(s, id, &v, hdr, &sums);
-	if (!why)
-		why = verify_blocks(s, sums, v.len, 0, SIZE_MAX, buf);
-	if (why)
-		return drop_bad(s, id, v.slot, why);
-	*len = v.len;
-	return 0;
+		unsigned char hdr[HDR_BLOCK];
+		const unsigned char *sums = NULL;
+		struct iovec iov[2] = { { hdr, HDR_BLOCK }, { buf, v.len } };
+		ssize_t n = preadv(s->slab_fd, iov, 2, (off_t)(v.slot * s->slot_size));
+		const char *why = n < 0				    ? "read error"
+				  : (size_t)n != HDR_BLOCK + v.len ? "short slot"
+								     : verify_header(s, id, &v, hdr, &sums);
+		if (!why)
+			why = verify_blocks(s, sums, v.len, 0, SIZE_MAX, buf);
+		if (!why) {
+			*len = v.len;
+			return 0;
+		}
+		if ((ret = read_failed(s, id, &v, why, gen, attempt, &dropped)) != -EAGAIN)
+			return ret;
+	}
 }
 
 int ssd_read_part(struct ssd_store *s, const struct ssd_id *id, uint64_t off, size_t len,
 		  char *buf, size_t *got, struct ssd_entry *e)
 {
-	struct value v;
-	int ret = lookup(s, id, &v, e);
-	if (ret < 0)
-		return ret;
+	bool dropped = false;
 	*got = 0;
-	if (off >= v.len || len == 0)
-		return 0;
-	if (len > v.len - off)
-		len = (size_t)(v.len - off);
-	size_t b0 = (size_t)off / s->block, b1 = ((size_t)off + len - 1) / s->block;
-	size_t from = b0 * s->block, want = (b1 + 1) * s->block;
-	if (want > v.len)
-		want = v.len;
-	want -= from;
-	char *blocks = malloc(want);
-	if (!blocks)
-		return -ENOMEM;
+	for (int attempt = 0;; attempt++) {
+		struct value v;
+		uint64_t gen = atomic_load(&s->frees);
+		int ret = lookup(s, id, &v, e);
+		if (ret < 0)
+			return ret;
+		if (off >= v.len || len == 0)
+			return 0;
+		size_t n = len > v.len - off ? (size_t)(v.len - off) : len;
+		size_t b0 = (size_t)off / s->block, b1 = ((size_t)off + n - 1) / s->block;
+		size_t from = b0 * s->block, want = (b1 + 1) * s->block;
+		if (want > v.len)
+			want = v.len;
+		want -= from;
+		char *blocks = malloc(want);
+		if (!blocks)
+			return -ENOMEM;
 
-	/* The header, then the blocks: both through the page cache (docs/L2-LAYOUT.md: 1.5 times
-	 * the reads per second of O_DIRECT, measured), where a hot chunk's header stays. */
-	unsigned char hdr[HDR_BLOCK];
-	const unsigned char *sums = NULL;
-	off_t at = (off_t)(v.slot * s->slot_size);
-	ssize_t nh = pread(s->part_fd, hdr, HDR_BLOCK, at), nb = -1;
-	if (nh == HDR_BLOCK)
-		nb = pread(s->part_fd, blocks, want, at + HDR_BLOCK + (off_t)from);
-	const char *why = nh < 0 || nb < 0			 ? "read error"
-			  : nh != HDR_BLOCK || (size_t)nb < want ? "short slot"
-								 : verify_header(s, id, &v, hdr, &sums);
-	if (!why)
-		why = verify_blocks(s, sums, v.len, b0, b1, blocks);
-	if (!why) {
-		memcpy(buf, blocks + (off - from), len);
-		*got = len;
+		/* The header, then the blocks: both through the page cache (docs/L2-LAYOUT.md:
+		 * 1.5 times the reads per second of O_DIRECT, measured), where a hot chunk's header
+		 * stays. */
+		unsigned char hdr[HDR_BLOCK];
+		const unsigned char *sums = NULL;
+		off_t at = (off_t)(v.slot * s->slot_size);
+		ssize_t nh = pread(s->part_fd, hdr, HDR_BLOCK, at), nb = -1;
+		if (nh == HDR_BLOCK)
+			nb = pread(s->part_fd, blocks, want, at + HDR_BLOCK + (off_t)from);
+		const char *why = nh < 0 || nb < 0			   ? "read error"
+				  : nh != HDR_BLOCK || (size_t)nb < want ? "short slot"
+									 : verify_header(s, id, &v, hdr, &sums);
+		if (!why)
+			why = verify_blocks(s, sums, v.len, b0, b1, blocks);
+		if (!why) {
+			memcpy(buf, blocks + (off - from), n);
+			*got = n;
+		}
+		free(blocks);
+		if (!why)
+			return 0;
+		if ((ret = read_failed(s, id, &v, why, gen, attempt, &dropped)) != -EAGAIN)
+			return ret;
 	}
-	free(blocks);
-	return why ? drop_bad(s, id, v.slot, why) : 0;
 }
 
 void ssd_will_read(struct ssd_store *s, const struct ssd_id *ids, size_t n)

@@ -89,8 +89,9 @@ void ssd_reset_stats(struct ssd_store *s);
 const char *ssd_dir(const struct ssd_store *s);
 
 /* Reads the payload of id into buf (cap bytes).  -ENOENT when absent; a chunk that fails
- * verification is removed, counted, and reported as -ENOENT too.  *e (may be NULL) gets the
- * entry's index data. */
+ * verification is removed, counted, and reported as -ENOENT too.  A failure that may be a race
+ * (its slot replaced under the read, or pages of it cached stale) is read again first: see
+ * read_failed in ssd.c.  *e (may be NULL) gets the entry's index data. */
 int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap, size_t *len,
 	    struct ssd_entry *e);
 /* Reads bytes [off, off + len) of id's payload (clipped at its end) into buf: the header block

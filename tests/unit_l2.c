@@ -2,16 +2,20 @@
  * unit_l2.c - the L2 store and tier, driven directly (no mount, no S3): put/get round trips,
  * corruption caught and dropped, versions dropped, slots reused, orphaned slots reclaimed, the
  * eviction order's state across a restart, a format from another chunk size emptied, reads of
- * part of a chunk (checksums per block), a store opened before its index is read (deferred), a
- * cache of format 1 emptied, and opening a
- * store whose index holds 100,000 chunks (the time it takes is printed, not asserted), and the
- * L2 side of prefetch: a prefetched fill displaces only HIR chunks (evict.h), unread prefetches
- * are used by a read or counted wasted when evicted.  The order itself: unit_evict.c.
+ * part of a chunk (checksums per block), reads racing a writer that stores the same chunks
+ * again (a replaced slot is a retry, never a drop), a store opened before its index is read
+ * (deferred), a cache of format 1 emptied, and opening a store whose index holds 100,000
+ * chunks (the time it takes is printed, not asserted), and the L2 side of prefetch: a
+ * prefetched fill displaces only HIR chunks (evict.h), unread prefetches are used by a read or
+ * counted wasted when evicted.  The order itself: unit_evict.c.
  *
  * usage: unit_l2 [--startup-chunks N]     (or $TIERFS_UNIT_STARTUP_CHUNKS; default 100000)
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,6 +266,77 @@ static void test_parts(void)
 	uint64_t ok, bad;
 	CHECK(ssd_check(s, &ok, &bad) == 0 && ok == 0 && bad == 0);
 	ssd_close(s);
+	rm_rf(dir);
+	free(dir);
+}
+
+/* A reader racing a writer that keeps storing the same chunks again (each put of a chunk the
+ * index no longer names takes a slot, maybe the one just freed and punched, and writes it
+ * with O_DIRECT while buffered reads of the slab run): a read returns the right bytes or a
+ * miss, and a slot replaced under a read is never counted as corrupt nor dropped. */
+struct race {
+	struct ssd_store *s;
+	struct ssd_id ids[4];
+	const char *data;
+	atomic_bool stop;
+	unsigned long reads, misses, wrong, put_failed; /* (CHECK is for the main thread) */
+};
+
+static void *race_writer(void *arg)
+{
+	struct race *r = arg;
+	for (unsigned i = 0; i < 3000; i++) {
+		const struct ssd_id *id = &r->ids[i % 4];
+		ssd_remove(r->s, id->ikey);
+		if (ssd_put(r->s, id, r->data, CS, NULL, 1, 1, NULL) != 0)
+			r->put_failed++;
+	}
+	atomic_store(&r->stop, true);
+	return NULL;
+}
+
+static void *race_reader(void *arg)
+{
+	struct race *r = arg;
+	static char out[CS];
+	for (unsigned i = 0; !atomic_load(&r->stop); i++) {
+		const struct ssd_id *id = &r->ids[i % 4];
+		size_t got = 0;
+		uint64_t off = (uint64_t)(i * 4099) % CS;
+		int ret = i % 3 ? ssd_read_part(r->s, id, off, 4096, out, &got, NULL)
+				: ssd_get(r->s, id, out, CS, &got, NULL);
+		if (ret == -ENOENT) {
+			r->misses++;
+			continue;
+		}
+		r->reads++;
+		if (ret != 0 || memcmp(out, r->data + (i % 3 ? off : 0),
+				       got < (i % 3 ? 4096 : CS) ? got : (i % 3 ? 4096 : CS)) != 0)
+			r->wrong++;
+	}
+	return NULL;
+}
+
+static void test_refill_race(void)
+{
+	char *dir = mkdtemp_dir();
+	static char data[CS];
+	struct race r = { .data = data };
+	fill(data, CS, 5);
+	CHECK(ssd_open(dir, CS, &r.s) == 0);
+	static const char *const keys[4] = { "race/0", "race/1", "race/2", "race/3" };
+	for (int i = 0; i < 4; i++)
+		ssd_id_init(&r.ids[i], keys[i], "\"e\"", 0);
+	pthread_t w, rd;
+	CHECK(pthread_create(&rd, NULL, race_reader, &r) == 0);
+	CHECK(pthread_create(&w, NULL, race_writer, &r) == 0);
+	pthread_join(w, NULL);
+	pthread_join(rd, NULL);
+	printf("refill race: %lu reads, %lu misses, %llu counted corrupt\n", r.reads, r.misses,
+	       (unsigned long long)ssd_stats(r.s)->checksum_failures);
+	CHECK(r.reads > 0 && r.wrong == 0 && r.put_failed == 0);
+	CHECK(ssd_stats(r.s)->checksum_failures == 0);
+	ssd_close(r.s);
 	rm_rf(dir);
 	free(dir);
 }
@@ -682,6 +757,7 @@ int main(int argc, char **argv)
 	tfs_log_set_level(TFS_LOG_ERROR);
 	test_store();
 	test_parts();
+	test_refill_race();
 	test_deferred();
 	test_ttl_persist();
 	test_prefetch_in_l2();
