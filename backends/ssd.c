@@ -704,7 +704,8 @@ static int drop_bad(struct ssd_store *s, const struct ssd_id *id, uint64_t slot,
 
 /* A read of slot v->slot for id failed verification (why), on its attempt-th try, which
  * began when s->frees was gen (and after the slot's cached pages were dropped when dropped).
- * Returns -EAGAIN to read again, or -ENOENT: a miss (the chunk dropped if its slot is bad).
+ * Returns 1 to read again, -ENOENT (the slot was bad: the chunk is dropped, a miss) or -EAGAIN
+ * (slots kept changing under the reads: a miss, the chunk left as it is).
  *
  * Not every failure is a corrupt slot: a slot freed meanwhile may be the one read, punched or
  * refilled under the read (its chunk replaced or evicted); and pages a buffered read cached
@@ -722,12 +723,12 @@ static int read_failed(struct ssd_store *s, const struct ssd_id *id, const struc
 		tfs_debug("cache: chunk %llu of '%s' (%s) changed under %d reads: a miss",
 			  (unsigned long long)id->idx, tfs_printable(id->key, kbuf, sizeof(kbuf)),
 			  why, READ_ATTEMPTS);
-		return -ENOENT;
+		return -EAGAIN;
 	}
 	posix_fadvise(s->slab_fd, (off_t)(v->slot * s->slot_size), (off_t)s->slot_size,
 		      POSIX_FADV_DONTNEED);
 	*dropped = true;
-	return -EAGAIN;
+	return 1;
 }
 
 int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap, size_t *len,
@@ -756,7 +757,7 @@ int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap,
 			*len = v.len;
 			return 0;
 		}
-		if ((ret = read_failed(s, id, &v, why, gen, attempt, &dropped)) != -EAGAIN)
+		if ((ret = read_failed(s, id, &v, why, gen, attempt, &dropped)) != 1)
 			return ret;
 	}
 }
@@ -805,7 +806,7 @@ int ssd_read_part(struct ssd_store *s, const struct ssd_id *id, uint64_t off, si
 		free(blocks);
 		if (!why)
 			return 0;
-		if ((ret = read_failed(s, id, &v, why, gen, attempt, &dropped)) != -EAGAIN)
+		if ((ret = read_failed(s, id, &v, why, gen, attempt, &dropped)) != 1)
 			return ret;
 	}
 }

@@ -90,13 +90,14 @@ const char *ssd_dir(const struct ssd_store *s);
 
 /* Reads the payload of id into buf (cap bytes).  -ENOENT when absent; a chunk that fails
  * verification is removed, counted, and reported as -ENOENT too.  A failure that may be a race
- * (its slot replaced under the read, or pages of it cached stale) is read again first: see
- * read_failed in ssd.c.  *e (may be NULL) gets the entry's index data. */
+ * (its slot replaced under the read, or pages of it cached stale) is read again first (see
+ * read_failed in ssd.c); -EAGAIN when slots kept changing under every read: a miss, but the
+ * chunk is not removed.  *e (may be NULL) gets the entry's index data. */
 int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap, size_t *len,
 	    struct ssd_entry *e);
 /* Reads bytes [off, off + len) of id's payload (clipped at its end) into buf: the header block
  * and only the blocks that hold them (through the page cache, without readahead), which are
- * checked.  *got gets the bytes read.  -ENOENT as ssd_get. */
+ * checked.  *got gets the bytes read.  -ENOENT and -EAGAIN as ssd_get. */
 int ssd_read_part(struct ssd_store *s, const struct ssd_id *id, uint64_t off, size_t len,
 		  char *buf, size_t *got, struct ssd_entry *e);
 /* Tells the kernel that these chunks will be read soon (their slots are read ahead

@@ -305,7 +305,7 @@ static void *race_reader(void *arg)
 		uint64_t off = (uint64_t)(i * 4099) % CS;
 		int ret = i % 3 ? ssd_read_part(r->s, id, off, 4096, out, &got, NULL)
 				: ssd_get(r->s, id, out, CS, &got, NULL);
-		if (ret == -ENOENT) {
+		if (ret == -ENOENT || ret == -EAGAIN) { /* a miss, or slots kept changing */
 			r->misses++;
 			continue;
 		}
