@@ -151,6 +151,7 @@ static void fill_entry(struct ssd_entry *e, const unsigned char *ikey, const str
 	e->disk_bytes = disk_bytes_of(v->len);
 	e->last_access = v->last_access;
 	e->accesses = v->accesses;
+	e->slot = v->slot;
 }
 
 /* Slot header (within the 4 KiB header block): magic u32, version u32, header_len u32,
@@ -951,6 +952,39 @@ int ssd_remove(struct ssd_store *s, const unsigned char ikey[SSD_IKEY_LEN])
 {
 	pthread_mutex_lock(&s->lock);
 	int ret = remove_locked(s, ikey, UINT64_MAX);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int ssd_remove_slot(struct ssd_store *s, uint64_t slot,
+		    bool (*match)(void *ctx, const unsigned char ikey[SSD_IKEY_LEN]), void *ctx)
+{
+	unsigned char hdr[HDR_BLOCK];
+	size_t hl = 0, kl = 0, el = 0;
+	for (int attempt = 0;; attempt++) { /* (a second time without cached pages: read_failed) */
+		bool good = pread(s->part_fd, hdr, HDR_BLOCK, (off_t)(slot * s->slot_size)) ==
+			    HDR_BLOCK;
+		hl = get_u32(hdr + 8), kl = get_u16(hdr + 32), el = get_u16(hdr + 34);
+		if (good && get_u32(hdr) == SLOT_MAGIC && get_u32(hdr + 4) == SLOT_VERSION &&
+		    hl <= HDR_BLOCK && hl >= 48 && kl <= KEY_MAX && el <= ETAG_MAX &&
+		    40 + kl + el + 8 <= hl && XXH3_64bits(hdr, hl - 8) == get_u64(hdr + hl - 8))
+			break;
+		if (attempt == 1)
+			return -ENOENT; /* free (a hole), being written, or bad: names no chunk */
+		posix_fadvise(s->slab_fd, (off_t)(slot * s->slot_size), HDR_BLOCK,
+			      POSIX_FADV_DONTNEED);
+	}
+	char key[KEY_MAX + 1], etag[ETAG_MAX + 1];
+	memcpy(key, hdr + 40, kl);
+	key[kl] = '\0';
+	memcpy(etag, hdr + 40 + kl, el);
+	etag[el] = '\0';
+	struct ssd_id id;
+	ssd_id_init(&id, key, etag, get_u64(hdr + 16));
+	if (!match(ctx, id.ikey))
+		return -ENOENT;
+	pthread_mutex_lock(&s->lock);
+	int ret = remove_locked(s, id.ikey, slot); /* only if its entry names this slot */
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }

@@ -55,6 +55,7 @@ struct ssd_entry {
 	uint64_t disk_bytes;    /* what its slot takes on disk (header block + payload, in blocks) */
 	uint64_t last_access;   /* wall-clock milliseconds */
 	uint64_t accesses;
+	uint64_t slot;          /* where it is: ssd_remove_slot's argument */
 };
 
 #define SSD_BLOCK_MIN (16u << 10)
@@ -113,6 +114,12 @@ int ssd_touch(struct ssd_store *s, const unsigned char ikey[SSD_IKEY_LEN], uint6
 	      uint64_t accesses);
 /* Removes a chunk by index key: index entry first, then the slot. */
 int ssd_remove(struct ssd_store *s, const unsigned char ikey[SSD_IKEY_LEN]);
+/* Removes the chunk in slot (ssd_entry.slot) whose index key match() accepts, for a caller that
+ * keeps slots rather than keys: the key is read back from the slot's header.  -ENOENT when the
+ * slot holds no such chunk any more (freed, or refilled since), or its header cannot be read
+ * (then the entry stays, and is dropped when a read finds the slot bad). */
+int ssd_remove_slot(struct ssd_store *s, uint64_t slot,
+		    bool (*match)(void *ctx, const unsigned char ikey[SSD_IKEY_LEN]), void *ctx);
 /* Calls cb for every chunk in the index (no data file is read).  cb returns 0 to go on. */
 int ssd_foreach(struct ssd_store *s, int (*cb)(void *ctx, const struct ssd_entry *e), void *ctx);
 /* Removes every chunk of key whose ETag is not keep_etag; cb (may be NULL) sees each one. */

@@ -361,6 +361,8 @@ uint32_t evict_find(const struct evict_order *o, uint64_t key)
 		       : EVICT_NONE;
 }
 
+uint64_t evict_key(const struct evict_order *o, uint32_t h) { return o->nodes[h].key; }
+
 void evict_hit(struct evict_order *o, uint32_t h)
 {
 	struct node *n = &o->nodes[h];

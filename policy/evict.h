@@ -50,6 +50,8 @@ void evict_free(struct evict_order *o);
 
 /* The resident chunk of key, or EVICT_NONE. */
 uint32_t evict_find(const struct evict_order *o, uint64_t key);
+/* The key of handle h (resident, or the ghost evict_next just made of it). */
+uint64_t evict_key(const struct evict_order *o, uint32_t h);
 /* A resident chunk was read (from this tier or a tier above). */
 void evict_hit(struct evict_order *o, uint32_t h);
 /* A chunk not resident enters the cache (room made first, by evict_next); *h its handle.

@@ -33,18 +33,22 @@
 
 /* What L2 keeps in memory of a chunk: 56 bytes, in pages of ENTRY_PAGE by the order's handle
  * (no allocation per chunk).  The order's own node and table slot come on top (evict.h). */
+/* A chunk in the table: 24 bytes, at the position of its handle in the order.  Its index key
+ * is not kept: the order's 64-bit digest of it and 32 more bits (check) tell chunks apart, and
+ * an eviction reads the key back from the slot's header (ssd_remove_slot). */
 struct l2_entry {
-	unsigned char ikey[SSD_IKEY_LEN - 1]; /* the index key but its first byte, 'c' */
-	uint32_t handle;             /* in the order */
+	uint32_t slot;               /* the store's slot (ssd_entry.slot) */
+	uint32_t check;              /* check_of(ikey) */
 	uint32_t disk_bytes;         /* 0: no chunk has this handle (a ghost's, or unused) */
 	uint32_t last_access;        /* wall-clock seconds */
 	uint32_t accesses;           /* (at most UINT32_MAX) */
 	/* An unread prefetch (chunks.c hands it over when the chunk leaves memory unread): the
 	 * predictor, and the payload bytes counted in pf_unread_bytes.  Read by a reader: used;
 	 * removed: wasted. */
-	uint32_t pf_len;
-	uint8_t pf_src;
+	uint32_t pf_len : 28;        /* (chunks are at most POLICY_MAX_CHUNK_SIZE, 2^26) */
+	uint32_t pf_src : 4;         /* enum policy_pf_src */
 };
+_Static_assert(POLICY_MAX_CHUNK_SIZE < (1u << 28) && PF_NSRC <= 16, "l2_entry's bit fields");
 
 #define ENTRY_PAGE 4096u             /* entries per page of the table */
 
@@ -90,6 +94,10 @@ static uint64_t wall_ms(void)
 }
 
 static uint64_t digest(const unsigned char *ikey) { return tfs_hash64(ikey, SSD_IKEY_LEN, 0); }
+static uint32_t check_of(const unsigned char *ikey)
+{
+	return (uint32_t)(tfs_hash64(ikey, SSD_IKEY_LEN, 0x9e3779b97f4a7c15ull) >> 32);
+}
 
 static uint32_t sat32(uint64_t v) { return v < UINT32_MAX ? (uint32_t)v : UINT32_MAX; }
 
@@ -101,10 +109,16 @@ static struct l2_entry *entry_of(const struct l2 *l, uint32_t h)
 							       : NULL;
 }
 
-static struct l2_entry *find_locked(struct l2 *l, const unsigned char *ikey)
+/* The entry of ikey, and its handle in *h (may be NULL); NULL when absent. */
+static struct l2_entry *find_locked(struct l2 *l, const unsigned char *ikey, uint32_t *h)
 {
-	struct l2_entry *x = entry_of(l, evict_find(l->order, digest(ikey)));
-	return x && x->disk_bytes && memcmp(x->ikey, ikey + 1, SSD_IKEY_LEN - 1) == 0 ? x : NULL;
+	uint32_t k = evict_find(l->order, digest(ikey));
+	struct l2_entry *x = entry_of(l, k);
+	if (!x || !x->disk_bytes || x->check != check_of(ikey))
+		return NULL;
+	if (h)
+		*h = k;
+	return x;
 }
 
 /* The entry of handle h, its page made if needed; NULL when out of memory. */
@@ -131,7 +145,9 @@ static struct l2_entry *entry_make(struct l2 *l, uint32_t h)
  * start); -EEXIST when another chunk with the same digest is there, -ENOMEM. */
 static int insert_locked(struct l2 *l, const struct ssd_entry *e, enum evict_how how)
 {
-	struct l2_entry *x = find_locked(l, e->ikey);
+	if (e->slot > UINT32_MAX)
+		return -EFBIG; /* a slab of more than 2^32 slots: not kept in the table */
+	struct l2_entry *x = find_locked(l, e->ikey, NULL);
 	if (x) {
 		l->used -= x->disk_bytes;
 	} else {
@@ -148,10 +164,10 @@ static int insert_locked(struct l2 *l, const struct ssd_entry *e, enum evict_how
 			return -ENOMEM;
 		}
 		memset(x, 0, sizeof(*x));
-		memcpy(x->ikey, e->ikey + 1, SSD_IKEY_LEN - 1);
-		x->handle = h;
+		x->check = check_of(e->ikey);
 		l->entries++;
 	}
+	x->slot = (uint32_t)e->slot;
 	x->disk_bytes = (uint32_t)e->disk_bytes;
 	x->last_access = (uint32_t)(e->last_access / 1000);
 	x->accesses = sat32(e->accesses);
@@ -161,7 +177,7 @@ static int insert_locked(struct l2 *l, const struct ssd_entry *e, enum evict_how
 
 /* Takes x out of the table; evicted: the order chose it (evict_next), else it is dropped from
  * the order too. */
-static void remove_locked(struct l2 *l, struct l2_entry *x, bool evicted)
+static void remove_locked(struct l2 *l, struct l2_entry *x, uint32_t h, bool evicted)
 {
 	if (x->pf_src) {
 		atomic_fetch_add_explicit(&l->stats->pf[x->pf_src].wasted, 1, memory_order_relaxed);
@@ -169,7 +185,7 @@ static void remove_locked(struct l2 *l, struct l2_entry *x, bool evicted)
 					  memory_order_relaxed);
 	}
 	if (!evicted)
-		evict_drop(l->order, x->handle);
+		evict_drop(l->order, h);
 	l->used -= x->disk_bytes;
 	l->entries--;
 	memset(x, 0, sizeof(*x)); /* disk_bytes 0: no chunk */
@@ -260,6 +276,19 @@ static void *loader_thread(void *arg)
 
 #define EVICT_BATCH 64 /* victims taken from the table per hold of the lock */
 
+/* A chunk evicted from the table, to be removed from the store. */
+struct victim {
+	uint64_t digest;
+	uint32_t slot, check;
+};
+
+/* Whether the key read back from a victim's slot is the victim's (ssd_remove_slot's match). */
+static bool is_victim(void *ctx, const unsigned char ikey[SSD_IKEY_LEN])
+{
+	const struct victim *v = ctx;
+	return digest(ikey) == v->digest && check_of(ikey) == v->check;
+}
+
 /* Makes room for need more bytes under the cap and above the free-space floor, in the
  * order's choice (only HIR chunks when hir_only: a prefetch displaces no LIR chunk), and
  * reserves it for the caller, who gives it back once the chunk is in the table or is not.
@@ -270,7 +299,7 @@ static void *loader_thread(void *arg)
  * go and the room is still short. */
 static int make_room(struct l2 *l, uint64_t need, bool hir_only)
 {
-	unsigned char victims[EVICT_BATCH][SSD_IKEY_LEN];
+	struct victim victims[EVICT_BATCH];
 	uint64_t evicted = 0, freed_all = 0;
 	int ret = -ENOSPC;
 	for (;;) {
@@ -292,10 +321,9 @@ static int make_room(struct l2 *l, uint64_t need, bool hir_only)
 			if (h == EVICT_NONE)
 				break;
 			struct l2_entry *x = entry_of(l, h);
-			victims[n][0] = 'c';
-			memcpy(victims[n++] + 1, x->ikey, SSD_IKEY_LEN - 1);
+			victims[n++] = (struct victim){ evict_key(l->order, h), x->slot, x->check };
 			freed += x->disk_bytes;
-			remove_locked(l, x, true); /* the table first: nothing finds it after this */
+			remove_locked(l, x, h, true); /* the table first: nothing finds it after this */
 		}
 		bool done = freed >= want && floor_want == 0;
 		if (done) {
@@ -303,8 +331,11 @@ static int make_room(struct l2 *l, uint64_t need, bool hir_only)
 			ret = 0;
 		}
 		pthread_mutex_unlock(&l->lock);
+		/* A victim stored again meanwhile is in another slot: left alone.  (Stored again
+		 * in the same slot, it is removed from the store while the table has it, as when
+		 * victims were removed by key: the next read misses and the table forgets it.) */
 		for (size_t j = 0; j < n; j++)
-			ssd_remove(l->ssd, victims[j]);
+			ssd_remove_slot(l->ssd, victims[j].slot, is_victim, &victims[j]);
 		evicted += n;
 		freed_all += freed;
 		if (done || n == 0)
@@ -336,7 +367,7 @@ static void *writer_thread(void *arg)
 		l->writing++;
 		struct ssd_id id;
 		ssd_id_init(&id, j->key, j->etag, j->idx);
-		bool have = find_locked(l, id.ikey) != NULL, loaded = l->loaded;
+		bool have = find_locked(l, id.ikey, NULL) != NULL, loaded = l->loaded;
 		pthread_mutex_unlock(&l->lock);
 
 		if (!loaded) { /* the table is not all there: room cannot be counted */
@@ -443,11 +474,12 @@ static int l2_touch(struct tier *t, const char *key, const char *etag, uint64_t 
 	struct ssd_id id;
 	ssd_id_init(&id, key, etag, idx);
 	pthread_mutex_lock(&l->lock);
-	struct l2_entry *x = find_locked(l, id.ikey);
+	uint32_t h;
+	struct l2_entry *x = find_locked(l, id.ikey, &h);
 	if (x) {
 		x->last_access = (uint32_t)(wall_ms() / 1000);
 		x->accesses = sat32((uint64_t)x->accesses + 1);
-		evict_hit(l->order, x->handle);
+		evict_hit(l->order, h);
 	}
 	pthread_mutex_unlock(&l->lock);
 	return 0;
@@ -460,7 +492,8 @@ static int l2_keep_unread(struct tier *t, const char *key, const char *etag, uin
 	struct ssd_id id;
 	ssd_id_init(&id, key, etag, idx);
 	pthread_mutex_lock(&l->lock);
-	struct l2_entry *x = find_locked(l, id.ikey);
+	uint32_t h = EVICT_NONE;
+	struct l2_entry *x = find_locked(l, id.ikey, &h);
 	int ret = x && !x->pf_src ? 0 : -ENOENT;
 	if (ret == 0) {
 		x->pf_src = src;
@@ -477,7 +510,8 @@ static int l2_has(struct tier *t, const char *key, const char *etag, uint64_t id
 	struct ssd_id id;
 	ssd_id_init(&id, key, etag, idx);
 	pthread_mutex_lock(&l->lock);
-	struct l2_entry *x = find_locked(l, id.ikey);
+	uint32_t h = EVICT_NONE;
+	struct l2_entry *x = find_locked(l, id.ikey, &h);
 	uint64_t n = x ? x->disk_bytes : 0;
 	pthread_mutex_unlock(&l->lock);
 	*bytes = n ? n - 4096 : 0; /* payload, rounded to blocks */
@@ -494,12 +528,12 @@ static bool save_access(uint64_t prev_ms, uint64_t now_ms, uint64_t accesses)
 
 /* A reader's access to x (L2's lock held): counted, and the order learns it.  Returns the
  * accesses to save in the index, 0 for none. */
-static uint64_t access_locked(struct l2 *l, struct l2_entry *x, uint64_t now)
+static uint64_t access_locked(struct l2 *l, struct l2_entry *x, uint32_t h, uint64_t now)
 {
 	uint64_t prev = (uint64_t)x->last_access * 1000;
 	x->last_access = (uint32_t)(now / 1000);
 	x->accesses = sat32((uint64_t)x->accesses + 1);
-	evict_hit(l->order, x->handle);
+	evict_hit(l->order, h);
 	return save_access(prev, now, x->accesses) ? x->accesses : 0;
 }
 
@@ -510,17 +544,18 @@ static int l2_read_part(struct tier *t, const char *key, const char *etag, uint6
 	struct ssd_id id;
 	ssd_id_init(&id, key, etag, idx);
 	pthread_mutex_lock(&l->lock);
-	bool have = find_locked(l, id.ikey) != NULL;
+	bool have = find_locked(l, id.ikey, NULL) != NULL;
 	pthread_mutex_unlock(&l->lock);
 	if (!have)
 		return -ENOENT; /* not counted: the whole chunk's load asks get, which counts */
 	int ret = ssd_read_part(l->ssd, &id, off, len, buf, got, NULL);
 	uint64_t la = wall_ms(), save = 0;
 	pthread_mutex_lock(&l->lock);
-	struct l2_entry *x = find_locked(l, id.ikey);
+	uint32_t h = EVICT_NONE;
+	struct l2_entry *x = find_locked(l, id.ikey, &h);
 	*accesses = 0;
 	if (ret == 0 && x) {
-		save = access_locked(l, x, la);
+		save = access_locked(l, x, h, la);
 		*accesses = x->accesses;
 		if (x->pf_src) { /* a predictor brought it, and now a reader used it */
 			atomic_fetch_add_explicit(&l->stats->pf[x->pf_src].used, 1,
@@ -531,7 +566,7 @@ static int l2_read_part(struct tier *t, const char *key, const char *etag, uint6
 			x->pf_len = 0;
 		}
 	} else if (ret == -ENOENT && x) {
-		remove_locked(l, x, false); /* dropped by the store (failed verification) */
+		remove_locked(l, x, h, false); /* dropped by the store (failed verification) */
 	}
 	pthread_mutex_unlock(&l->lock);
 	if (ret < 0)
@@ -570,19 +605,20 @@ static int l2_get(struct tier *t, struct tier_run *r, int from, int *next)
 		ret = -ENOENT;
 	}
 	pthread_mutex_lock(&l->lock);
-	struct l2_entry *x = find_locked(l, id.ikey);
+	uint32_t h = EVICT_NONE;
+	struct l2_entry *x = find_locked(l, id.ikey, &h);
 	uint64_t la = wall_ms(), acc = 0, save = 0;
 	uint8_t src = 0;
 	if (ret == 0 && x && r->quiet) {
 		/* read back for another tier: no access */
 	} else if (ret == 0 && x) {
-		save = access_locked(l, x, la);
+		save = access_locked(l, x, h, la);
 		acc = x->accesses;
 		src = x->pf_src; /* the unread prefetch goes with the data */
 		x->pf_src = 0;
 		x->pf_len = 0;
 	} else if (ret == -ENOENT && x) {
-		remove_locked(l, x, false); /* dropped by the store (failed verification) */
+		remove_locked(l, x, h, false); /* dropped by the store (failed verification) */
 	}
 	pthread_mutex_unlock(&l->lock);
 	if (ret == 0) {
@@ -697,9 +733,10 @@ static void l2_forget(void *arg, const struct ssd_entry *e)
 {
 	struct l2 *l = arg;
 	pthread_mutex_lock(&l->lock);
-	struct l2_entry *x = find_locked(l, e->ikey);
+	uint32_t h;
+	struct l2_entry *x = find_locked(l, e->ikey, &h);
 	if (x)
-		remove_locked(l, x, false);
+		remove_locked(l, x, h, false);
 	pthread_mutex_unlock(&l->lock);
 }
 

@@ -604,6 +604,12 @@ static void test_prefetch_in_l2(void)
 	CHECK(tier_bytes(l, "demand/0") > 0);
 	CHECK(tier_bytes(l, "pf/1") == 0);
 	CHECK(st.pf[PF_INTERVAL].wasted == 1 && st.pf[PF_DIRORDER].wasted == 0);
+	/* the evicted chunks left the store too (removed by their slots: the table keeps no
+	 * keys), and the rest are there */
+	uint64_t stored = 0;
+	l->ops->usage(l, &used, &entries, &cap);
+	CHECK(ssd_foreach(s, count_one, &stored) == 0 && stored == entries && entries == 4);
+	CHECK(tier_bytes(l, "hot/1") > 0 && tier_bytes(l, "pf/0") == 0);
 
 	/* dropping what matches, through the table */
 	uint64_t n = 0;

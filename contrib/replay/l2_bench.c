@@ -5,8 +5,9 @@
  *   tierfs-l2-bench DIR [--chunks N] [--fills F]
  *
  * Builds in DIR (once: a later run on the same DIR and N reuses it) a store of N chunks
- * (default 1,000,000) of 4 KiB in 64 KiB slots, punching the slab's blocks as it goes so that
- * only the index takes room on the disk (nothing here reads chunk data).  Then, with the page
+ * (default 1,000,000) of 4 KiB in 64 KiB slots, punching the slots' payloads as it goes so that
+ * only the index and the slots' 4 KiB headers take room on the disk (nothing here reads chunk
+ * data; an eviction reads its victim's header).  Then, with the page
  * cache dropped (when run as root), it reports:
  *   - start-up: opening the store and the tier as a mount does, until they serve (ready), and
  *     until the table of what L2 holds is loaded in the background (loaded);
@@ -44,16 +45,20 @@ static void key_of(uint64_t i, char *key, size_t n)
 	snprintf(key, n, "data/%06" PRIu64 "/part-%04" PRIu64 ".bin", i / 1000, i % 1000);
 }
 
-/* Punches the slab from *from to its end, and moves *from there. */
+/* Punches the payloads of the slab's slots from *from to its end (their headers stay), and
+ * moves *from there. */
 static void punch_from(const char *dir, off_t *from)
 {
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/slab", dir);
 	int fd = open(path, O_RDWR);
 	struct stat st;
+	const off_t slot = 4096 + CHUNK;
 	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > *from) {
-		fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, *from, st.st_size - *from);
-		*from = st.st_size;
+		off_t at = *from;
+		for (; at + 4096 < st.st_size; at += slot)
+			fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at + 4096, PAYLOAD);
+		*from = at;
 	}
 	if (fd >= 0)
 		close(fd);
@@ -91,7 +96,7 @@ static void *build_thread(void *arg)
 static int build(const char *dir, uint64_t n)
 {
 	char mark[4096];
-	snprintf(mark, sizeof(mark), "%s/built-%" PRIu64, dir, n);
+	snprintf(mark, sizeof(mark), "%s/built-headers-%" PRIu64, dir, n); /* (not punched) */
 	if (access(mark, F_OK) == 0)
 		return 0;
 	struct ssd_store *s;
