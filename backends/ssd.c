@@ -484,10 +484,10 @@ static int open_store(const char *dir, uint64_t chunk_size, bool deferred,
 		ret = -errno;
 		goto fail;
 	}
-	/* Fills bypass the page cache: no copy into it and no write-back later, CPU that a cold
-	 * read on a small machine needs elsewhere.  Reads stay buffered (and coherent: a direct
-	 * write drops the cached pages it covers). */
-	s->direct_fd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	/* Fills and reads of whole chunks bypass the page cache: no copy into it and out of it,
+	 * CPU that a read on a small machine needs elsewhere, and no second copy of what the
+	 * mount's own page cache holds (docs/L2-LAYOUT.md). */
+	s->direct_fd = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
 	/* Reads of part of a chunk (a header, some blocks) go through the page cache, but without
 	 * the kernel's readahead, which would read the rest of the chunk too. */
 	if ((s->part_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -745,10 +745,16 @@ int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap,
 		if (v.len > cap)
 			return -EINVAL;
 
-		unsigned char hdr[HDR_BLOCK];
+		unsigned char hdr[HDR_BLOCK] __attribute__((aligned(4096)));
 		const unsigned char *sums = NULL;
 		struct iovec iov[2] = { { hdr, HDR_BLOCK }, { buf, v.len } };
-		ssize_t n = preadv(s->slab_fd, iov, 2, (off_t)(v.slot * s->slot_size));
+		/* O_DIRECT needs aligned memory and lengths: chunk buffers are page-aligned, and
+		 * every payload but an object's last is a whole number of pages */
+		bool direct = s->direct_fd >= 0 && ((uintptr_t)buf & 4095) == 0 && (v.len & 4095) == 0;
+		ssize_t n = preadv(direct ? s->direct_fd : s->slab_fd, iov, 2,
+				   (off_t)(v.slot * s->slot_size));
+		if (n < 0 && errno == EINVAL && direct) /* the file system refused it */
+			n = preadv(s->slab_fd, iov, 2, (off_t)(v.slot * s->slot_size));
 		const char *why = n < 0				    ? "read error"
 				  : (size_t)n != HDR_BLOCK + v.len ? "short slot"
 								     : verify_header(s, id, &v, hdr, &sums);
@@ -814,6 +820,8 @@ int ssd_read_part(struct ssd_store *s, const struct ssd_id *id, uint64_t off, si
 
 void ssd_will_read(struct ssd_store *s, const struct ssd_id *ids, size_t n)
 {
+	if (s->direct_fd >= 0)
+		return; /* whole chunks are read with O_DIRECT: the page cache is not theirs */
 	for (size_t i = 0; i < n; i++) {
 		char *raw;
 		size_t rawlen;

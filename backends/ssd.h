@@ -89,7 +89,8 @@ const struct ssd_stats *ssd_stats(const struct ssd_store *s);
 void ssd_reset_stats(struct ssd_store *s);
 const char *ssd_dir(const struct ssd_store *s);
 
-/* Reads the payload of id into buf (cap bytes).  -ENOENT when absent; a chunk that fails
+/* Reads the payload of id into buf (cap bytes), with O_DIRECT where the file system allows it
+ * and buf and the length are page-aligned.  -ENOENT when absent; a chunk that fails
  * verification is removed, counted, and reported as -ENOENT too.  A failure that may be a race
  * (its slot replaced under the read, or pages of it cached stale) is read again first (see
  * read_failed in ssd.c); -EAGAIN when slots kept changing under every read: a miss, but the
@@ -102,7 +103,8 @@ int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap,
 int ssd_read_part(struct ssd_store *s, const struct ssd_id *id, uint64_t off, size_t len,
 		  char *buf, size_t *got, struct ssd_entry *e);
 /* Tells the kernel that these chunks will be read soon (their slots are read ahead
- * asynchronously), so that reading a run of them does not wait for the disk chunk by chunk. */
+ * asynchronously), so that reading a run of them does not wait for the disk chunk by chunk.
+ * Nothing where whole chunks are read with O_DIRECT (ssd_get), past the page cache. */
 void ssd_will_read(struct ssd_store *s, const struct ssd_id *ids, size_t n);
 /* Stores a chunk (replacing any).  sums: its blocks' checksums (ssd_block_sums) when the caller
  * has them (taken as the bytes arrived), else NULL and they are computed; a wrong one is caught
