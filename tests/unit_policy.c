@@ -1,5 +1,5 @@
 /*
- * unit_policy.c - unit tests of the parsers and the listing rules, without a mount.
+ * unit_policy.c - unit tests of the parsers, the listing rules and chunk buffers, without a mount.
  * Prints "N passed, N failed" and exits non-zero on any failure.
  */
 #include <dirent.h>
@@ -21,6 +21,7 @@
 #include "meta.h"
 #include "predict.h"
 #include "s3.h"
+#include "tier.h"
 #include "util.h"
 #include "xmeta.h"
 
@@ -691,10 +692,44 @@ static void test_xmeta(void)
 	xmeta_free(x);
 }
 
+/* Chunk buffers (buf.c): of every size a chunk or an object's last chunk can have, pieces of
+ * huge pages or mappings or heap, each page-aligned, each its own (a pattern written into all
+ * of them at once survives), kept by the pool and handed out again. */
+static void test_bufs(void)
+{
+	static const size_t sizes[] = { 1, 4096, 65536, 100000, 256 << 10, 300000, 512 << 10,
+					1 << 20, (1 << 20) - 4096, 2 << 20, (3 << 20) + 5, 8 << 20 };
+	enum { N = 7 };
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		struct buf_pool bp;
+		struct tfs_buf *b[N];
+		size_t len = sizes[k];
+		buf_pool_init(&bp, len);
+		for (int round = 0; round < 2; round++) { /* the second from the pool */
+			for (int i = 0; i < N; i++) {
+				b[i] = tfs_buf_get(&bp, len);
+				CHECK(b[i] && ((uintptr_t)b[i]->data & 4095) == 0);
+				if (b[i])
+					memset(b[i]->data, 'a' + i, len);
+			}
+			for (int i = 0; i < N; i++) {
+				bool same = b[i] != NULL;
+				for (size_t off = 0; same && off < len; off += 997)
+					same = b[i]->data[off] == 'a' + i;
+				CHECK(same && b[i]->data[len - 1] == 'a' + i);
+			}
+			for (int i = 0; i < N; i++)
+				tfs_buf_put(b[i]);
+		}
+		buf_pool_destroy(&bp);
+	}
+}
+
 int main(void)
 {
 	tfs_log_set_level(TFS_LOG_ERROR);
 	test_parse_size();
+	test_bufs();
 	test_parse_duration();
 	test_uri_encode();
 	test_name_ok();
