@@ -732,8 +732,8 @@ static int read_failed(struct ssd_store *s, const struct ssd_id *id, const struc
 	return 1;
 }
 
-int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap, size_t *len,
-	    struct ssd_entry *e)
+static int get_chunk(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap,
+		     size_t *len, struct ssd_entry *e, bool want_direct)
 {
 	bool dropped = false;
 	for (int attempt = 0;; attempt++) {
@@ -750,7 +750,8 @@ int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap,
 		struct iovec iov[2] = { { hdr, HDR_BLOCK }, { buf, v.len } };
 		/* O_DIRECT needs aligned memory and lengths: chunk buffers are page-aligned, and
 		 * every payload but an object's last is a whole number of pages */
-		bool direct = s->direct_fd >= 0 && ((uintptr_t)buf & 4095) == 0 && (v.len & 4095) == 0;
+		bool direct = want_direct && s->direct_fd >= 0 && ((uintptr_t)buf & 4095) == 0 &&
+			      (v.len & 4095) == 0;
 		ssize_t n = preadv(direct ? s->direct_fd : s->slab_fd, iov, 2,
 				   (off_t)(v.slot * s->slot_size));
 		if (n < 0 && errno == EINVAL && direct) /* the file system refused it */
@@ -767,6 +768,18 @@ int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap,
 		if ((ret = read_failed(s, id, &v, why, gen, attempt, &dropped)) != 1)
 			return ret;
 	}
+}
+
+int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap, size_t *len,
+	    struct ssd_entry *e)
+{
+	return get_chunk(s, id, buf, cap, len, e, false);
+}
+
+int ssd_get_direct(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap,
+		   size_t *len, struct ssd_entry *e)
+{
+	return get_chunk(s, id, buf, cap, len, e, true);
 }
 
 int ssd_read_part(struct ssd_store *s, const struct ssd_id *id, uint64_t off, size_t len,

@@ -89,14 +89,19 @@ const struct ssd_stats *ssd_stats(const struct ssd_store *s);
 void ssd_reset_stats(struct ssd_store *s);
 const char *ssd_dir(const struct ssd_store *s);
 
-/* Reads the payload of id into buf (cap bytes), with O_DIRECT where the file system allows it
- * and buf and the length are page-aligned.  -ENOENT when absent; a chunk that fails
+/* Reads the payload of id into buf (cap bytes), through the page cache.  -ENOENT when absent; a chunk that fails
  * verification is removed, counted, and reported as -ENOENT too.  A failure that may be a race
  * (its slot replaced under the read, or pages of it cached stale) is read again first (see
  * read_failed in ssd.c); -EAGAIN when slots kept changing under every read: a miss, but the
  * chunk is not removed.  *e (may be NULL) gets the entry's index data. */
 int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap, size_t *len,
 	    struct ssd_entry *e);
+/* The same past the page cache (O_DIRECT, where the file system allows it and buf and the
+ * length are page-aligned): for a sequential stream, whose bytes go on to a reader's page
+ * cache (no copy out of the slab's, and no second cached copy).  Chunks read with ssd_get stay
+ * in the page cache, where reads of their parts (ssd_read_part) find them. */
+int ssd_get_direct(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap,
+		   size_t *len, struct ssd_entry *e);
 /* Reads bytes [off, off + len) of id's payload (clipped at its end) into buf: the header block
  * and only the blocks that hold them (through the page cache, without readahead), which are
  * checked.  *got gets the bytes read.  -ENOENT and -EAGAIN as ssd_get. */
@@ -104,7 +109,7 @@ int ssd_read_part(struct ssd_store *s, const struct ssd_id *id, uint64_t off, si
 		  char *buf, size_t *got, struct ssd_entry *e);
 /* Tells the kernel that these chunks will be read soon (their slots are read ahead
  * asynchronously), so that reading a run of them does not wait for the disk chunk by chunk.
- * Nothing where whole chunks are read with O_DIRECT (ssd_get), past the page cache. */
+ * Nothing where ssd_get_direct reads past the page cache (runs are read with it). */
 void ssd_will_read(struct ssd_store *s, const struct ssd_id *ids, size_t n);
 /* Stores a chunk (replacing any).  sums: its blocks' checksums (ssd_block_sums) when the caller
  * has them (taken as the bytes arrived), else NULL and they are computed; a wrong one is caught

@@ -96,6 +96,7 @@ void fetch_run(struct fetcher *f, struct chunk **run, int n, bool drop_ref)
 		r.pf_src[i] = 0;
 		r.accesses[i] = 0;
 		prefetch[i] = chunk_prefetched(run[i]);
+		r.stream = r.stream || n > 1 || prefetch[i];
 		start[i] = 0;
 		later_tier[i] = -1;
 	}

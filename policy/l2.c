@@ -599,7 +599,7 @@ static int l2_get(struct tier *t, struct tier_run *r, int from, int *next)
 	struct ssd_id id;
 	size_t len = 0;
 	ssd_id_init(&id, r->key, r->etag, r->first + (uint64_t)from);
-	int ret = ssd_get(l->ssd, &id, b->data, b->len, &len, NULL);
+	int ret = (r->stream ? ssd_get_direct : ssd_get)(l->ssd, &id, b->data, b->len, &len, NULL);
 	if (ret == 0 && len != b->len) {
 		ssd_remove(l->ssd, id.ikey); /* not the length this version's chunk has: useless */
 		ret = -ENOENT;

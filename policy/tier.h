@@ -83,6 +83,9 @@ struct tier_run {
 	int n;
 	bool urgent;                /* a reader waits for chunk 0 now (a tier does not queue it) */
 	bool again;                 /* the second pass, over deferred chunks: no more deferring */
+	bool stream;                /* for a sequential stream (more than one chunk, or read
+				     * ahead): its bytes go on to a reader's page cache, so L2
+				     * reads them past its own (ssd_get_direct) */
 	bool quiet;                 /* a tier reading back what it holds for another tier (the
 				     * shared tier's write-behind): no reader's access, so no hit
 				     * is counted and nothing moves in the eviction order */
