@@ -732,8 +732,15 @@ static int read_failed(struct ssd_store *s, const struct ssd_id *id, const struc
 	return 1;
 }
 
-static int get_chunk(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap,
-		     size_t *len, struct ssd_entry *e, bool want_direct)
+/* Reads what a caller wants of the slot of id's entry v and checks it: NULL, or why the slot
+ * failed; or sets *done to a result decided without a read (0, or -errno). */
+typedef const char *(*slot_reader)(struct ssd_store *s, const struct ssd_id *id,
+				   const struct value *v, void *ctx, int *done);
+
+/* Looks id up and reads its slot with rd, again while read_failed says the failure may have
+ * been a race. */
+static int read_checked(struct ssd_store *s, const struct ssd_id *id, struct ssd_entry *e,
+			slot_reader rd, void *ctx)
 {
 	bool dropped = false;
 	for (int attempt = 0;; attempt++) {
@@ -742,93 +749,119 @@ static int get_chunk(struct ssd_store *s, const struct ssd_id *id, char *buf, si
 		int ret = lookup(s, id, &v, e);
 		if (ret < 0)
 			return ret;
-		if (v.len > cap)
-			return -EINVAL;
-
-		unsigned char hdr[HDR_BLOCK] __attribute__((aligned(4096)));
-		const unsigned char *sums = NULL;
-		struct iovec iov[2] = { { hdr, HDR_BLOCK }, { buf, v.len } };
-		/* O_DIRECT needs aligned memory and lengths: chunk buffers are page-aligned, and
-		 * every payload but an object's last is a whole number of pages */
-		bool direct = want_direct && s->direct_fd >= 0 && ((uintptr_t)buf & 4095) == 0 &&
-			      (v.len & 4095) == 0;
-		ssize_t n = preadv(direct ? s->direct_fd : s->slab_fd, iov, 2,
-				   (off_t)(v.slot * s->slot_size));
-		if (n < 0 && errno == EINVAL && direct) /* the file system refused it */
-			n = preadv(s->slab_fd, iov, 2, (off_t)(v.slot * s->slot_size));
-		const char *why = n < 0				    ? "read error"
-				  : (size_t)n != HDR_BLOCK + v.len ? "short slot"
-								     : verify_header(s, id, &v, hdr, &sums);
+		int done = 1;
+		const char *why = rd(s, id, &v, ctx, &done);
+		if (done != 1)
+			return done;
 		if (!why)
-			why = verify_blocks(s, sums, v.len, 0, SIZE_MAX, buf);
-		if (!why) {
-			*len = v.len;
 			return 0;
-		}
 		if ((ret = read_failed(s, id, &v, why, gen, attempt, &dropped)) != 1)
 			return ret;
 	}
+}
+
+struct whole_read {
+	char *buf;
+	size_t cap, *len;
+	bool direct;
+};
+
+static const char *read_whole(struct ssd_store *s, const struct ssd_id *id,
+			      const struct value *v, void *ctx, int *done)
+{
+	struct whole_read *w = ctx;
+	if (v->len > w->cap) {
+		*done = -EINVAL;
+		return NULL;
+	}
+	unsigned char hdr[HDR_BLOCK] __attribute__((aligned(4096)));
+	const unsigned char *sums = NULL;
+	struct iovec iov[2] = { { hdr, HDR_BLOCK }, { w->buf, v->len } };
+	/* O_DIRECT needs aligned memory and lengths: chunk buffers are page-aligned, and every
+	 * payload but an object's last is a whole number of pages */
+	bool direct = w->direct && s->direct_fd >= 0 && ((uintptr_t)w->buf & 4095) == 0 &&
+		      (v->len & 4095) == 0;
+	ssize_t n = preadv(direct ? s->direct_fd : s->slab_fd, iov, 2,
+			   (off_t)(v->slot * s->slot_size));
+	if (n < 0 && errno == EINVAL && direct) /* the file system refused it */
+		n = preadv(s->slab_fd, iov, 2, (off_t)(v->slot * s->slot_size));
+	const char *why = n < 0				  ? "read error"
+			  : (size_t)n != HDR_BLOCK + v->len ? "short slot"
+							    : verify_header(s, id, v, hdr, &sums);
+	if (!why)
+		why = verify_blocks(s, sums, v->len, 0, SIZE_MAX, w->buf);
+	if (!why)
+		*w->len = v->len;
+	return why;
 }
 
 int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap, size_t *len,
 	    struct ssd_entry *e)
 {
-	return get_chunk(s, id, buf, cap, len, e, false);
+	struct whole_read w = { buf, cap, len, false };
+	return read_checked(s, id, e, read_whole, &w);
 }
 
 int ssd_get_direct(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap,
 		   size_t *len, struct ssd_entry *e)
 {
-	return get_chunk(s, id, buf, cap, len, e, true);
+	struct whole_read w = { buf, cap, len, true };
+	return read_checked(s, id, e, read_whole, &w);
+}
+
+struct part_read {
+	uint64_t off;
+	size_t len;
+	char *buf;
+	size_t *got;
+};
+
+static const char *read_part(struct ssd_store *s, const struct ssd_id *id,
+			     const struct value *v, void *ctx, int *done)
+{
+	struct part_read *p = ctx;
+	if (p->off >= v->len || p->len == 0) {
+		*done = 0;
+		return NULL;
+	}
+	size_t n = p->len > v->len - p->off ? (size_t)(v->len - p->off) : p->len;
+	size_t b0 = (size_t)p->off / s->block, b1 = ((size_t)p->off + n - 1) / s->block;
+	size_t from = b0 * s->block, want = (b1 + 1) * s->block;
+	if (want > v->len)
+		want = v->len;
+	want -= from;
+	char *blocks = malloc(want);
+	if (!blocks) {
+		*done = -ENOMEM;
+		return NULL;
+	}
+	/* The header, then the blocks: both through the page cache (docs/L2-LAYOUT.md: 1.5 times
+	 * the reads per second of O_DIRECT, measured), where a hot chunk's header stays. */
+	unsigned char hdr[HDR_BLOCK];
+	const unsigned char *sums = NULL;
+	off_t at = (off_t)(v->slot * s->slot_size);
+	ssize_t nh = pread(s->part_fd, hdr, HDR_BLOCK, at), nb = -1;
+	if (nh == HDR_BLOCK)
+		nb = pread(s->part_fd, blocks, want, at + HDR_BLOCK + (off_t)from);
+	const char *why = nh < 0 || nb < 0			 ? "read error"
+			  : nh != HDR_BLOCK || (size_t)nb < want ? "short slot"
+								 : verify_header(s, id, v, hdr, &sums);
+	if (!why)
+		why = verify_blocks(s, sums, v->len, b0, b1, blocks);
+	if (!why) {
+		memcpy(p->buf, blocks + (p->off - from), n);
+		*p->got = n;
+	}
+	free(blocks);
+	return why;
 }
 
 int ssd_read_part(struct ssd_store *s, const struct ssd_id *id, uint64_t off, size_t len,
 		  char *buf, size_t *got, struct ssd_entry *e)
 {
-	bool dropped = false;
+	struct part_read p = { off, len, buf, got };
 	*got = 0;
-	for (int attempt = 0;; attempt++) {
-		struct value v;
-		uint64_t gen = atomic_load(&s->frees);
-		int ret = lookup(s, id, &v, e);
-		if (ret < 0)
-			return ret;
-		if (off >= v.len || len == 0)
-			return 0;
-		size_t n = len > v.len - off ? (size_t)(v.len - off) : len;
-		size_t b0 = (size_t)off / s->block, b1 = ((size_t)off + n - 1) / s->block;
-		size_t from = b0 * s->block, want = (b1 + 1) * s->block;
-		if (want > v.len)
-			want = v.len;
-		want -= from;
-		char *blocks = malloc(want);
-		if (!blocks)
-			return -ENOMEM;
-
-		/* The header, then the blocks: both through the page cache (docs/L2-LAYOUT.md:
-		 * 1.5 times the reads per second of O_DIRECT, measured), where a hot chunk's header
-		 * stays. */
-		unsigned char hdr[HDR_BLOCK];
-		const unsigned char *sums = NULL;
-		off_t at = (off_t)(v.slot * s->slot_size);
-		ssize_t nh = pread(s->part_fd, hdr, HDR_BLOCK, at), nb = -1;
-		if (nh == HDR_BLOCK)
-			nb = pread(s->part_fd, blocks, want, at + HDR_BLOCK + (off_t)from);
-		const char *why = nh < 0 || nb < 0			   ? "read error"
-				  : nh != HDR_BLOCK || (size_t)nb < want ? "short slot"
-									 : verify_header(s, id, &v, hdr, &sums);
-		if (!why)
-			why = verify_blocks(s, sums, v.len, b0, b1, blocks);
-		if (!why) {
-			memcpy(buf, blocks + (off - from), n);
-			*got = n;
-		}
-		free(blocks);
-		if (!why)
-			return 0;
-		if ((ret = read_failed(s, id, &v, why, gen, attempt, &dropped)) != 1)
-			return ret;
-	}
+	return read_checked(s, id, e, read_part, &p);
 }
 
 void ssd_will_read(struct ssd_store *s, const struct ssd_id *ids, size_t n)
