@@ -31,11 +31,10 @@
 #define FILL_DEADLINE_MS 30000       /* a fill waits this long for room, then the disk is failing */
 #define L2_WRITERS 2                 /* one hashes and indexes while the other's write is on the disk */
 
-/* What L2 keeps in memory of a chunk: 56 bytes, in pages of ENTRY_PAGE by the order's handle
- * (no allocation per chunk).  The order's own node and table slot come on top (evict.h). */
-/* A chunk in the table: 24 bytes, at the position of its handle in the order.  Its index key
- * is not kept: the order's 64-bit digest of it and 32 more bits (check) tell chunks apart, and
- * an eviction reads the key back from the slot's header (ssd_remove_slot). */
+/* What L2 keeps in memory of a chunk: 24 bytes, in pages of ENTRY_PAGE by the order's handle
+ * (no allocation per chunk); the order's own node and table slot come on top (evict.h).  Its
+ * index key is not kept: the order's 64-bit digest of it and 32 more bits (check) tell chunks
+ * apart, and an eviction reads the key back from the slot's header (ssd_remove_slot). */
 struct l2_entry {
 	uint32_t slot;               /* the store's slot (ssd_entry.slot) */
 	uint32_t check;              /* check_of(ikey) */
