@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 /* The HIR part: at least EVICT_HIR_MIN_PCT of the cache (and one chunk), at most
  * EVICT_HIR_MAX_PCT; it starts at the minimum. */
@@ -58,7 +57,6 @@ struct evict_order {
 	uint32_t nnodes, top, free_head, used; /* nodes[top..nnodes) never used yet */
 	uint64_t *tab;               /* the key's upper half << 32 | handle; TAB_EMPTY */
 	uint64_t tab_mask;
-	unsigned tab_shift;          /* 64 - log2(the table's size): see home_of */
 	struct list s, q, g;
 	uint64_t g_demoted;          /* ghosts in G that had been LIR */
 };
@@ -105,38 +103,21 @@ static void unlink_node(struct evict_order *o, struct list *l, bool q, uint32_t 
 
 /* ---- the table ---- */
 
-/* A slot holds the handle and the upper half of the key's tag (the key, mixed), so that a probe
- * reads the node only when that half matches (one cache miss per lookup, not one per probe),
- * and a growth places the entry without reading the node. */
+/* A slot holds the handle and the upper half of the key, so that a probe reads the node only
+ * when that half matches (one cache miss per lookup, not one per probe). */
 #define TAB_EMPTY UINT64_MAX
 
-/* A bijection that spreads any keys (small integers in the tests) over all 64 bits. */
-static uint64_t tag_of(uint64_t key)
-{
-	key ^= key >> 33;
-	key *= 0xff51afd7ed558ccdull;
-	key ^= key >> 33;
-	key *= 0xc4ceb9fe1a85ec53ull;
-	return key ^ key >> 33;
-}
-
-static uint64_t tab_val(uint64_t key, uint32_t h)
-{
-	return (tag_of(key) & 0xffffffff00000000ull) | h;
-}
+static uint64_t tab_val(uint64_t key, uint32_t h) { return (key & 0xffffffff00000000ull) | h; }
 static uint32_t tab_h(uint64_t v) { return (uint32_t)v; }
 
-/* The home slot of a tag, from its upper half (which its slot holds) alone: its top bits.
- * Doubling the table sends the entries homed at i to 2i or 2i + 1, so a growth rewrites the
- * table in order, reading no node. */
-static uint64_t home_of(const struct evict_order *o, uint64_t tag)
+static uint64_t slot_of(const struct evict_order *o, uint64_t key)
 {
-	return (tag & 0xffffffff00000000ull) >> o->tab_shift;
+	return (key ^ key >> 29) * 0x9E3779B97F4A7C15ull >> 17 & o->tab_mask;
 }
 
 static uint64_t find_slot(const struct evict_order *o, uint64_t key)
 {
-	uint64_t tag = tag_of(key), i = home_of(o, tag), hi = tag & 0xffffffff00000000ull;
+	uint64_t i = slot_of(o, key), hi = key & 0xffffffff00000000ull;
 	while (o->tab[i] != TAB_EMPTY &&
 	       ((o->tab[i] & 0xffffffff00000000ull) != hi || o->nodes[tab_h(o->tab[i])].key != key))
 		i = (i + 1) & o->tab_mask;
@@ -150,39 +131,19 @@ static uint32_t tab_find(const struct evict_order *o, uint64_t key)
 	return v == TAB_EMPTY ? EVICT_NONE : tab_h(v);
 }
 
-/* An empty table of cap slots; a large one of huge pages where the kernel has them (a fault
- * per 4 KiB page is dear on a virtual machine, and a growth happens under L2's lock). */
-static uint64_t *tab_alloc(uint64_t cap)
-{
-	size_t bytes = cap * sizeof(uint64_t), huge = 2u << 20;
-	uint64_t *t = bytes >= huge ? aligned_alloc(huge, bytes) : malloc(bytes);
-	if (!t)
-		return NULL;
-	if (bytes >= huge)
-		madvise(t, bytes, MADV_HUGEPAGE);
-	memset(t, 0xff, bytes);
-	return t;
-}
-
 static int tab_grow(struct evict_order *o)
 {
-	uint64_t oldcap = o->tab_mask + 1, ncap = oldcap * 2;
-	uint64_t *nt = tab_alloc(ncap), *old = o->tab;
+	uint64_t ncap = (o->tab_mask + 1) * 2;
+	uint64_t *nt = malloc(ncap * sizeof(*nt)), *old = o->tab;
 	if (!nt)
 		return -ENOMEM;
+	memset(nt, 0xff, ncap * sizeof(*nt));
+	uint64_t oldcap = o->tab_mask + 1;
 	o->tab = nt;
 	o->tab_mask = ncap - 1;
-	o->tab_shift--;
-	/* in the old order, each entry to its new home or just past it: the keys differ, so no
-	 * key is compared, and the writes go forward through the new table */
-	for (uint64_t i = 0; i < oldcap; i++) {
-		if (old[i] == TAB_EMPTY)
-			continue;
-		uint64_t j = home_of(o, old[i]);
-		while (nt[j] != TAB_EMPTY)
-			j = (j + 1) & o->tab_mask;
-		nt[j] = old[i];
-	}
+	for (uint64_t i = 0; i < oldcap; i++)
+		if (old[i] != TAB_EMPTY)
+			o->tab[find_slot(o, o->nodes[tab_h(old[i])].key)] = old[i];
 	free(old);
 	return 0;
 }
@@ -199,7 +160,7 @@ static void tab_remove(struct evict_order *o, uint32_t h)
 			j = (j + 1) & o->tab_mask;
 			if (o->tab[j] == TAB_EMPTY)
 				return;
-			uint64_t k = home_of(o, o->tab[j]);
+			uint64_t k = slot_of(o, o->nodes[tab_h(o->tab[j])].key);
 			/* j's entry may move to i unless its home k lies cyclically in (i, j] */
 			if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
 				continue;
@@ -373,8 +334,7 @@ int evict_new(uint64_t cap, struct evict_order **out)
 	o->free_head = EVICT_NONE;
 	o->s = o->q = o->g = (struct list){ EVICT_NONE, EVICT_NONE, 0, 0 };
 	o->tab_mask = 1023;
-	o->tab_shift = 64 - 10;
-	if (!(o->tab = tab_alloc(o->tab_mask + 1))) {
+	if (!(o->tab = malloc((o->tab_mask + 1) * sizeof(*o->tab)))) {
 		free(o);
 		return -ENOMEM;
 	}
