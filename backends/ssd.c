@@ -484,9 +484,9 @@ static int open_store(const char *dir, uint64_t chunk_size, bool deferred,
 		ret = -errno;
 		goto fail;
 	}
-	/* Fills and reads of whole chunks bypass the page cache: no copy into it and out of it,
-	 * CPU that a read on a small machine needs elsewhere, and no second copy of what the
-	 * mount's own page cache holds (docs/L2-LAYOUT.md). */
+	/* Fills and a stream's reads of whole chunks (ssd_get_direct) bypass the page cache: no
+	 * copy into it and out of it, CPU that a read on a small machine needs elsewhere, and no
+	 * second copy of what the mount's own page cache holds (docs/L2-LAYOUT.md). */
 	s->direct_fd = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
 	/* Reads of part of a chunk (a header, some blocks) go through the page cache, but without
 	 * the kernel's readahead, which would read the rest of the chunk too. */
@@ -631,17 +631,31 @@ uint64_t ssd_disk_bytes(struct ssd_store *s)
 
 /* Checks a slot's header block against the entry v of id: NULL when they agree, else why not;
  * *sums gets where the blocks' checksums are in hdr. */
+/* Whether a slot's header block is a header at all (magic, format, a length that fits, its own
+ * checksum), whatever chunk it names: NULL, or why not; *hl gets its length. */
+static const char *header_sound(const unsigned char *hdr, size_t *hl)
+{
+	size_t n = get_u32(hdr + 8);
+	if (get_u32(hdr) != SLOT_MAGIC || get_u32(hdr + 4) != SLOT_VERSION ||
+	    n < header_len(0, 0, 0) || n > HDR_BLOCK)
+		return "bad header";
+	if (XXH3_64bits(hdr, n - 8) != get_u64(hdr + n - 8))
+		return "header checksum";
+	*hl = n;
+	return NULL;
+}
+
 static const char *verify_header(const struct ssd_store *s, const struct ssd_id *id,
 				 const struct value *v, const unsigned char *hdr,
 				 const unsigned char **sums)
 {
 	size_t kl = strlen(id->key), el = strlen(id->etag), nb = nblocks(s->block, v->len);
-	size_t hl = header_len(kl, el, nb);
-	if (hl > HDR_BLOCK || get_u32(hdr) != SLOT_MAGIC || get_u32(hdr + 4) != SLOT_VERSION ||
-	    get_u32(hdr + 8) != hl)
+	size_t hl = 0;
+	const char *why = header_sound(hdr, &hl);
+	if (why)
+		return why;
+	if (hl != header_len(kl, el, nb))
 		return "bad header";
-	if (XXH3_64bits(hdr, hl - 8) != get_u64(hdr + hl - 8))
-		return "header checksum";
 	if (get_u32(hdr + 12) != v->len || get_u64(hdr + 16) != id->idx ||
 	    get_u16(hdr + 32) != kl || get_u16(hdr + 34) != el || get_u32(hdr + 36) != s->block ||
 	    memcmp(hdr + 40, id->key, kl) != 0 || memcmp(hdr + 40 + kl, id->etag, el) != 0)
@@ -867,7 +881,7 @@ int ssd_read_part(struct ssd_store *s, const struct ssd_id *id, uint64_t off, si
 void ssd_will_read(struct ssd_store *s, const struct ssd_id *ids, size_t n)
 {
 	if (s->direct_fd >= 0)
-		return; /* whole chunks are read with O_DIRECT: the page cache is not theirs */
+		return; /* runs are read with ssd_get_direct: the page cache is not theirs */
 	for (size_t i = 0; i < n; i++) {
 		char *raw;
 		size_t rawlen;
@@ -1016,13 +1030,12 @@ int ssd_remove_slot(struct ssd_store *s, uint64_t slot,
 	unsigned char hdr[HDR_BLOCK];
 	size_t hl = 0, kl = 0, el = 0;
 	for (int attempt = 0;; attempt++) { /* (a second time without cached pages: read_failed) */
-		bool good = pread(s->part_fd, hdr, HDR_BLOCK, (off_t)(slot * s->slot_size)) ==
-			    HDR_BLOCK;
-		hl = get_u32(hdr + 8), kl = get_u16(hdr + 32), el = get_u16(hdr + 34);
-		if (good && get_u32(hdr) == SLOT_MAGIC && get_u32(hdr + 4) == SLOT_VERSION &&
-		    hl <= HDR_BLOCK && hl >= 48 && kl <= KEY_MAX && el <= ETAG_MAX &&
-		    40 + kl + el + 8 <= hl && XXH3_64bits(hdr, hl - 8) == get_u64(hdr + hl - 8))
-			break;
+		if (pread(s->part_fd, hdr, HDR_BLOCK, (off_t)(slot * s->slot_size)) == HDR_BLOCK &&
+		    !header_sound(hdr, &hl)) {
+			kl = get_u16(hdr + 32), el = get_u16(hdr + 34);
+			if (kl <= KEY_MAX && el <= ETAG_MAX && header_len(kl, el, 0) <= hl)
+				break;
+		}
 		if (attempt == 1)
 			return -ENOENT; /* free (a hole), being written, or bad: names no chunk */
 		posix_fadvise(s->slab_fd, (off_t)(slot * s->slot_size), HDR_BLOCK,
