@@ -8,7 +8,8 @@
  *   G  the ghosts, in the order they left, at most EVICT_GHOSTS_X times the cache in bytes;
  *      a ghost that leaves G leaves S too, so ghosts are bounded by G.
  * An entry is in Q or G, never both, so the two share one pair of links.  A hash table of
- * handles, keyed by the caller's 64-bit key (already a digest), finds them.
+ * handles, keyed by the caller's 64-bit key (already a digest) and chained through the nodes,
+ * finds them; it grows a few buckets per insert, never all at once (the table, below).
  */
 #include "evict.h"
 
@@ -37,6 +38,7 @@ struct node {
 	uint64_t left_at;            /* a ghost: the evicted bytes when it left */
 	uint32_t s_prev, s_next;     /* in S (in_s); s_next chains the free list */
 	uint32_t q_prev, q_next;     /* in Q (ST_HIR) or G (ST_GHOST) */
+	uint32_t h_next;             /* the table's chain: the next handle plus one, 0 at the end */
 	uint32_t bytes;
 	uint8_t st;                  /* a ghost is in G, and only a ghost */
 	uint8_t freq;                /* hits, up to EVICT_FREQ_MAX: second chances in the LIR part */
@@ -55,8 +57,8 @@ struct evict_order {
 	uint64_t lir_bytes, res_bytes, evicted_bytes;
 	struct node *nodes;
 	uint32_t nnodes, top, free_head, used; /* nodes[top..nnodes) never used yet */
-	uint64_t *tab;               /* the key's upper half << 32 | handle; TAB_EMPTY */
-	uint64_t tab_mask;
+	uint32_t *tab, *old;         /* buckets (the table below); old while growing */
+	uint64_t tab_mask, old_mask, moved; /* old's buckets below moved are in tab */
 	struct list s, q, g;
 	uint64_t g_demoted;          /* ghosts in G that had been LIR */
 };
@@ -101,82 +103,96 @@ static void unlink_node(struct evict_order *o, struct list *l, bool q, uint32_t 
 	l->n--;
 }
 
-/* ---- the table ---- */
+/* ---- the table ----
+ *
+ * Chained through the nodes.  A link (a bucket, or a node's h_next) is a handle plus one, 0
+ * ending the chain, so that a new table is zero pages the kernel maps only as they are first
+ * written.  It grows incrementally: when the entries outnumber the buckets, a table twice the
+ * size replaces it, and every insert moves TAB_STEP of the old table's buckets into the new
+ * one, in order, so that no call walks the table (a rehash all at once stalled L2's readers
+ * for 0.12 s at a million chunks).  The old table is empty long before the new one fills: that
+ * takes as many inserts as the old table has buckets.  A key's chain is always the one
+ * bucket_of names: the old table's bucket until it moved, the new table's after. */
+#define TAB_STEP 4
+#define TAB_MIN 1024
 
-/* A slot holds the handle and the upper half of the key, so that a probe reads the node only
- * when that half matches (one cache miss per lookup, not one per probe). */
-#define TAB_EMPTY UINT64_MAX
+static uint64_t mix(uint64_t key) { return (key ^ key >> 29) * 0x9E3779B97F4A7C15ull >> 17; }
 
-static uint64_t tab_val(uint64_t key, uint32_t h) { return (key & 0xffffffff00000000ull) | h; }
-static uint32_t tab_h(uint64_t v) { return (uint32_t)v; }
-
-static uint64_t slot_of(const struct evict_order *o, uint64_t key)
+static uint32_t *bucket_of(const struct evict_order *o, uint64_t key)
 {
-	return (key ^ key >> 29) * 0x9E3779B97F4A7C15ull >> 17 & o->tab_mask;
-}
-
-static uint64_t find_slot(const struct evict_order *o, uint64_t key)
-{
-	uint64_t i = slot_of(o, key), hi = key & 0xffffffff00000000ull;
-	while (o->tab[i] != TAB_EMPTY &&
-	       ((o->tab[i] & 0xffffffff00000000ull) != hi || o->nodes[tab_h(o->tab[i])].key != key))
-		i = (i + 1) & o->tab_mask;
-	return i;
+	uint64_t m = mix(key);
+	if (o->old && (m & o->old_mask) >= o->moved)
+		return &o->old[m & o->old_mask];
+	return &o->tab[m & o->tab_mask];
 }
 
 /* The handle of key (resident or ghost), or EVICT_NONE. */
 static uint32_t tab_find(const struct evict_order *o, uint64_t key)
 {
-	uint64_t v = o->tab[find_slot(o, key)];
-	return v == TAB_EMPTY ? EVICT_NONE : tab_h(v);
+	for (uint32_t l = *bucket_of(o, key); l; l = o->nodes[l - 1].h_next)
+		if (o->nodes[l - 1].key == key)
+			return l - 1;
+	return EVICT_NONE;
 }
 
-static int tab_grow(struct evict_order *o)
+static void tab_insert(struct evict_order *o, uint32_t h)
 {
-	uint64_t ncap = (o->tab_mask + 1) * 2;
-	uint64_t *nt = malloc(ncap * sizeof(*nt)), *old = o->tab;
-	if (!nt)
-		return -ENOMEM;
-	memset(nt, 0xff, ncap * sizeof(*nt));
-	uint64_t oldcap = o->tab_mask + 1;
-	o->tab = nt;
-	o->tab_mask = ncap - 1;
-	for (uint64_t i = 0; i < oldcap; i++)
-		if (old[i] != TAB_EMPTY)
-			o->tab[find_slot(o, o->nodes[tab_h(old[i])].key)] = old[i];
-	free(old);
-	return 0;
+	uint32_t *b = bucket_of(o, o->nodes[h].key);
+	o->nodes[h].h_next = *b;
+	*b = h + 1;
 }
 
-/* Removes h from the table (backward-shift deletion: no tombstones). */
+/* Moves up to n of the old table's buckets into the new one. */
+static void tab_move(struct evict_order *o, uint64_t n)
+{
+	for (; o->old && n; n--) {
+		for (uint32_t l = o->old[o->moved]; l;) {
+			struct node *x = &o->nodes[l - 1];
+			uint32_t next = x->h_next, *b = &o->tab[mix(x->key) & o->tab_mask];
+			x->h_next = *b;
+			*b = l;
+			l = next;
+		}
+		o->old[o->moved] = 0;
+		if (++o->moved > o->old_mask) {
+			free(o->old);
+			o->old = NULL;
+		}
+	}
+}
+
+/* Room for one more entry: starts a growth when the entries would outnumber the buckets.
+ * Without memory for a larger table the chains grow longer instead. */
+static void tab_reserve(struct evict_order *o)
+{
+	if (o->old)
+		tab_move(o, TAB_STEP);
+	if ((uint64_t)o->used + 1 <= o->tab_mask + 1)
+		return;
+	tab_move(o, UINT64_MAX); /* not reached: the old table empties first (above) */
+	uint32_t *nt = calloc((o->tab_mask + 1) * 2, sizeof(*nt));
+	if (!nt)
+		return;
+	o->old = o->tab;
+	o->old_mask = o->tab_mask;
+	o->moved = 0;
+	o->tab = nt;
+	o->tab_mask = o->tab_mask * 2 + 1;
+}
+
 static void tab_remove(struct evict_order *o, uint32_t h)
 {
-	uint64_t i = find_slot(o, o->nodes[h].key);
-	if (o->tab[i] == TAB_EMPTY || tab_h(o->tab[i]) != h)
-		return;
-	for (uint64_t j = i;;) {
-		o->tab[i] = TAB_EMPTY;
-		for (;;) {
-			j = (j + 1) & o->tab_mask;
-			if (o->tab[j] == TAB_EMPTY)
-				return;
-			uint64_t k = slot_of(o, o->nodes[tab_h(o->tab[j])].key);
-			/* j's entry may move to i unless its home k lies cyclically in (i, j] */
-			if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
-				continue;
-			break;
+	for (uint32_t *l = bucket_of(o, o->nodes[h].key); *l; l = &o->nodes[*l - 1].h_next)
+		if (*l - 1 == h) {
+			*l = o->nodes[h].h_next;
+			return;
 		}
-		o->tab[i] = o->tab[j];
-		i = j;
-	}
 }
 
 /* ---- entries ---- */
 
 static int node_new(struct evict_order *o, uint64_t key, uint32_t bytes, uint32_t *out)
 {
-	if ((uint64_t)(o->used + 1) * 2 > o->tab_mask + 1 && tab_grow(o) < 0)
-		return -ENOMEM;
 	uint32_t h = o->free_head;
 	if (h != EVICT_NONE) {
 		o->free_head = o->nodes[h].s_next;
@@ -195,7 +211,8 @@ static int node_new(struct evict_order *o, uint64_t key, uint32_t bytes, uint32_
 	}
 	struct node *n = &o->nodes[h];
 	*n = (struct node){ .key = key, .bytes = bytes, .st = ST_GHOST };
-	o->tab[find_slot(o, key)] = tab_val(key, h);
+	tab_reserve(o);
+	tab_insert(o, h);
 	o->used++;
 	if (bytes > o->unit)
 		o->unit = bytes;
@@ -333,12 +350,11 @@ int evict_new(uint64_t cap, struct evict_order **out)
 	o->cap = cap ? cap : 1;
 	o->free_head = EVICT_NONE;
 	o->s = o->q = o->g = (struct list){ EVICT_NONE, EVICT_NONE, 0, 0 };
-	o->tab_mask = 1023;
-	if (!(o->tab = malloc((o->tab_mask + 1) * sizeof(*o->tab)))) {
+	o->tab_mask = TAB_MIN - 1;
+	if (!(o->tab = calloc(TAB_MIN, sizeof(*o->tab)))) {
 		free(o);
 		return -ENOMEM;
 	}
-	memset(o->tab, 0xff, (o->tab_mask + 1) * sizeof(*o->tab));
 	o->hir = hir_min(o);
 	*out = o;
 	return 0;
@@ -350,6 +366,7 @@ void evict_free(struct evict_order *o)
 		return;
 	free(o->nodes);
 	free(o->tab);
+	free(o->old);
 	free(o);
 }
 
@@ -510,6 +527,19 @@ static int check_list(const struct evict_order *o, const struct list *l, bool q,
 	return prev == l->tail && *bytes == l->bytes && *n == l->n ? 0 : -EUCLEAN;
 }
 
+/* Counts the entries chained from buckets [from, to) of t, up to limit; every one must be in
+ * use, and in the chain its key's bucket_of names. */
+static int check_table(const struct evict_order *o, const uint32_t *t, uint64_t from, uint64_t to,
+		       uint64_t limit, uint64_t *n)
+{
+	for (uint64_t b = from; b < to; b++)
+		for (uint32_t l = t[b]; l; l = o->nodes[l - 1].h_next)
+			if (l - 1 >= o->top || o->nodes[l - 1].st == ST_FREE ||
+			    bucket_of(o, o->nodes[l - 1].key) != &t[b] || ++*n > limit)
+				return -EUCLEAN;
+	return 0;
+}
+
 int evict_check(const struct evict_order *o)
 {
 	uint64_t b, n, lir = 0, res = 0, hirs = 0, ghosts = 0, dem = 0, ins = 0, used = 0;
@@ -536,6 +566,12 @@ int evict_check(const struct evict_order *o)
 		dem += x->st == ST_GHOST && x->demoted;
 	}
 	if (o->s.tail != EVICT_NONE && o->nodes[o->s.tail].st != ST_LIR)
+		return -EUCLEAN;
+	uint64_t chained = 0;
+	if (check_table(o, o->tab, 0, o->tab_mask + 1, used, &chained) < 0 ||
+	    (o->old && check_table(o, o->old, o->moved, o->old_mask + 1, used, &chained) < 0) ||
+	    (o->old && o->moved && (o->old[0] || o->old[o->moved - 1])) ||
+	    chained != used)
 		return -EUCLEAN;
 	return used == o->used && lir == o->lir_bytes && res == o->res_bytes && hirs == o->q.n &&
 			       ghosts == o->g.n && dem == o->g_demoted && ins == o->s.n &&

@@ -187,6 +187,64 @@ static void test_adapts(void)
 	evict_free(s.o);
 }
 
+/* The table through many growths (1,024 buckets to 131,072), each one spread over the inserts
+ * that follow it: every key is found exactly while it is resident, across reads, prefetches,
+ * drops and evictions, with the table's invariants checked along the way (every entry in
+ * use, in its key's chain, once; the moved part of the old table empty). */
+static void test_table_grows(void)
+{
+	enum { CAP = 20000, POOL = 90000 };
+	struct sim s;
+	sim_init(&s, CAP);
+	bool *res = calloc(POOL, sizeof(*res));
+	uint64_t *keys = malloc(POOL * sizeof(*keys)), x = 88172645463325252ull;
+	for (int i = 0; i < POOL; i++) { /* half random, half alike but in their top bits; the
+					   * low 20 bits are the index */
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		keys[i] = (i % 2 ? x << 20 : (uint64_t)i << 40) | (uint64_t)i;
+	}
+	int bad = 0, checks = 0;
+	uint64_t grown_to = 0;
+	for (int i = 0; i < 400000 && !bad; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		/* a moving window of the pool, so that ghosts and new keys keep coming */
+		int k = (int)((x % 30000 + (uint64_t)i / 8) % POOL), op = (int)(x >> 40) % 10;
+		uint32_t h = evict_find(s.o, keys[k]);
+		bad |= (h != EVICT_NONE) != res[k];
+		if (op < 7 && h == EVICT_NONE) {
+			while (s.used + U > s.cap) {
+				uint32_t v = evict_next(s.o, false);
+				res[evict_key(s.o, v) & 0xfffff] = false;
+				s.used -= U;
+			}
+			bad |= evict_admit(s.o, keys[k], U, op < 5 ? EVICT_READ : EVICT_PREFETCH, &h) != 0;
+			s.used += U;
+			res[k] = true;
+		} else if (op < 7) {
+			evict_hit(s.o, h);
+		} else if (op < 9 && h != EVICT_NONE) {
+			evict_drop(s.o, h);
+			s.used -= U;
+			res[k] = false;
+		}
+		if (i % 4000 == 0) {
+			bad |= evict_check(s.o) < 0;
+			checks++;
+		}
+		struct evict_stats st;
+		evict_get_stats(s.o, &st);
+		if (st.nodes > grown_to)
+			grown_to = st.nodes;
+	}
+	printf("table: %llu entries at most, %d full checks\n", (unsigned long long)grown_to, checks);
+	CHECK(!bad);
+	CHECK(grown_to > 40000);
+	CHECK(evict_check(s.o) == 0);
+	free(res);
+	free(keys);
+	evict_free(s.o);
+}
+
 /* A random mix of every call, the invariants checked after each. */
 static void test_random(void)
 {
@@ -225,5 +283,6 @@ int main(void)
 	test_drop_and_restore();
 	test_adapts();
 	test_random();
+	test_table_grows();
 	return CHECK_SUMMARY();
 }
