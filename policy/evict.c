@@ -169,7 +169,9 @@ static void tab_reserve(struct evict_order *o)
 		tab_move(o, TAB_STEP);
 	if ((uint64_t)o->used + 1 <= o->tab_mask + 1)
 		return;
-	tab_move(o, UINT64_MAX); /* not reached: the old table empties first (above) */
+	/* the old table has emptied by now (above), unless an allocation failed and left the
+	 * table behind the entries: then it is moved at once */
+	tab_move(o, UINT64_MAX);
 	uint32_t *nt = calloc((o->tab_mask + 1) * 2, sizeof(*nt));
 	if (!nt)
 		return;
