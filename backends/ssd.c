@@ -629,8 +629,6 @@ uint64_t ssd_disk_bytes(struct ssd_store *s)
 
 /* ---- chunks ---- */
 
-/* Checks a slot's header block against the entry v of id: NULL when they agree, else why not;
- * *sums gets where the blocks' checksums are in hdr. */
 /* Whether a slot's header block is a header at all (magic, format, a length that fits, its own
  * checksum), whatever chunk it names: NULL, or why not; *hl gets its length. */
 static const char *header_sound(const unsigned char *hdr, size_t *hl)
@@ -645,6 +643,8 @@ static const char *header_sound(const unsigned char *hdr, size_t *hl)
 	return NULL;
 }
 
+/* Checks a slot's header block against the entry v of id: NULL when they agree, else why not;
+ * *sums gets where the blocks' checksums are in hdr. */
 static const char *verify_header(const struct ssd_store *s, const struct ssd_id *id,
 				 const struct value *v, const unsigned char *hdr,
 				 const unsigned char **sums)

@@ -15,7 +15,6 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 
 /* The HIR part: at least EVICT_HIR_MIN_PCT of the cache (and one chunk), at most
  * EVICT_HIR_MAX_PCT; it starts at the minimum. */
