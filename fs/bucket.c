@@ -448,7 +448,7 @@ static void b_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			st.st_ino = k == 0 ? dir->st_ino : parent_st_ino(dir);
 		} else {
 			name = l->ents[k - 2 - extra].name;
-			a = l->ents[k - 2 - extra].attr;
+			tfs_cattr_get(&l->ents[k - 2 - extra].attr, &a);
 			st.st_mode = a.is_dir ? S_IFDIR : S_IFREG;
 			if (!plus) {
 				char key[KEY_BUF];

@@ -16,16 +16,27 @@
 #include "inode.h"
 #include "util.h"
 
-#define ITABLE_BUCKETS 65536
+#define ITABLE_BUCKETS 4096 /* at first; a power of two, doubled as the inodes grow */
 
 static size_t ino_bucket(const struct tfs_itable *t, fuse_ino_t ino)
 {
-	return tfs_hash64(&ino, sizeof(ino), 1) % t->nbuckets;
+	return tfs_hash64(&ino, sizeof(ino), 1) & (t->nbuckets - 1);
 }
 
 static size_t stino_bucket(const struct tfs_itable *t, uint64_t st_ino)
 {
-	return tfs_hash64(&st_ino, sizeof(st_ino), 2) % t->nbuckets;
+	return tfs_hash64(&st_ino, sizeof(st_ino), 2) & (t->nbuckets - 1);
+}
+
+static size_t name_bucket(const struct tfs_itable *t, fuse_ino_t parent, const char *name,
+			  size_t len)
+{
+	return tfs_hash64(name, len, parent) & (t->nbuckets - 1);
+}
+
+static const char *name_of(const struct tfs_inode *i)
+{
+	return i->key + i->name_off;
 }
 
 uint64_t stat_ino(const char *key, const char *etag)
@@ -45,16 +56,23 @@ static bool stino_taken_locked(const struct tfs_itable *t, uint64_t st_ino)
 	return false;
 }
 
+static void stino_insert_locked(struct tfs_itable *t, struct tfs_inode *i)
+{
+	size_t b = stino_bucket(t, i->st_ino);
+	i->stino_next = t->by_stino[b];
+	t->by_stino[b] = i;
+}
+
 /* Gives i its number: stat_ino's, or on a collision with a live inode the next free one. */
 static void stino_assign_locked(struct tfs_itable *t, struct tfs_inode *i)
 {
-	uint64_t n = stat_ino(i->key, i->attr.etag);
+	char etag[S3_ETAG_MAX];
+	tfs_cattr_etag(&i->attr, etag, sizeof(etag));
+	uint64_t n = stat_ino(i->key, etag);
 	while (stino_taken_locked(t, n))
 		n = n + 1 >= (1ull << 63) ? 2 : n + 1;
 	i->st_ino = n;
-	size_t b = stino_bucket(t, n);
-	i->stino_next = t->by_stino[b];
-	t->by_stino[b] = i;
+	stino_insert_locked(t, i);
 }
 
 static void stino_remove_locked(struct tfs_itable *t, struct tfs_inode *i)
@@ -66,9 +84,71 @@ static void stino_remove_locked(struct tfs_itable *t, struct tfs_inode *i)
 		*pp = i->stino_next;
 }
 
-static size_t name_bucket(const struct tfs_itable *t, fuse_ino_t parent, const char *name)
+static void ino_insert_locked(struct tfs_itable *t, struct tfs_inode *i)
 {
-	return tfs_hash64(name, strlen(name), parent) % t->nbuckets;
+	size_t b = ino_bucket(t, i->ino);
+	i->ino_next = t->by_ino[b];
+	t->by_ino[b] = i;
+}
+
+static void name_insert_locked(struct tfs_itable *t, struct tfs_inode *i)
+{
+	size_t b = name_bucket(t, i->parent, name_of(i), i->name_len);
+	i->name_next = t->by_name[b];
+	t->by_name[b] = i;
+}
+
+/* Doubles the buckets when the inodes outnumber them twice (then keeps going on failure). */
+static void grow_locked(struct tfs_itable *t)
+{
+	if (t->count <= 2 * t->nbuckets)
+		return;
+	size_t n = t->nbuckets * 2;
+	struct tfs_inode **by_ino = calloc(n, sizeof(*by_ino)), **by_name = calloc(n, sizeof(*by_name)),
+			 **by_stino = calloc(n, sizeof(*by_stino));
+	if (!by_ino || !by_name || !by_stino) {
+		free(by_ino);
+		free(by_name);
+		free(by_stino);
+		return;
+	}
+	struct tfs_inode **old = t->by_ino;
+	size_t nold = t->nbuckets;
+	free(t->by_name);
+	free(t->by_stino);
+	t->by_ino = by_ino;
+	t->by_name = by_name;
+	t->by_stino = by_stino;
+	t->nbuckets = n;
+	for (size_t b = 0; b < nold; b++)
+		for (struct tfs_inode *i = old[b], *next; i; i = next) {
+			next = i->ino_next;
+			ino_insert_locked(t, i);
+			stino_insert_locked(t, i);
+			if (i->hashed)
+				name_insert_locked(t, i);
+		}
+	free(old);
+}
+
+/* A new inode of the key prefix + name (+ '/' for a directory): its name in the parent. */
+static struct tfs_inode *inode_new(const char *prefix, const char *name, bool is_dir)
+{
+	size_t plen = strlen(prefix), nlen = strlen(name), klen = plen + nlen + (is_dir && nlen);
+	if (nlen > UINT16_MAX || plen > UINT32_MAX)
+		return NULL;
+	struct tfs_inode *i = calloc(1, sizeof(*i) + klen + 1);
+	if (!i)
+		return NULL;
+	memcpy(i->key, prefix, plen);
+	memcpy(i->key + plen, name, nlen);
+	if (is_dir && nlen)
+		i->key[plen + nlen] = '/';
+	i->key[klen] = '\0';
+	i->name_off = (uint32_t)plen;
+	i->name_len = (uint16_t)nlen;
+	i->is_dir = is_dir;
+	return i;
 }
 
 int itable_init(struct tfs_itable *t, const char *root_key)
@@ -79,13 +159,8 @@ int itable_init(struct tfs_itable *t, const char *root_key)
 	t->by_ino = calloc(t->nbuckets, sizeof(*t->by_ino));
 	t->by_name = calloc(t->nbuckets, sizeof(*t->by_name));
 	t->by_stino = calloc(t->nbuckets, sizeof(*t->by_stino));
-	struct tfs_inode *root = calloc(1, sizeof(*root));
-	if (!t->by_ino || !t->by_name || !t->by_stino || !root || !(root->key = strdup(root_key)) ||
-	    !(root->name = strdup(""))) {
-		if (root) {
-			free(root->key);
-			free(root->name);
-		}
+	struct tfs_inode *root = inode_new(root_key, "", true);
+	if (!t->by_ino || !t->by_name || !t->by_stino || !root) {
 		free(root);
 		free(t->by_ino);
 		free(t->by_name);
@@ -93,12 +168,11 @@ int itable_init(struct tfs_itable *t, const char *root_key)
 		return -ENOMEM;
 	}
 	root->ino = FUSE_ROOT_ID;
-	root->is_dir = true;
 	root->attr.is_dir = true;
 	root->nlookup = 1;
 	root->st_ino = FUSE_ROOT_ID;
-	t->by_stino[stino_bucket(t, root->st_ino)] = root;
-	t->by_ino[ino_bucket(t, FUSE_ROOT_ID)] = root;
+	stino_insert_locked(t, root);
+	ino_insert_locked(t, root);
 	t->next_ino = FUSE_ROOT_ID + 1;
 	t->count = 1;
 	return 0;
@@ -106,8 +180,7 @@ int itable_init(struct tfs_itable *t, const char *root_key)
 
 static void inode_free(struct tfs_inode *i)
 {
-	free(i->name);
-	free(i->key);
+	tfs_cattr_clear(&i->attr);
 	free(i);
 }
 
@@ -149,19 +222,27 @@ static void unhash_name_locked(struct tfs_itable *t, struct tfs_inode *i)
 {
 	if (!i->hashed)
 		return;
-	struct tfs_inode **pp = &t->by_name[name_bucket(t, i->parent, i->name)];
+	struct tfs_inode **pp = &t->by_name[name_bucket(t, i->parent, name_of(i), i->name_len)];
 	while (*pp != i)
 		pp = &(*pp)->name_next;
 	*pp = i->name_next;
 	i->hashed = false;
 }
 
+/* What an inode keeps of the version its page cache holds: a hash of the ETag, never 0. */
+static uint64_t version_of(const char *etag)
+{
+	uint64_t h = tfs_hash64(etag, strlen(etag), 0x63616368650001ull);
+	return h ? h : 1;
+}
+
 bool itable_keep_cache(struct tfs_itable *t, struct tfs_inode *i, const char *etag)
 {
+	uint64_t v = etag[0] ? version_of(etag) : 0;
 	pthread_mutex_lock(&t->lock);
-	bool keep = etag[0] && strcmp(i->cache_etag, etag) == 0;
+	bool keep = v && i->cache_version == v;
 	if (!keep)
-		snprintf(i->cache_etag, sizeof(i->cache_etag), "%s", etag);
+		i->cache_version = v;
 	pthread_mutex_unlock(&t->lock);
 	return keep;
 }
@@ -169,57 +250,50 @@ bool itable_keep_cache(struct tfs_itable *t, struct tfs_inode *i, const char *et
 struct tfs_inode *itable_link(struct tfs_itable *t, struct tfs_inode *parent, const char *name,
 			      struct tfs_attr *a, uint64_t *learned_ms, enum tfs_seen *seen)
 {
-	size_t nb = name_bucket(t, parent->ino, name);
+	size_t nlen = strlen(name);
 	struct tfs_inode *i, *fresh = NULL;
 	bool changed = false;
-	char *key = tfs_strdup_printf("%s%s%s", parent->key, name, a->is_dir ? "/" : "");
-	if (!key)
+	/* made before the lock is taken, and freed if not needed */
+	struct tfs_inode *made = inode_new(parent->key, name, a->is_dir);
+	if (!made || tfs_cattr_set(&made->attr, a) < 0) {
+		free(made);
 		return NULL;
+	}
 
 	pthread_mutex_lock(&t->lock);
+	size_t nb = name_bucket(t, parent->ino, name, nlen);
 	for (i = t->by_name[nb]; i; i = i->name_next)
-		if (i->parent == parent->ino && strcmp(i->name, name) == 0)
+		if (i->parent == parent->ino && i->name_len == nlen &&
+		    memcmp(name_of(i), name, nlen) == 0)
 			break;
 	if (i && i->is_dir != a->is_dir) {
 		/* A file became a directory or back: a new inode; the old one lives on until
 		 * the kernel forgets it, unreachable by name. */
 		unhash_name_locked(t, i);
 		i = NULL;
-	} else if (i && !i->is_dir && i->attr.etag[0] && strcmp(i->attr.etag, a->etag) != 0 &&
-		   *learned_ms >= i->attr_ms) {
+	} else if (i && !i->is_dir && tfs_cattr_has_etag(&i->attr) &&
+		   !tfs_cattr_etag_is(&i->attr, a->etag) && *learned_ms >= i->attr_ms) {
 		/* A new version: a new file at this name (see inode.h). */
 		unhash_name_locked(t, i);
 		i = NULL;
 		changed = true;
 	}
 	if (!i) {
-		fresh = calloc(1, sizeof(*fresh));
-		if (!fresh || !(fresh->name = strdup(name))) {
-			pthread_mutex_unlock(&t->lock);
-			free(fresh);
-			free(key);
-			return NULL;
-		}
-		i = fresh;
-		i->key = key;
-		key = NULL;
+		i = fresh = made;
+		made = NULL;
 		i->ino = t->next_ino++;
 		i->parent = parent->ino;
-		i->is_dir = a->is_dir;
-		i->attr = *a;
 		i->attr_ms = *learned_ms;
 		stino_assign_locked(t, i);
 		i->hashed = true;
-		i->name_next = t->by_name[nb];
-		t->by_name[nb] = i;
-		size_t ib = ino_bucket(t, i->ino);
-		i->ino_next = t->by_ino[ib];
-		t->by_ino[ib] = i;
+		name_insert_locked(t, i);
+		ino_insert_locked(t, i);
 		t->count++;
+		grow_locked(t);
 	}
 	if (seen)
 		*seen = changed ? SEEN_CHANGED
-			: fresh || a->is_dir || !i->attr.etag[0] ? SEEN_NEW
+			: fresh || a->is_dir || !tfs_cattr_has_etag(&i->attr) ? SEEN_NEW
 			: *learned_ms > i->attr_ms ? SEEN_SAME
 						   : SEEN_AGAIN;
 	/* A directory's attributes come from nowhere but its existence: keep them.  A file's
@@ -227,19 +301,21 @@ struct tfs_inode *itable_link(struct tfs_itable *t, struct tfs_inode *parent, co
 	if (!a->is_dir) {
 		if (!fresh && *learned_ms >= i->attr_ms) {
 			/* a listing has no user metadata: what the headers of this version said stays */
-			struct tfs_attr known = i->attr;
-			i->attr = *a;
-			i->attr_ms = *learned_ms;
+			struct tfs_attr known, now = *a;
+			tfs_cattr_get(&i->attr, &known);
 			if (!(a->meta & TFS_META_READ) && (known.meta & TFS_META_READ) &&
 			    strcmp(known.etag, a->etag) == 0)
-				tfs_attr_copy_meta(&i->attr, &known);
+				tfs_attr_copy_meta(&now, &known);
+			if (tfs_cattr_set(&i->attr, &now) == 0) /* (else: what it knew stays) */
+				i->attr_ms = *learned_ms;
 		}
-		*a = i->attr;
+		tfs_cattr_get(&i->attr, a);
 		*learned_ms = i->attr_ms;
 	}
 	i->nlookup++;
 	pthread_mutex_unlock(&t->lock);
-	free(key);
+	if (made)
+		inode_free(made);
 	return i;
 }
 
@@ -279,7 +355,7 @@ void itable_get_attr(struct tfs_itable *t, struct tfs_inode *i, struct tfs_attr 
 		     bool *current)
 {
 	pthread_mutex_lock(&t->lock);
-	*a = i->attr;
+	tfs_cattr_get(&i->attr, a);
 	*ms = i->attr_ms;
 	if (current)
 		*current = i->hashed || i->ino == FUSE_ROOT_ID;
@@ -290,8 +366,8 @@ void itable_set_attr_at(struct tfs_itable *t, struct tfs_inode *i, const struct 
 			uint64_t ms)
 {
 	pthread_mutex_lock(&t->lock);
-	i->attr = *a;
-	i->attr_ms = ms;
+	if (tfs_cattr_set(&i->attr, a) == 0) /* (else: what it knew stays, and when) */
+		i->attr_ms = ms;
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -316,7 +392,7 @@ long itable_expire_matching(struct tfs_itable *t, bool (*match)(void *ctx, const
 			if (i->ino == FUSE_ROOT_ID || (match && !match(mctx, i->key)))
 				continue;
 			i->attr_ms = 0;
-			i->cache_etag[0] = '\0';
+			i->cache_version = 0;
 			inos[n++] = i->ino;
 		}
 	for (size_t k = 0; k < ITABLE_ABSENT_MAX; k++) {

@@ -114,7 +114,9 @@ static int walk(struct policy *p, const char *dir_key, struct warm_list *w, unsi
 		if (l->ents[i].attr.is_dir) {
 			ret = walk(p, k, w, depth + 1);
 		} else {
-			ret = add_file(w, k, &l->ents[i].attr);
+			struct tfs_attr a;
+			tfs_cattr_get(&l->ents[i].attr, &a);
+			ret = add_file(w, k, &a);
 			atomic_fetch_add_explicit(&p->stats.warm_files_total, 1,
 						  memory_order_relaxed);
 		}

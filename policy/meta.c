@@ -24,6 +24,10 @@
 
 #define DIR_BUCKETS 1024
 #define DIR_CACHE_MAX 4096  /* listings kept */
+/* Entries kept in all listings at most (about 64 bytes each, names included), unless one
+ * listing alone has more: the least recently used listings leave first.  One left is read
+ * back from the L2 index while its TTL holds (load_listing), not from S3. */
+#define DIR_CACHE_ENTRIES (1u << 18)
 
 /* The cached listings: a hash table and an LRU. */
 struct meta_cache {
@@ -31,6 +35,7 @@ struct meta_cache {
 	struct dir_entry **tab;
 	struct dir_entry *lru_head, *lru_tail;
 	size_t n;
+	size_t entries;                 /* in the n listings */
 };
 
 struct dir_entry {
@@ -79,8 +84,9 @@ void policy_listing_put(struct tfs_listing *l)
 	if (!l || atomic_fetch_sub(&l->refs, 1) != 1)
 		return;
 	for (size_t i = 0; i < l->n; i++)
-		free(l->ents[i].name);
+		tfs_cattr_clear(&l->ents[i].attr);
 	free(l->ents);
+	free(l->names);
 	free(l);
 }
 
@@ -108,8 +114,9 @@ static void lru_push_front(struct policy *p, struct dir_entry *d)
 		p->meta->lru_tail = d;
 }
 
-/* Removes d from the table and the LRU; returns the listing reference the caller must put. */
-static struct tfs_listing *dir_remove(struct policy *p, struct dir_entry *d, size_t b)
+/* Removes d from the table and the LRU (the lock held); the caller frees it (dir_free), after
+ * dropping the lock. */
+static struct dir_entry *dir_unlink(struct policy *p, struct dir_entry *d, size_t b)
 {
 	struct dir_entry **pp = &p->meta->tab[b];
 	while (*pp != d)
@@ -117,10 +124,20 @@ static struct tfs_listing *dir_remove(struct policy *p, struct dir_entry *d, siz
 	*pp = d->hnext;
 	lru_unlink(p, d);
 	p->meta->n--;
-	struct tfs_listing *l = d->listing;
-	free(d->key);
-	free(d);
-	return l;
+	p->meta->entries -= d->listing->n;
+	return d;
+}
+
+/* Frees a list of unlinked entries (chained through hnext) and puts their listings. */
+static void dir_free(struct dir_entry *d)
+{
+	while (d) {
+		struct dir_entry *next = d->hnext;
+		policy_listing_put(d->listing);
+		free(d->key);
+		free(d);
+		d = next;
+	}
 }
 
 void meta_destroy(struct policy *p)
@@ -139,11 +156,16 @@ void meta_destroy(struct policy *p)
 
 void policy_forget_listings(struct policy *p)
 {
+	struct dir_entry *gone = NULL;
 	pthread_mutex_lock(&p->meta->lock);
 	for (size_t b = 0; b < DIR_BUCKETS; b++)
-		while (p->meta->tab[b])
-			policy_listing_put(dir_remove(p, p->meta->tab[b], b));
+		while (p->meta->tab[b]) {
+			struct dir_entry *d = dir_unlink(p, p->meta->tab[b], b);
+			d->hnext = gone;
+			gone = d;
+		}
 	pthread_mutex_unlock(&p->meta->lock);
+	dir_free(gone);
 }
 
 static size_t dir_bucket(const struct policy *p, const char *key)
@@ -172,10 +194,11 @@ static struct tfs_listing *cache_get(struct policy *p, const char *key, bool any
 	return l;
 }
 
-/* Inserts (or replaces) the listing of key; takes a new reference of l. */
+/* Inserts (or replaces) the listing of key; takes a new reference of l.  The least recently
+ * used listings leave to keep DIR_CACHE_MAX and DIR_CACHE_ENTRIES. */
 static void cache_put(struct policy *p, const char *key, struct tfs_listing *l)
 {
-	struct tfs_listing *drop[2] = { NULL, NULL };
+	struct dir_entry *gone = NULL;
 	size_t b = dir_bucket(p, key);
 	struct dir_entry *d = calloc(1, sizeof(*d));
 	if (!d || !(d->key = strdup(key))) {
@@ -187,20 +210,24 @@ static void cache_put(struct policy *p, const char *key, struct tfs_listing *l)
 	pthread_mutex_lock(&p->meta->lock);
 	for (struct dir_entry *o = p->meta->tab[b]; o; o = o->hnext)
 		if (strcmp(o->key, key) == 0) {
-			drop[0] = dir_remove(p, o, b);
+			gone = dir_unlink(p, o, b);
+			gone->hnext = NULL;
 			break;
 		}
-	if (p->meta->n >= DIR_CACHE_MAX) {
+	while (p->meta->lru_tail && (p->meta->n >= DIR_CACHE_MAX ||
+				     p->meta->entries + l->n > DIR_CACHE_ENTRIES)) {
 		struct dir_entry *old = p->meta->lru_tail;
-		drop[1] = dir_remove(p, old, dir_bucket(p, old->key));
+		dir_unlink(p, old, dir_bucket(p, old->key));
+		old->hnext = gone;
+		gone = old;
 	}
 	d->hnext = p->meta->tab[b];
 	p->meta->tab[b] = d;
 	lru_push_front(p, d);
 	p->meta->n++;
+	p->meta->entries += l->n;
 	pthread_mutex_unlock(&p->meta->lock);
-	policy_listing_put(drop[0]);
-	policy_listing_put(drop[1]);
+	dir_free(gone);
 }
 
 static int cmp_dirent(const void *a, const void *b)
@@ -218,9 +245,13 @@ static void warn_skip(const char *key, const char *why)
 	tfs_warn("skipping key '%s': %s", tfs_printable(key, kbuf, sizeof(kbuf)), why);
 }
 
+/* A listing being built: entries, and their names one after the other in one block (while it
+ * grows, an entry's name pointer holds its offset in the block). */
 struct builder {
 	struct tfs_dirent *ents;
 	size_t n, cap;
+	char *names;
+	size_t nlen, ncap;
 };
 
 static int builder_add(struct builder *bld, const char *name, size_t len, const struct tfs_attr *a)
@@ -233,12 +264,35 @@ static int builder_add(struct builder *bld, const char *name, size_t len, const 
 		bld->ents = ne;
 		bld->cap = ncap;
 	}
+	if (bld->nlen + len + 1 > bld->ncap) {
+		size_t ncap = bld->ncap ? bld->ncap * 2 : 4096;
+		while (ncap < bld->nlen + len + 1)
+			ncap *= 2;
+		char *nn = realloc(bld->names, ncap);
+		if (!nn)
+			return -ENOMEM;
+		bld->names = nn;
+		bld->ncap = ncap;
+	}
 	struct tfs_dirent *e = &bld->ents[bld->n];
-	if (!(e->name = strndup(name, len)))
+	memset(e, 0, sizeof(*e));
+	if (tfs_cattr_set(&e->attr, a) < 0)
 		return -ENOMEM;
-	e->attr = *a;
+	e->name = (const char *)(uintptr_t)bld->nlen;
+	memcpy(bld->names + bld->nlen, name, len);
+	bld->names[bld->nlen + len] = '\0';
+	bld->nlen += len + 1;
 	bld->n++;
 	return 0;
+}
+
+static void builder_free(struct builder *bld)
+{
+	for (size_t i = 0; i < bld->n; i++)
+		tfs_cattr_clear(&bld->ents[i].attr);
+	free(bld->ents);
+	free(bld->names);
+	memset(bld, 0, sizeof(*bld));
 }
 
 static int add_page(struct builder *bld, const char *dir_key, const struct s3_list_page *pg)
@@ -284,6 +338,51 @@ static int add_page(struct builder *bld, const char *dir_key, const struct s3_li
 	return 0;
 }
 
+/* The listing bld holds, sorted by name, a directory winning over a file of the same name; bld
+ * is emptied (freed on failure too).  0 or -ENOMEM. */
+static int builder_finish(struct builder *bld, const char *dir_key, struct tfs_listing **out)
+{
+	struct tfs_listing *l = calloc(1, sizeof(*l));
+	char *names = bld->nlen ? realloc(bld->names, bld->nlen) : bld->names;
+	if (!l || (bld->nlen && !names)) {
+		free(l);
+		builder_free(bld);
+		return -ENOMEM;
+	}
+	bld->names = names;
+	for (size_t i = 0; i < bld->n; i++)
+		bld->ents[i].name = names + (uintptr_t)bld->ents[i].name;
+	if (bld->n)
+		qsort(bld->ents, bld->n, sizeof(*bld->ents), cmp_dirent);
+	/* A file beside a directory of the same name: the directory wins. */
+	size_t w = 0;
+	for (size_t r = 0; r < bld->n; r++) {
+		if (w > 0 && strcmp(bld->ents[w - 1].name, bld->ents[r].name) == 0) {
+			char kbuf[300];
+			if (!bld->ents[r].attr.is_dir)
+				tfs_warn("hiding object '%s%s': a directory of the same name exists",
+					 dir_key, tfs_printable(bld->ents[r].name, kbuf, sizeof(kbuf)));
+			tfs_cattr_clear(&bld->ents[r].attr);
+			continue;
+		}
+		bld->ents[w++] = bld->ents[r];
+	}
+	bld->n = w;
+	if (w < bld->cap && w) { /* no room left over, for as long as the listing is cached */
+		struct tfs_dirent *e = realloc(bld->ents, w * sizeof(*e));
+		if (e)
+			bld->ents = e;
+	}
+	atomic_init(&l->refs, 1);
+	l->fetched_ms = tfs_now_ms();
+	l->n = bld->n;
+	l->ents = bld->ents;
+	l->names = bld->names;
+	memset(bld, 0, sizeof(*bld));
+	*out = l;
+	return 0;
+}
+
 int meta_listing_from_pages(const char *dir_key, const struct s3_list_page *pages, size_t npages,
 			    struct tfs_listing **out)
 {
@@ -291,87 +390,52 @@ int meta_listing_from_pages(const char *dir_key, const struct s3_list_page *page
 	int ret = 0;
 	for (size_t i = 0; i < npages && ret == 0; i++)
 		ret = add_page(&bld, dir_key, &pages[i]);
-	if (ret < 0)
-		goto fail;
-
-	if (bld.n)
-		qsort(bld.ents, bld.n, sizeof(*bld.ents), cmp_dirent);
-	/* A file beside a directory of the same name: the directory wins. */
-	size_t w = 0;
-	for (size_t r = 0; r < bld.n; r++) {
-		if (w > 0 && strcmp(bld.ents[w - 1].name, bld.ents[r].name) == 0) {
-			char kbuf[300];
-			if (!bld.ents[r].attr.is_dir)
-				tfs_warn("hiding object '%s%s': a directory of the same name exists",
-					 dir_key, tfs_printable(bld.ents[r].name, kbuf, sizeof(kbuf)));
-			free(bld.ents[r].name);
-			continue;
-		}
-		bld.ents[w++] = bld.ents[r];
+	if (ret < 0) {
+		builder_free(&bld);
+		return ret;
 	}
-	bld.n = w;
-
-	struct tfs_listing *l = calloc(1, sizeof(*l));
-	if (!l) {
-		ret = -ENOMEM;
-		goto fail;
-	}
-	atomic_init(&l->refs, 1);
-	l->fetched_ms = tfs_now_ms();
-	l->n = bld.n;
-	l->ents = bld.ents;
-	*out = l;
-	return 0;
-fail:
-	for (size_t i = 0; i < bld.n; i++)
-		free(bld.ents[i].name);
-	free(bld.ents);
-	return ret;
+	return builder_finish(&bld, dir_key, out);
 }
 
+/* The listing of dir_key from S3, each page added as it comes (and freed). */
 static int fetch_listing(struct policy *p, const char *dir_key, struct tfs_listing **out)
 {
-	struct s3_list_page *pages = NULL;
-	size_t n = 0, cap = 0;
+	struct builder bld = { 0 };
 	char *token = NULL;
 	int ret;
 
 	do {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 4;
-			struct s3_list_page *np = realloc(pages, ncap * sizeof(*np));
-			if (!np) {
-				free(token);
-				ret = -ENOMEM;
-				goto out;
-			}
-			pages = np;
-			cap = ncap;
-		}
-		ret = s3_list_page(p->s3, dir_key, "/", token, 0, &pages[n]);
+		struct s3_list_page pg;
+		ret = s3_list_page(p->s3, dir_key, "/", token, 0, &pg);
 		free(token);
+		token = NULL;
 		if (ret < 0)
-			goto out;
-		token = pages[n].next_token;
-		pages[n].next_token = NULL;
-		n++;
-	} while (token);
-	ret = meta_listing_from_pages(dir_key, pages, n, out);
-	if (ret == 0) /* what this mount read of its files' headers, persisted with it */
-		for (size_t i = 0; i < (*out)->n; i++) {
-			struct tfs_dirent *e = &(*out)->ents[i];
-			if (!e->attr.is_dir) {
-				char *k = tfs_strdup_printf("%s%s", dir_key, e->name);
-				if (k)
-					xmeta_get(p->xmeta, k, &e->attr);
-				free(k);
-			}
+			break;
+		ret = add_page(&bld, dir_key, &pg);
+		token = pg.next_token;
+		pg.next_token = NULL;
+		s3_list_page_free(&pg);
+	} while (ret == 0 && token);
+	free(token);
+	if (ret < 0) {
+		builder_free(&bld);
+		return ret;
+	}
+	if ((ret = builder_finish(&bld, dir_key, out)) < 0)
+		return ret;
+	/* what this mount read of its files' headers, persisted with it */
+	for (size_t i = 0; i < (*out)->n; i++) {
+		struct tfs_dirent *e = &(*out)->ents[i];
+		if (!e->attr.is_dir) {
+			char *k = tfs_strdup_printf("%s%s", dir_key, e->name);
+			struct tfs_attr a;
+			tfs_cattr_get(&e->attr, &a);
+			if (k && xmeta_get(p->xmeta, k, &a))
+				tfs_cattr_set(&e->attr, &a); /* (kept as it was if no memory) */
+			free(k);
 		}
-out:
-	for (size_t i = 0; i < n; i++)
-		s3_list_page_free(&pages[i]);
-	free(pages);
-	return ret;
+	}
+	return 0;
 }
 
 /*
@@ -406,9 +470,10 @@ static void persist_listing(struct policy *p, const char *dir_key, const struct 
 	if (!p->cfg.ssd)
 		return;
 	size_t n = 16;
+	char etag[S3_ETAG_MAX];
 	for (size_t i = 0; i < l->n; i++)
-		n += 2 + strlen(l->ents[i].name) + 1 + 8 + 8 + 1 + strlen(l->ents[i].attr.etag) +
-		     META_BYTES;
+		n += 2 + strlen(l->ents[i].name) + 1 + 8 + 8 + 1 +
+		     tfs_cattr_etag(&l->ents[i].attr, etag, sizeof(etag)) + META_BYTES;
 	unsigned char *buf = malloc(n), *w = buf;
 	if (!buf)
 		return;
@@ -419,17 +484,19 @@ static void persist_listing(struct policy *p, const char *dir_key, const struct 
 	put_bytes(&w, &cnt, 4);
 	for (size_t i = 0; i < l->n; i++) {
 		const struct tfs_dirent *e = &l->ents[i];
+		struct tfs_attr a;
+		tfs_cattr_get(&e->attr, &a);
 		uint16_t nl = (uint16_t)strlen(e->name);
-		uint8_t dir = e->attr.is_dir, el = (uint8_t)strlen(e->attr.etag);
-		int64_t mt = e->attr.mtime;
+		uint8_t dir = a.is_dir, el = (uint8_t)strlen(a.etag);
+		int64_t mt = a.mtime;
 		put_bytes(&w, &nl, 2);
 		put_bytes(&w, e->name, nl);
 		put_bytes(&w, &dir, 1);
-		put_bytes(&w, &e->attr.size, 8);
+		put_bytes(&w, &a.size, 8);
 		put_bytes(&w, &mt, 8);
 		put_bytes(&w, &el, 1);
-		put_bytes(&w, e->attr.etag, el);
-		put_meta(&w, &e->attr);
+		put_bytes(&w, a.etag, el);
+		put_meta(&w, &a);
 	}
 	ssd_meta_put(p->cfg.ssd, 'd', dir_key, buf, (size_t)(w - buf));
 	free(buf);
@@ -461,6 +528,7 @@ static struct tfs_listing *load_listing(struct policy *p, const char *dir_key)
 	uint32_t ver, cnt;
 	uint64_t wall, now = (uint64_t)time(NULL);
 	struct tfs_listing *l = NULL;
+	struct builder bld = { 0 };
 	if (!get_bytes(&r, end, &ver, 4) || ver != LISTING_FORMAT || !get_bytes(&r, end, &wall, 8) ||
 	    !get_bytes(&r, end, &cnt, 4) || cnt > n)
 		goto out;
@@ -469,36 +537,31 @@ static struct tfs_listing *load_listing(struct policy *p, const char *dir_key)
 		goto out; /* older than this boot's monotonic clock can express: stale anyway */
 	if (!fresh(p, dir_key, tfs_now_ms() - age_ms))
 		goto out;
-	l = calloc(1, sizeof(*l));
-	if (!l || (cnt && !(l->ents = calloc(cnt, sizeof(*l->ents)))))
-		goto fail;
 	for (uint32_t i = 0; i < cnt; i++) {
-		struct tfs_dirent *e = &l->ents[i];
+		struct tfs_attr a = { 0 };
+		const char *name;
 		uint16_t nl;
 		uint8_t dir, el;
 		int64_t mt;
-		if (!get_bytes(&r, end, &nl, 2) || (size_t)(end - r) < nl ||
-		    !(e->name = strndup((const char *)r, nl)))
+		if (!get_bytes(&r, end, &nl, 2) || (size_t)(end - r) < nl)
 			goto fail;
+		name = (const char *)r;
 		r += nl;
-		l->n = i + 1;
-		if (!get_bytes(&r, end, &dir, 1) || !get_bytes(&r, end, &e->attr.size, 8) ||
+		if (!get_bytes(&r, end, &dir, 1) || !get_bytes(&r, end, &a.size, 8) ||
 		    !get_bytes(&r, end, &mt, 8) || !get_bytes(&r, end, &el, 1) ||
-		    el >= sizeof(e->attr.etag) || !get_bytes(&r, end, e->attr.etag, el) ||
-		    !get_meta(&r, end, &e->attr))
+		    el >= sizeof(a.etag) || !get_bytes(&r, end, a.etag, el) || !get_meta(&r, end, &a))
 			goto fail;
-		e->attr.etag[el] = '\0';
-		e->attr.is_dir = dir;
-		e->attr.mtime = (time_t)mt;
+		a.etag[el] = '\0';
+		a.is_dir = dir;
+		a.mtime = (time_t)mt;
+		if (builder_add(&bld, name, nl, &a) < 0)
+			goto fail;
 	}
-	atomic_init(&l->refs, 1);
-	l->fetched_ms = tfs_now_ms() - age_ms;
+	if (builder_finish(&bld, dir_key, &l) == 0)
+		l->fetched_ms = tfs_now_ms() - age_ms;
 	goto out;
 fail:
-	if (l) {
-		atomic_init(&l->refs, 1);
-		policy_listing_put(l);
-	}
+	builder_free(&bld);
 	l = NULL;
 out:
 	free(raw);
@@ -708,7 +771,7 @@ int policy_lookup(struct policy *p, const char *dir_key, const char *name, struc
 	if (l) {
 		const struct tfs_dirent *e = listing_find(l, name);
 		if (e)
-			*out = e->attr;
+			tfs_cattr_get(&e->attr, out);
 		if (learned_ms)
 			*learned_ms = l->fetched_ms;
 		policy_listing_put(l);

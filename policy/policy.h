@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 #include <time.h>
 
+#include "cattr.h"
 #include "conc.h"
 #include "s3.h"
 #include "shared.h"
@@ -148,8 +149,8 @@ static inline void tfs_attr_copy_meta(struct tfs_attr *dst, const struct tfs_att
 }
 
 struct tfs_dirent {
-	char *name;
-	struct tfs_attr attr;
+	const char *name;          /* in the listing's names */
+	struct tfs_cattr attr;     /* packed (cattr.h): tfs_cattr_get() unpacks it */
 };
 
 /* An immutable snapshot of one directory, sorted by name, shared by reference. */
@@ -158,6 +159,7 @@ struct tfs_listing {
 	uint64_t fetched_ms;       /* monotonic time of the listing */
 	size_t n;
 	struct tfs_dirent *ents;
+	char *names;               /* every entry's name, one after the other */
 };
 
 struct policy;

@@ -6,6 +6,7 @@
  * Modules and their state (each kept private in its file, behind its own lock):
  *   policy.c    the life of a policy: it builds the tiers and the modules, and takes them down
  *   stats.c     histograms, the stats line (pure)
+ *   cattr.c     attributes packed for keeping (listing entries, inodes)          [pure]
  *   tier.h      the tier table; tier_basic.c (do-nothing, S3), l2.c (L2), chunks.c (memory),
  *               shared.c (the fleet's shared bucket)                          [sh->lock]
  *   chunks.c    the chunk table: single flight, references, memory tier, queues  [ct->lock]

@@ -254,7 +254,9 @@ static void dir_opened(struct policy *p, const char *dir_key, const char *name, 
 			break;
 		memcpy(key, dir_key, klen);
 		memcpy(key + klen, e->name, nlen + 1);
-		struct policy_object o = { .key = key, .etag = e->attr.etag, .size = e->attr.size };
+		char etag[S3_ETAG_MAX];
+		tfs_cattr_etag(&e->attr, etag, sizeof(etag));
+		struct policy_object o = { .key = key, .etag = etag, .size = e->attr.size };
 		int ret = chunks_queue(p->chunks, &o, 0, PF_DIRORDER, false);
 		free(key);
 		if (ret == -ENOSPC)

@@ -128,6 +128,11 @@ static void test_list_xml(void)
 	}
 	s3_list_page_free(&pg);
 
+	/* An empty directory: an empty listing */
+	l = NULL;
+	CHECK(meta_listing_from_pages("d/", &pg, 0, &l) == 0 && l && l->n == 0);
+	policy_listing_put(l);
+
 	/* A name longer than NAME_MAX is skipped; 255 bytes is fine. */
 	char *xml = NULL, n255[256], n256[257];
 	memset(n255, 'x', 255);
@@ -183,6 +188,59 @@ static void test_list_xml(void)
 			CHECK(r == -EINVAL);
 		}
 	}
+}
+
+/* Packed attributes give back exactly what was packed, whatever the ETag looks like. */
+static void test_cattr(void)
+{
+	const char *etags[] = {
+		"", "\"0123456789abcdef0123456789abcdef\"", "\"0123456789abcdef0123456789abcdef-1\"",
+		"\"0123456789abcdef0123456789abcdef-10000\"",
+		"\"0123456789abcdef0123456789abcdef-4294967293\"",
+		"\"0123456789abcdef0123456789abcdef-4294967294\"", /* one past the packed range */
+		"\"0123456789abcdef0123456789abcdef-99999999999\"",
+		"\"0123456789ABCDEF0123456789abcdef\"",     /* upper case: kept as a copy */
+		"\"0123456789abcdef0123456789abcdef-01\"",  /* a leading zero */
+		"\"0123456789abcdef0123456789abcdef-0\"", "\"0123456789abcdef0123456789abcdef-\"",
+		"\"0123456789abcdef0123456789abcdef-1x\"", "0123456789abcdef0123456789abcdef",
+		"\"0123456789abcdef0123456789abcde\"", "\"0123456789abcdef0123456789abcdefa\"",
+		"\"abc\"", "W/\"weak\"", "\"",
+	};
+	struct tfs_cattr c = { 0 };
+	struct tfs_attr out;
+	CHECK(!tfs_cattr_has_etag(&c) && !tfs_cattr_etag_is(&c, ""));
+	for (size_t k = 0; k < sizeof(etags) / sizeof(etags[0]); k++) {
+		struct tfs_attr a = { .is_dir = k == 3, .meta = (uint8_t)k, .mode = 0640,
+				      .uid = 1000 + (uint32_t)k, .gid = 7, .size = (1ull << 40) + k,
+				      .mtime = 1795280544 + (time_t)k };
+		snprintf(a.etag, sizeof(a.etag), "%s", etags[k]);
+		CHECK(tfs_cattr_set(&c, &a) == 0);
+		memset(&out, 0x5a, sizeof(out));
+		tfs_cattr_get(&c, &out);
+		CHECK(strcmp(out.etag, etags[k]) == 0);
+		CHECK(out.is_dir == a.is_dir && out.meta == a.meta && out.mode == a.mode &&
+		      out.uid == a.uid && out.gid == a.gid && out.size == a.size &&
+		      out.mtime == a.mtime);
+		CHECK(tfs_cattr_has_etag(&c) == (etags[k][0] != 0));
+		CHECK(tfs_cattr_etag_is(&c, etags[k]) == (etags[k][0] != 0));
+		CHECK(!tfs_cattr_etag_is(&c, "\"0123456789abcdef0123456789abcdee\""));
+		char buf[S3_ETAG_MAX];
+		CHECK(tfs_cattr_etag(&c, buf, sizeof(buf)) == strlen(etags[k]) &&
+		      strcmp(buf, etags[k]) == 0);
+	}
+	/* the longest ETag S3 may give: a copy, exact */
+	struct tfs_attr a = { 0 };
+	memset(a.etag, 'e', sizeof(a.etag) - 1);
+	a.etag[sizeof(a.etag) - 1] = '\0';
+	CHECK(tfs_cattr_set(&c, &a) == 0);
+	tfs_cattr_get(&c, &out);
+	CHECK(strcmp(out.etag, a.etag) == 0);
+	/* the common forms take no copy */
+	snprintf(a.etag, sizeof(a.etag), "\"00ff00ff00ff00ff00ff00ff00ff00ff-3\"");
+	CHECK(tfs_cattr_set(&c, &a) == 0 && c.etag_form == 2 + 3);
+	tfs_cattr_clear(&c);
+	CHECK(!tfs_cattr_has_etag(&c));
+	tfs_cattr_clear(&c); /* twice is harmless */
 }
 
 static void test_error_xml(void)
@@ -734,6 +792,7 @@ int main(void)
 	test_uri_encode();
 	test_name_ok();
 	test_list_xml();
+	test_cattr();
 	test_error_xml();
 	test_ttl();
 	test_l1_rules();

@@ -152,6 +152,11 @@ class RgwServer:
             raise RuntimeError("radosgw is not installed: run 'contrib/rgw.sh install'")
         self.own_dir = datadir is None
         self.datadir = datadir or tempfile.mkdtemp(prefix="tierfs-rgw-")
+        conf = os.path.join(self.datadir, "ceph.conf")
+        if port is None and os.path.exists(conf):   # a cluster made before: its own port
+            with open(conf) as f:
+                m = re.search(r"beast endpoint=127\.0\.0\.1:(\d+)", f.read())
+            port = int(m.group(1)) if m else None
         self.port = port or free_port_pair()
         self.tls = None
         self.running = False

@@ -7,8 +7,11 @@ server (boto3, 1,000 keys a page).  A benchmark, not a test: it prints figures a
 nothing but that every name is listed.  Run as root.
 
     contrib/bench/listing.py [--entries 100000] [--tree-keys 0] [--tree-dirs 1000]
+                             [--server-dir DIR]
 
-Seeding goes through S3 PUTs (about a minute per 100,000 keys on this machine kind)."""
+Seeding goes through S3 PUTs (about a minute per 100,000 keys on this machine kind).  With
+TIERFS_S3_SERVER=rgw, --server-dir keeps the RGW cluster in DIR after the run, and a later run
+with the same DIR and counts starts it again and lists the keys already there, unseeded."""
 
 import argparse
 import os
@@ -58,15 +61,26 @@ def main():
     ap.add_argument("--tree-keys", type=int, default=0)
     ap.add_argument("--tree-dirs", type=int, default=1000)
     ap.add_argument("--dir", default="/var/tmp")
+    ap.add_argument("--server-dir", help="RGW only: the cluster's directory, kept")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="tierfs-list-", dir=a.dir)
-    srv = util.new_server().start()   # TIERFS_S3_SERVER=rgw: Ceph RGW (contrib/rgw.sh)
+    if a.server_dir and util.s3_server_kind() != "rgw":
+        ap.error("--server-dir needs TIERFS_S3_SERVER=rgw")
+    # TIERFS_S3_SERVER=rgw: Ceph RGW (contrib/rgw.sh)
+    srv = util.RgwServer(datadir=a.server_dir) if a.server_dir else util.new_server()
+    srv.start()
     try:
         s3 = util.s3_client(srv.endpoint)
-        s3.create_bucket(Bucket="listing")
         keys = [f"big/f{i:07d}" for i in range(a.entries)]
         keys += [f"tree/d{i % a.tree_dirs:05d}/k{i:08d}" for i in range(a.tree_keys)]
-        seed(s3, "listing", keys)
+        marker = f"seeded/{a.entries}-{a.tree_keys}-{a.tree_dirs}"
+        try:
+            s3.head_object(Bucket="listing", Key=marker)
+            print(f"  {len(keys)} keys seeded by an earlier run", flush=True)
+        except Exception:
+            s3.create_bucket(Bucket="listing")
+            seed(s3, "listing", keys)
+            s3.put_object(Bucket="listing", Key=marker, Body=b"")
         cache, mnt = os.path.join(work, "cache"), os.path.join(work, "mnt")
         os.makedirs(mnt)
         drop_caches()
