@@ -502,6 +502,14 @@ static int open_store(const char *dir, uint64_t chunk_size, bool deferred,
 	rocksdb_options_set_max_open_files(s->opts, 256);
 	rocksdb_options_set_keep_log_file_num(s->opts, 2);
 	rocksdb_options_set_info_log_level(s->opts, 3 /* ERROR */);
+	/* A Bloom filter of the keys of each table file (10 bits a key: 1 % false positives), so
+	 * that a lookup of what the index does not hold (a file's persisted attributes, for every
+	 * entry of a listing) reads no block. */
+	rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create();
+	rocksdb_block_based_options_set_filter_policy(table,
+						      rocksdb_filterpolicy_create_bloom_full(10));
+	rocksdb_options_set_block_based_table_factory(s->opts, table);
+	rocksdb_block_based_options_destroy(table);
 	s->ropts = rocksdb_readoptions_create();
 	s->wopts = rocksdb_writeoptions_create();
 	snprintf(path, sizeof(path), "%s/index", dir);

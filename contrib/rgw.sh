@@ -59,7 +59,8 @@ start_daemons() {
 
 wait_s3() {
 	# any HTTP answer from the frontend (an anonymous request gets an S3 error document)
-	wait_for "curl -s -o /dev/null -m 2 http://127.0.0.1:$PORT/" 120 ||
+	# (a restart of a cluster holding a million objects takes minutes: RGW_WAIT=600)
+	wait_for "curl -s -o /dev/null -m 2 http://127.0.0.1:$PORT/" "${RGW_WAIT:-120}" ||
 		die "radosgw does not answer on 127.0.0.1:$PORT (see $DIR/log)"
 }
 

@@ -704,14 +704,16 @@ void policy_attr_meta(struct policy *p, const char *key, struct tfs_attr *a)
 	    xmeta_get(p->xmeta, key, a))
 		return;
 	/* Not read by this mount: what a lookup of an earlier one persisted, for this version
-	 * (the metadata of a version never changes, whatever the TTL); either way remembered, so
-	 * that the index is asked once per key. */
+	 * (the metadata of a version never changes, whatever the TTL), then remembered.  Nothing
+	 * is remembered of a key the index has nothing on: a listing of a million files would
+	 * keep a million entries, and the index's Bloom filter answers such a miss from memory. */
 	struct tfs_attr stored;
 	uint64_t wall;
 	if (read_attr(p, key, &stored, &wall) == 0 && strcmp(stored.etag, a->etag) == 0 &&
-	    (stored.meta & TFS_META_READ))
+	    (stored.meta & TFS_META_READ)) {
 		tfs_attr_copy_meta(a, &stored);
-	xmeta_put(p->xmeta, key, a);
+		xmeta_put(p->xmeta, key, a);
+	}
 }
 
 int policy_stat_file(struct policy *p, const char *key, struct tfs_attr *out)

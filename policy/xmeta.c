@@ -15,11 +15,7 @@
 struct xent {
 	struct xent *next;
 	uint64_t seq;               /* insertion order, for forgetting the oldest */
-	char etag[S3_ETAG_MAX];
-	uint8_t meta;
-	uint16_t mode;
-	uint32_t uid, gid;
-	time_t mtime;
+	struct tfs_cattr a;         /* the version (ETag) and what its headers said */
 	char key[];
 };
 
@@ -51,6 +47,7 @@ static void drop_older_locked(struct xmeta *x, uint64_t seq)
 			struct xent *e = *pp;
 			if (e->seq < seq) {
 				*pp = e->next;
+				tfs_cattr_clear(&e->a);
 				free(e);
 				x->n--;
 			} else {
@@ -95,7 +92,7 @@ void xmeta_put(struct xmeta *x, const char *key, const struct tfs_attr *a)
 	struct xent *e = find_locked(x, key, b);
 	if (!e) {
 		pthread_mutex_unlock(&x->lock);
-		if (!(fresh = malloc(sizeof(*fresh) + kl + 1)))
+		if (!(fresh = calloc(1, sizeof(*fresh) + kl + 1)))
 			return; /* then a listing shows the defaults until it is read again */
 		memcpy(fresh->key, key, kl + 1);
 		pthread_mutex_lock(&x->lock);
@@ -110,12 +107,8 @@ void xmeta_put(struct xmeta *x, const char *key, const struct tfs_attr *a)
 		}
 	}
 	e->seq = x->seq++;
-	memcpy(e->etag, a->etag, sizeof(e->etag));
-	e->meta = a->meta;
-	e->mode = a->mode;
-	e->uid = a->uid;
-	e->gid = a->gid;
-	e->mtime = a->mtime;
+	if (tfs_cattr_set(&e->a, a) < 0) /* (an odd ETag and no memory for it) */
+		tfs_cattr_clear(&e->a);  /* matches no version */
 	pthread_mutex_unlock(&x->lock);
 	free(fresh);
 }
@@ -142,12 +135,13 @@ bool xmeta_get(struct xmeta *x, const char *key, struct tfs_attr *a)
 	bool found = false;
 	pthread_mutex_lock(&x->lock);
 	struct xent *e = find_locked(x, key, bucket(key));
-	if (e && strcmp(e->etag, a->etag) == 0) {
-		a->meta = e->meta;
-		a->mode = e->mode;
-		a->uid = e->uid;
-		a->gid = e->gid;
-		a->mtime = e->mtime;
+	char etag[S3_ETAG_MAX];
+	if (e && (tfs_cattr_etag(&e->a, etag, sizeof(etag)), strcmp(etag, a->etag) == 0)) {
+		a->meta = e->a.meta;
+		a->mode = e->a.mode;
+		a->uid = e->a.uid;
+		a->gid = e->a.gid;
+		a->mtime = e->a.mtime;
 		found = true;
 	}
 	pthread_mutex_unlock(&x->lock);

@@ -171,7 +171,8 @@ class RgwServer:
         cmd = ([RGW_SCRIPT, "start", self.datadir, str(self.port)] if fresh
                else [RGW_SCRIPT, "restart", self.datadir])
         self.running = True   # from here on, whatever did start is stopped by stop()
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+        wait = int(os.environ.get("RGW_WAIT", "120"))   # rgw.sh's wait for the frontend
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120 + wait)
         if r.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip()}")
         return self

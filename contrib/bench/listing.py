@@ -68,8 +68,10 @@ def main():
         ap.error("--server-dir needs TIERFS_S3_SERVER=rgw")
     # TIERFS_S3_SERVER=rgw: Ceph RGW (contrib/rgw.sh)
     srv = util.RgwServer(datadir=a.server_dir) if a.server_dir else util.new_server()
-    srv.start()
+    if a.server_dir:   # a restart loads every object kept: minutes at a million
+        os.environ.setdefault("RGW_WAIT", "900")
     try:
+        srv.start()
         s3 = util.s3_client(srv.endpoint)
         keys = [f"big/f{i:07d}" for i in range(a.entries)]
         keys += [f"tree/d{i % a.tree_dirs:05d}/k{i:08d}" for i in range(a.tree_keys)]
