@@ -128,8 +128,9 @@ stop() {
 		pid=$(cat "$f")
 		kill "$pid" 2>/dev/null || continue
 		any=1
-		# the OSD writes memstore out on a clean stop: give it time
-		for ((i = 0; i < 300; i++)); do
+		# the OSD writes memstore out on a clean stop: give it time (30 s; a million
+		# objects take longer: RGW_STOP_WAIT=900, or they are lost)
+		for ((i = 0; i < ${RGW_STOP_WAIT:-30} * 10; i++)); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done

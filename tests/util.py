@@ -181,7 +181,9 @@ class RgwServer:
         """Stops the daemons of this cluster directory (by their pid files), even those of a
         start that was interrupted."""
         if self.running or os.path.isdir(os.path.join(self.datadir, "run")):
-            subprocess.run([RGW_SCRIPT, "stop", self.datadir], capture_output=True, timeout=120)
+            wait = int(os.environ.get("RGW_STOP_WAIT", "30"))   # rgw.sh's, per daemon
+            subprocess.run([RGW_SCRIPT, "stop", self.datadir], capture_output=True,
+                           timeout=60 + 3 * wait)
             self.running = False
 
     def cleanup(self):

@@ -11,7 +11,9 @@ nothing but that every name is listed.  Run as root.
 
 Seeding goes through S3 PUTs (about a minute per 100,000 keys on this machine kind).  With
 TIERFS_S3_SERVER=rgw, --server-dir keeps the RGW cluster in DIR after the run, and a later run
-with the same DIR and counts starts it again and lists the keys already there, unseeded."""
+with the same DIR and counts starts it again and lists the keys already there, unseeded.  (The
+first try at a million keys lost them: the stop killed the OSD while it was still writing its
+memstore out.  The stop now waits for it; a million keys kept across runs is not verified.)"""
 
 import argparse
 import os
@@ -68,8 +70,9 @@ def main():
         ap.error("--server-dir needs TIERFS_S3_SERVER=rgw")
     # TIERFS_S3_SERVER=rgw: Ceph RGW (contrib/rgw.sh)
     srv = util.RgwServer(datadir=a.server_dir) if a.server_dir else util.new_server()
-    if a.server_dir:   # a restart loads every object kept: minutes at a million
+    if a.server_dir:   # a restart loads every object kept, a stop writes them: minutes at a million
         os.environ.setdefault("RGW_WAIT", "900")
+        os.environ.setdefault("RGW_STOP_WAIT", "900")
     try:
         srv.start()
         s3 = util.s3_client(srv.endpoint)
