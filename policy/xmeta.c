@@ -107,8 +107,8 @@ void xmeta_put(struct xmeta *x, const char *key, const struct tfs_attr *a)
 		}
 	}
 	e->seq = x->seq++;
-	if (tfs_cattr_set(&e->a, a) < 0) /* (an odd ETag and no memory for it) */
-		tfs_cattr_clear(&e->a);  /* matches no version */
+	if (tfs_cattr_set(&e->a, a) < 0) /* (an odd ETag and no memory for its copy) */
+		tfs_cattr_clear(&e->a);  /* then it matches no version that has an ETag */
 	pthread_mutex_unlock(&x->lock);
 	free(fresh);
 }
@@ -135,14 +135,13 @@ bool xmeta_get(struct xmeta *x, const char *key, struct tfs_attr *a)
 	bool found = false;
 	pthread_mutex_lock(&x->lock);
 	struct xent *e = find_locked(x, key, bucket(key));
-	char etag[S3_ETAG_MAX];
-	if (e && (tfs_cattr_etag(&e->a, etag, sizeof(etag)), strcmp(etag, a->etag) == 0)) {
-		a->meta = e->a.meta;
-		a->mode = e->a.mode;
-		a->uid = e->a.uid;
-		a->gid = e->a.gid;
-		a->mtime = e->a.mtime;
-		found = true;
+	struct tfs_attr known;
+	if (e) {
+		tfs_cattr_get(&e->a, &known);
+		if (strcmp(known.etag, a->etag) == 0) {
+			tfs_attr_copy_meta(a, &known);
+			found = true;
+		}
 	}
 	pthread_mutex_unlock(&x->lock);
 	return found;
