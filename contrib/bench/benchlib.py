@@ -1,9 +1,11 @@
 """What the benchmark scripts share: the test helpers (tests/util.py), dropping the page
-cache, a timed sequential read, and a signed curl GET straight from the S3 server."""
+cache, a timed sequential read, the FUSE ceiling of a read, and a signed curl GET straight
+from the S3 server."""
 
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -31,6 +33,46 @@ def timed_read(path):
                 break
             n += k
     return n, time.monotonic() - t0
+
+
+def fuse_ceiling_prog():
+    """contrib/bench/fuse_ceiling, built beside the tierfs under test, or None."""
+    prog = os.path.join(os.path.dirname(os.path.dirname(util.tierfs_bin())), "contrib", "bench",
+                        "fuse_ceiling")
+    return prog if os.access(prog, os.X_OK) else None
+
+
+def fuse_ceiling(size_mib, work, read_ahead_kb=1024):
+    """MB/s of a sequential read through FUSE of bytes the daemon holds in memory, the page
+    cache dropped (contrib/bench/fuse_ceiling.c, built beside the tierfs under test; the same
+    FUSE set-up and kernel readahead as tierfs): what a warm read through FUSE cannot beat.
+    None when the program is not built."""
+    prog = fuse_ceiling_prog()
+    if not prog:
+        return None
+    mnt = tempfile.mkdtemp(prefix="ceiling-", dir=work)
+    p = subprocess.Popen([prog, mnt, str(size_mib)])
+    try:
+        util.wait_for(lambda: util.in_mount_table(mnt) or p.poll() is not None, 20,
+                      "fuse_ceiling to mount")
+        assert p.poll() is None, "fuse_ceiling failed to mount"
+        with open("/proc/self/mountinfo") as f:   # its read_ahead_kb, as tierfs sets its own
+            dev = [ln.split()[2] for ln in f if ln.split()[4] == os.path.realpath(mnt)][-1]
+        with open(f"/sys/class/bdi/{dev}/read_ahead_kb", "w") as f:
+            f.write(f"{read_ahead_kb}\n")
+        drop_caches()
+        n, t = timed_read(os.path.join(mnt, "data"))
+        assert n == size_mib << 20, (n, size_mib)
+        return n / t / 1e6
+    finally:
+        subprocess.run(["fusermount3", "-u", mnt], stderr=subprocess.DEVNULL)
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        util.unmount_if_mounted(mnt)
+        os.rmdir(mnt)
 
 
 def curl_get(endpoint, bucket, key, rng=None):

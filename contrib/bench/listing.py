@@ -7,13 +7,15 @@ server (boto3, 1,000 keys a page).  A benchmark, not a test: it prints figures a
 nothing but that every name is listed.  Run as root.
 
     contrib/bench/listing.py [--entries 100000] [--tree-keys 0] [--tree-dirs 1000]
-                             [--server-dir DIR]
+                             [--server-dir DIR] [--bin LABEL=PATH ...]
 
 Seeding goes through S3 PUTs (about a minute per 100,000 keys on this machine kind).  With
 TIERFS_S3_SERVER=rgw, --server-dir keeps the RGW cluster in DIR after the run, and a later run
 with the same DIR and counts starts it again and lists the keys already there, unseeded.  (The
 first try at a million keys lost them: the stop killed the OSD while it was still writing its
-memstore out.  The stop now waits for it; a million keys kept across runs is not verified.)"""
+memstore out.  The stop now waits for it; a million keys kept across runs is not verified.)
+Each --bin measures one build on the same seeded server, one after the other, so that two
+builds are compared without seeding twice."""
 
 import argparse
 import os
@@ -57,6 +59,31 @@ def timed(cmd):
     return time.monotonic() - t0, r.stdout.count(b"\n")
 
 
+def measure(a, s3, srv, work):
+    """One build's figures: a fresh mount and cache in work, every listing cold and again."""
+    cache, mnt = os.path.join(work, "cache"), os.path.join(work, "mnt")
+    os.makedirs(mnt)
+    drop_caches()
+    with util.Mount("listing", mnt, srv.endpoint,
+                    [f"cache_dir={cache}", "l2_min_free=0", "ttl=1h"]) as m:
+        pid = m.proc.pid
+        idle = vm_kib(pid, "VmRSS")
+        runs = [("ls -l big/", ["ls", "-l", os.path.join(mnt, "big")], a.entries + 1,
+                 "big/", True)]
+        if a.tree_keys:
+            runs.append(("find tree/", ["find", os.path.join(mnt, "tree")],
+                         a.tree_keys + a.tree_dirs + 1, "tree/", False))
+        for name, cmd, want, prefix, delim in runs:
+            cold, n = timed(cmd)
+            again, n2 = timed(cmd)
+            assert n >= want - 1 and n2 == n, (name, n, n2, want)
+            lim, ln = list_limit(s3, "listing", prefix, delim)
+            print(f"  {name:12s} {want - 1:>9,} entries: cold {cold:6.2f} s, again "
+                  f"{again:6.2f} s; daemon peak RSS {vm_kib(pid, 'VmHWM') / 1024:.0f} MiB "
+                  f"({(vm_kib(pid, 'VmHWM') - idle) / 1024:.0f} MiB above idle); the "
+                  f"server's LIST of them alone: {lim:.2f} s ({ln:,} names)", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--entries", type=int, default=100000)
@@ -64,6 +91,9 @@ def main():
     ap.add_argument("--tree-dirs", type=int, default=1000)
     ap.add_argument("--dir", default="/var/tmp")
     ap.add_argument("--server-dir", help="RGW only: the cluster's directory, kept")
+    ap.add_argument("--bin", action="append", type=lambda v: tuple(v.split("=", 1)),
+                    metavar="LABEL=PATH", help="measure this tierfs build (repeat to compare "
+                    "builds on one seeded server); default $TIERFS_BIN")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="tierfs-list-", dir=a.dir)
     if a.server_dir and util.s3_server_kind() != "rgw":
@@ -86,27 +116,11 @@ def main():
             s3.create_bucket(Bucket="listing")
             seed(s3, "listing", keys)
             s3.put_object(Bucket="listing", Key=marker, Body=b"")
-        cache, mnt = os.path.join(work, "cache"), os.path.join(work, "mnt")
-        os.makedirs(mnt)
-        drop_caches()
-        with util.Mount("listing", mnt, srv.endpoint,
-                        [f"cache_dir={cache}", "l2_min_free=0", "ttl=1h"]) as m:
-            pid = m.proc.pid
-            idle = vm_kib(pid, "VmRSS")
-            runs = [("ls -l big/", ["ls", "-l", os.path.join(mnt, "big")], a.entries + 1,
-                     "big/", True)]
-            if a.tree_keys:
-                runs.append(("find tree/", ["find", os.path.join(mnt, "tree")],
-                             a.tree_keys + a.tree_dirs + 1, "tree/", False))
-            for name, cmd, want, prefix, delim in runs:
-                cold, n = timed(cmd)
-                again, n2 = timed(cmd)
-                assert n >= want - 1 and n2 == n, (name, n, n2, want)
-                lim, ln = list_limit(s3, "listing", prefix, delim)
-                print(f"  {name:12s} {want - 1:>9,} entries: cold {cold:6.2f} s, again "
-                      f"{again:6.2f} s; daemon peak RSS {vm_kib(pid, 'VmHWM') / 1024:.0f} MiB "
-                      f"({(vm_kib(pid, 'VmHWM') - idle) / 1024:.0f} MiB above idle); the "
-                      f"server's LIST of them alone: {lim:.2f} s ({ln:,} names)", flush=True)
+        for label, binary in a.bin or [("", None)]:
+            if binary:
+                os.environ["TIERFS_BIN"] = binary
+                print(f"  {label}: {binary}", flush=True)
+            measure(a, s3, srv, os.path.join(work, label or "run"))
     finally:
         srv.cleanup()
         shutil.rmtree(work, ignore_errors=True)

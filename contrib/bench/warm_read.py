@@ -2,7 +2,9 @@
 """Warm read after remount: a file read once through the mount (filling the on-disk cache),
 then unmounted, the page cache dropped (echo 3 > /proc/sys/vm/drop_caches), remounted and read
 again, timed.  Compared with reading the same bytes straight from a file on the cache
-directory's file system (the limit), and with s3fs (-o use_cache) doing the same.  Run as root.
+directory's file system (the limit), with the FUSE ceiling (the same read through a FUSE file
+system that holds the bytes in memory: contrib/bench/fuse_ceiling.c), and with s3fs
+(-o use_cache) doing the same.  Run as root.
 
     contrib/bench/warm_read.py [--size-mib 256] [--runs 3] [--dir /var/tmp]"""
 
@@ -14,7 +16,7 @@ import statistics
 import subprocess
 import tempfile
 
-from benchlib import drop_caches, timed_read, util
+from benchlib import drop_caches, fuse_ceiling, fuse_ceiling_prog, timed_read, util
 
 
 def check(path, want):
@@ -98,18 +100,23 @@ def main():
         s3.put_object(Bucket="bench", Key="big.bin", Body=body)
         want = hashlib.sha256(body).hexdigest()
         res = {"raw file": [], "tierfs": []}
+        ceiling = fuse_ceiling_prog() is not None
+        if ceiling:
+            res["FUSE ceiling"] = []
         if not a.no_s3fs and shutil.which("s3fs"):
             res["s3fs"] = []
         for _ in range(a.runs):
             res["raw file"].append(raw_read(work, body))
             res["tierfs"].append(tierfs_warm(srv, work, want))
+            if ceiling:
+                res["FUSE ceiling"].append(fuse_ceiling(a.size_mib, work))
             if "s3fs" in res:
                 res["s3fs"].append(s3fs_warm(srv, work, want))
         print(f"warm read of {a.size_mib} MiB after remount, page cache dropped, {a.runs} runs, "
               f"on {a.dir}")
         raw = statistics.median(res["raw file"])
         for k, v in res.items():
-            print(f"  {k:9s} median {statistics.median(v):7.1f} MB/s (min {min(v):.1f}, max {max(v):.1f})"
+            print(f"  {k:12s} median {statistics.median(v):7.1f} MB/s (min {min(v):.1f}, max {max(v):.1f})"
                   f"  ratio to raw {statistics.median(v) / raw:.2f}")
     finally:
         srv.cleanup()
