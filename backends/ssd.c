@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/aio_abi.h>
 #include <linux/falloc.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
@@ -16,7 +15,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -512,9 +510,7 @@ static int open_store(const char *dir, uint64_t chunk_size, bool deferred,
 	rocksdb_block_based_options_set_filter_policy(table,
 						      rocksdb_filterpolicy_create_bloom_full(10));
 	/* The index's memory, bounded and stated (README, "Memory"): a block cache of 8 MiB and
-	 * at most two memtables of 8 MiB.  RocksDB's default memtable is 64 MiB, and a walk of
-	 * a million keys writes about 75 MB of listings through it: that filled it and held it
-	 * until the next flush, a quarter of the daemon's memory above idle. */
+	 * at most two memtables of 8 MiB (RocksDB's default memtable is 64 MiB). */
 	s->block_cache = rocksdb_cache_create_lru(8u << 20);
 	rocksdb_block_based_options_set_block_cache(table, s->block_cache);
 	rocksdb_options_set_block_based_table_factory(s->opts, table);
@@ -842,104 +838,6 @@ int ssd_get_direct(struct ssd_store *s, const struct ssd_id *id, char *buf, size
 {
 	struct whole_read w = { buf, cap, len, true };
 	return read_checked(s, id, e, read_whole, &w);
-}
-
-/* ---- several chunks in flight at once (Linux AIO on the O_DIRECT slab) ---- */
-
-/* One slot read of a batch: its entry, and where its header and payload go. */
-struct batch_slot {
-	struct value v;
-	struct iovec iov[2];
-};
-
-/* Submits the prepared iocbs and waits for all of them: the results in res[] (bytes or
- * -errno); returns how many were submitted (the others are to be read one at a time). */
-static size_t aio_read_all(struct iocb *cbs, size_t n, long long *res)
-{
-	aio_context_t ctx = 0;
-	struct iocb *ptrs[SSD_BATCH_MAX];
-	struct io_event ev[SSD_BATCH_MAX];
-	if (syscall(SYS_io_setup, (unsigned)n, &ctx) < 0)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		ptrs[i] = &cbs[i];
-	size_t sub = 0;
-	while (sub < n) {
-		long k = syscall(SYS_io_submit, ctx, (long)(n - sub), ptrs + sub);
-		if (k <= 0 && !(k < 0 && errno == EINTR))
-			break; /* refused (or EAGAIN): the rest are read one at a time */
-		if (k > 0)
-			sub += (size_t)k;
-	}
-	for (size_t got = 0; got < sub;) {
-		long k = syscall(SYS_io_getevents, ctx, 1L, (long)(sub - got), ev, NULL);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) { /* cannot happen on a valid context; io_destroy waits for the rest */
-			for (size_t i = 0; i < sub; i++)
-				res[i] = -EIO;
-			break;
-		}
-		for (long e = 0; e < k; e++)
-			res[ev[e].data] = ev[e].res;
-		got += (size_t)k;
-	}
-	syscall(SYS_io_destroy, ctx);
-	return sub;
-}
-
-void ssd_get_direct_many(struct ssd_store *s, const struct ssd_id *ids, char *const *bufs,
-			 const size_t *caps, size_t *lens, int *rets, size_t n)
-{
-	struct batch_slot b[SSD_BATCH_MAX];
-	struct iocb cbs[SSD_BATCH_MAX];
-	long long res[SSD_BATCH_MAX];
-	size_t idx[SSD_BATCH_MAX], m = 0;
-	unsigned char *hdrs = NULL;
-	if (n > SSD_BATCH_MAX)
-		n = SSD_BATCH_MAX;
-	if (n > 1 && s->direct_fd >= 0 && posix_memalign((void **)&hdrs, 4096, n * HDR_BLOCK))
-		hdrs = NULL;
-	for (size_t i = 0; i < n; i++) {
-		rets[i] = 1; /* not yet read */
-		if (!hdrs)
-			continue;
-		int ret = lookup(s, &ids[i], &b[i].v, NULL);
-		if (ret < 0) {
-			rets[i] = ret;
-			continue;
-		}
-		if (b[i].v.len > caps[i] || ((uintptr_t)bufs[i] & 4095) || (b[i].v.len & 4095))
-			continue; /* not for O_DIRECT (or too long): one at a time, which says */
-		b[i].iov[0] = (struct iovec){ hdrs + i * HDR_BLOCK, HDR_BLOCK };
-		b[i].iov[1] = (struct iovec){ bufs[i], b[i].v.len };
-		memset(&cbs[m], 0, sizeof(cbs[m]));
-		cbs[m].aio_lio_opcode = IOCB_CMD_PREADV;
-		cbs[m].aio_fildes = (uint32_t)s->direct_fd;
-		cbs[m].aio_buf = (uint64_t)(uintptr_t)b[i].iov;
-		cbs[m].aio_nbytes = 2;
-		cbs[m].aio_offset = (int64_t)(b[i].v.slot * s->slot_size);
-		cbs[m].aio_data = m;
-		idx[m++] = i;
-	}
-	size_t sub = m ? aio_read_all(cbs, m, res) : 0;
-	for (size_t k = 0; k < sub; k++) {
-		size_t i = idx[k];
-		const unsigned char *sums = NULL;
-		/* what does not check out is read again one at a time, which tells a race from a
-		 * bad slot (read_failed) and drops and counts a bad one */
-		if (res[k] != (long long)(HDR_BLOCK + b[i].v.len) ||
-		    verify_header(s, &ids[i], &b[i].v, hdrs + i * HDR_BLOCK, &sums) ||
-		    verify_blocks(s, sums, b[i].v.len, 0, SIZE_MAX, bufs[i]))
-			continue;
-		lens[i] = b[i].v.len;
-		rets[i] = 0;
-		atomic_fetch_add_explicit(&s->stats.batched_reads, 1, memory_order_relaxed);
-	}
-	for (size_t i = 0; i < n; i++)
-		if (rets[i] == 1)
-			rets[i] = ssd_get_direct(s, &ids[i], bufs[i], caps[i], &lens[i], NULL);
-	free(hdrs);
 }
 
 struct part_read {

@@ -68,7 +68,6 @@ void ssd_block_sums(uint64_t chunk_size, const char *data, size_t len, uint64_t 
 
 struct ssd_stats {
 	_Atomic uint64_t checksum_failures, write_errors, orphans_reclaimed;
-	_Atomic uint64_t batched_reads; /* chunks served by ssd_get_direct_many's reads in flight */
 };
 
 /* Opens (creating if needed) the store in dir for chunks of at most chunk_size bytes, and takes
@@ -103,16 +102,6 @@ int ssd_get(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap,
  * in the page cache, where reads of their parts (ssd_read_part) find them. */
 int ssd_get_direct(struct ssd_store *s, const struct ssd_id *id, char *buf, size_t cap,
 		   size_t *len, struct ssd_entry *e);
-/* Reads the payloads of n chunks (at most SSD_BATCH_MAX) as ssd_get_direct would, with their
- * reads in flight together (Linux AIO on the slab opened O_DIRECT): a disk serves a queue of
- * reads at a multiple of one read at a time (1 MiB reads here: 2.2 GB/s one at a time, 4.7
- * with four in flight).  rets[i] gets ssd_get_direct's result for ids[i], lens[i] the payload
- * length.  What cannot go that way (no O_DIRECT, unaligned, or a read that does not check
- * out) is read one at a time with ssd_get_direct, whose verdicts (a race read again, a bad
- * slot dropped and counted) it keeps. */
-#define SSD_BATCH_MAX 16
-void ssd_get_direct_many(struct ssd_store *s, const struct ssd_id *ids, char *const *bufs,
-			 const size_t *caps, size_t *lens, int *rets, size_t n);
 /* Reads bytes [off, off + len) of id's payload (clipped at its end) into buf: the header block
  * and only the blocks that hold them (through the page cache, without readahead), which are
  * checked.  *got gets the bytes read.  -ENOENT and -EAGAIN as ssd_get. */

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -298,6 +299,14 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGUSR1);
 	sigaddset(&sigs, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	/* One malloc arena per core (at least two), unless MALLOC_ARENA_MAX says otherwise.
+	 * glibc's default, eight per core, let the FUSE threads' allocations of a million-key
+	 * walk spread over 16 arenas, each keeping what was freed in it: 38 MiB more of peak
+	 * RSS in a find over a million keys (README, "Memory"). */
+	if (!getenv("MALLOC_ARENA_MAX")) {
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		mallopt(M_ARENA_MAX, cores > 2 ? (int)cores : 2);
+	}
 
 	int r = tfs_parse_options(argc, argv, &opts, &fargs);
 	if (r >= 0) {

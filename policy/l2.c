@@ -579,17 +579,33 @@ static int l2_read_part(struct tier *t, const char *key, const char *etag, uint6
 
 /* Reads one chunk, verified; a run of several is announced to the store first, so that the
  * disk reads ahead while the first chunks are handed to their readers. */
-/* The bookkeeping of chunk i of r after its read from the store returned ret (len bytes). */
-static void l2_got(struct l2 *l, struct tier_run *r, int i, const struct ssd_id *id, int ret,
-		   size_t len)
+static int l2_get(struct tier *t, struct tier_run *r, int from, int *next)
 {
-	if (ret == 0 && len != r->bufs[i]->len) {
-		ssd_remove(l->ssd, id->ikey); /* not the length this version's chunk has: useless */
+	struct l2 *l = l2_of(t);
+	*next = from + 1;
+	if (from == 0 && r->n > 1) {
+		struct ssd_id ids[64];
+		for (uint64_t first = r->first, left = (uint64_t)r->n; left;) {
+			size_t k = left < 64 ? (size_t)left : 64;
+			for (size_t i = 0; i < k; i++)
+				ssd_id_init(&ids[i], r->key, r->etag, first + i);
+			ssd_will_read(l->ssd, ids, k);
+			first += k;
+			left -= k;
+		}
+	}
+	struct tfs_buf *b = r->bufs[from];
+	struct ssd_id id;
+	size_t len = 0;
+	ssd_id_init(&id, r->key, r->etag, r->first + (uint64_t)from);
+	int ret = (r->stream ? ssd_get_direct : ssd_get)(l->ssd, &id, b->data, b->len, &len, NULL);
+	if (ret == 0 && len != b->len) {
+		ssd_remove(l->ssd, id.ikey); /* not the length this version's chunk has: useless */
 		ret = -ENOENT;
 	}
 	pthread_mutex_lock(&l->lock);
 	uint32_t h = EVICT_NONE;
-	struct l2_entry *x = find_locked(l, id->ikey, &h);
+	struct l2_entry *x = find_locked(l, id.ikey, &h);
 	uint64_t la = wall_ms(), acc = 0, save = 0;
 	uint8_t src = 0;
 	if (ret == 0 && x && r->quiet) {
@@ -605,56 +621,16 @@ static void l2_got(struct l2 *l, struct tier_run *r, int i, const struct ssd_id 
 	}
 	pthread_mutex_unlock(&l->lock);
 	if (ret == 0) {
-		r->done[i] = true;
-		r->accesses[i] = acc; /* what L2 has counted of it, across mounts */
-		r->pf_src[i] = src;
+		r->done[from] = true;
+		r->accesses[from] = acc; /* what L2 has counted of it, across mounts */
+		r->pf_src[from] = src;
 		if (!r->quiet)
 			atomic_fetch_add_explicit(&l->c.hits, 1, memory_order_relaxed);
 		if (save)
-			ssd_touch(l->ssd, id->ikey, la, save);
+			ssd_touch(l->ssd, id.ikey, la, save);
 	} else if (!r->quiet) {
 		atomic_fetch_add_explicit(&l->c.misses, 1, memory_order_relaxed);
 	}
-}
-
-/* A stream's chunks are read L2_READ_DEPTH at a time, in flight together (ssd_get_direct_many):
- * one chunk at a time, a warm sequential read went at the disk's speed at a queue depth of
- * one (docs/BENCHMARKS.md, "Warm reads at the disk's queue depth"). */
-#define L2_READ_DEPTH 8
-
-static int l2_get(struct tier *t, struct tier_run *r, int from, int *next)
-{
-	struct l2 *l = l2_of(t);
-	struct ssd_id ids[L2_READ_DEPTH];
-	char *bufs[L2_READ_DEPTH];
-	size_t caps[L2_READ_DEPTH], lens[L2_READ_DEPTH] = { 0 };
-	int rets[L2_READ_DEPTH], k = 0;
-	if (from == 0 && r->n > 1) { /* where a store reads through the page cache: readahead */
-		for (uint64_t first = r->first, left = (uint64_t)r->n; left;) {
-			struct ssd_id wids[64];
-			size_t w = left < 64 ? (size_t)left : 64;
-			for (size_t i = 0; i < w; i++)
-				ssd_id_init(&wids[i], r->key, r->etag, first + i);
-			ssd_will_read(l->ssd, wids, w);
-			first += w;
-			left -= w;
-		}
-	}
-	/* a stream: this chunk and the ones after it this pass asks of L2, at once */
-	do {
-		ssd_id_init(&ids[k], r->key, r->etag, r->first + (uint64_t)(from + k));
-		bufs[k] = r->bufs[from + k]->data;
-		caps[k] = r->bufs[from + k]->len;
-		k++;
-	} while (r->stream && k < L2_READ_DEPTH && from + k < r->n && !r->skip[from + k]);
-	if (k > 1)
-		ssd_get_direct_many(l->ssd, ids, bufs, caps, lens, rets, (size_t)k);
-	else
-		rets[0] = (r->stream ? ssd_get_direct : ssd_get)(l->ssd, &ids[0], bufs[0], caps[0],
-								 &lens[0], NULL);
-	for (int i = 0; i < k; i++)
-		l2_got(l, r, from + i, &ids[i], rets[i], lens[i]);
-	*next = from + k;
 	return 0; /* a miss or a bad chunk is not an error: the tier below serves it */
 }
 

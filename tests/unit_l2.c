@@ -287,61 +287,6 @@ static void test_parts(void)
 	free(dir);
 }
 
-/* Chunks read with their reads in flight together (ssd_get_direct_many): the right bytes; a
- * flipped byte caught, dropped and counted as by ssd_get; a missing chunk a miss; a short
- * chunk and an unaligned buffer read one at a time, right too. */
-static void test_batch(void)
-{
-	char *dir = mkdtemp_dir();
-	struct ssd_store *s;
-	static char data[CS];
-	enum { N = 7 };
-	struct ssd_id ids[N];
-	char keys[N][16], *bufs[N], *mem = NULL;
-	size_t caps[N], lens[N];
-	int rets[N];
-	CHECK(ssd_open(dir, CS, &s) == 0);
-	CHECK(posix_memalign((void **)&mem, 4096, (size_t)(N + 1) * CS) == 0);
-	for (int i = 0; i < N; i++) {
-		snprintf(keys[i], sizeof(keys[i]), "batch/%d", i);
-		ssd_id_init(&ids[i], keys[i], "\"e\"", (uint64_t)i);
-		bufs[i] = mem + (size_t)i * CS;
-		caps[i] = CS;
-		fill(data, CS, 100 + (unsigned)i);
-		if (i != 5) /* 5 is not stored; 4 is short (not a page multiple) */
-			CHECK(ssd_put(s, &ids[i], data, i == 4 ? 20000 : CS, NULL, 1, 1, NULL) == 0);
-	}
-	CHECK(flip_in_slot(dir, CS, "batch/2", 4096 + 16384 + 9, 0x40));
-	bufs[6] = mem + (size_t)6 * CS + 8; /* unaligned (and CS bytes in mem) */
-	uint64_t bad0 = ssd_stats(s)->checksum_failures, in0 = ssd_stats(s)->batched_reads;
-	memset(mem, 0, (size_t)(N + 1) * CS);
-	ssd_get_direct_many(s, ids, bufs, caps, lens, rets, N);
-	const int want[N] = { 0, 0, -ENOENT, 0, 0, -ENOENT, 0 };
-	for (int i = 0; i < N; i++) {
-		CHECK(rets[i] == want[i]);
-		if (rets[i] != 0)
-			continue;
-		size_t len = i == 4 ? 20000 : CS;
-		fill(data, CS, 100 + (unsigned)i);
-		CHECK(lens[i] == len && memcmp(bufs[i], data, len) == 0);
-	}
-	CHECK(ssd_stats(s)->checksum_failures == bad0 + 1); /* chunk 2, dropped: */
-	CHECK(ssd_get_direct(s, &ids[2], bufs[2], CS, &lens[2], NULL) == -ENOENT);
-	/* 0, 1 and 3 in flight together (where the file system has O_DIRECT: ext4 and xfs
-	 * have, tmpfs has not), the others one at a time */
-	int fd = open(dir, O_RDWR | O_DIRECT | O_TMPFILE, 0600);
-	if (fd >= 0) {
-		close(fd);
-		CHECK(ssd_stats(s)->batched_reads == in0 + 3);
-	} else {
-		printf("batch: no O_DIRECT on %s, every chunk read one at a time\n", dir);
-	}
-	free(mem);
-	ssd_close(s);
-	rm_rf(dir);
-	free(dir);
-}
-
 /* A reader racing a writer that keeps storing the same chunks again (each put of a chunk the
  * index no longer names takes a slot, maybe the one just freed and punched, and writes it
  * with O_DIRECT while buffered reads of the slab run): a read returns the right bytes or a
@@ -835,7 +780,6 @@ int main(int argc, char **argv)
 	tfs_log_set_level(TFS_LOG_ERROR);
 	test_store();
 	test_parts();
-	test_batch();
 	test_refill_race();
 	test_deferred();
 	test_ttl_persist();
