@@ -2,8 +2,9 @@
  * fuse_ceiling.c - the limit of a sequential read through FUSE on this kernel, for the
  * benchmarks (contrib/bench/warm_read.py): a file system of one file, "data", whose bytes
  * the daemon already holds in memory.  It answers each read from that memory at once, with
- * the same FUSE set-up as tierfs (the low-level API, READ requests of up to 1 MiB, the same
- * kernel readahead, the multi-threaded loop of up to 16 threads), so a read of "data" with
+ * the same FUSE set-up as tierfs (the low-level API, READ requests of up to 1 MiB, the
+ * multi-threaded loop of up to 16 threads; benchlib.fuse_ceiling sets the mount's
+ * read_ahead_kb to tierfs's 1024), so a read of "data" with
  * the page cache dropped costs what FUSE costs and nothing else: no cache lookup, no disk,
  * no checksum.  A warm read through tierfs cannot be faster than this.
  *
