@@ -86,6 +86,14 @@ def measure(a, s3, srv, work):
                   f"server's LIST of them alone: {lim:.2f} s ({ln:,} names)", flush=True)
 
 
+def label_path(v):
+    """--bin's LABEL=PATH, as (label, path)."""
+    label, sep, path = v.partition("=")
+    if not sep or not label or not path:
+        raise argparse.ArgumentTypeError(f"'{v}' is not LABEL=PATH")
+    return label, path
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--entries", type=int, default=100000)
@@ -93,7 +101,7 @@ def main():
     ap.add_argument("--tree-dirs", type=int, default=1000)
     ap.add_argument("--dir", default="/var/tmp")
     ap.add_argument("--server-dir", help="RGW only: the cluster's directory, kept")
-    ap.add_argument("--bin", action="append", type=lambda v: tuple(v.split("=", 1)),
+    ap.add_argument("--bin", action="append", type=label_path,
                     metavar="LABEL=PATH", help="measure this tierfs build (repeat to compare "
                     "builds on one seeded server); default $TIERFS_BIN")
     a = ap.parse_args()
